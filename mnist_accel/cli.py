@@ -1,0 +1,49 @@
+"""What every command-line entry point shares: one-line errors with documented exit codes.
+
+Bad input exits 2, runtime failures exit 1, Ctrl-C exits 130; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from typing import Callable, NoReturn
+
+from .errors import BackendUnavailable, ConfigError, DataError, DataUnavailable
+
+USAGE_ERRORS = (ConfigError, BackendUnavailable)
+RUNTIME_ERRORS = (DataError, DataUnavailable, OSError, FloatingPointError, RuntimeError, ValueError)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def fail(prog: str, message: str, code: int) -> int:
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    return code
+
+
+def run_guarded(prog: str, debug: bool, body: Callable[[], int]) -> int:
+    """Run ``body`` and turn known failures into a one-line message and exit code."""
+    try:
+        return body()
+    except KeyboardInterrupt:
+        return fail(prog, "interrupted", 130)
+    except USAGE_ERRORS as exc:
+        if debug:
+            traceback.print_exc()
+        return fail(prog, str(exc), 2)
+    except RUNTIME_ERRORS as exc:
+        if debug:
+            traceback.print_exc()
+        return fail(prog, str(exc) or type(exc).__name__, 1)
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        return fail(prog, f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", 1)

@@ -1,0 +1,129 @@
+"""Training configuration: one dataclass with a comment per default, the named presets, and validation."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+from .model import ACTIVATIONS, INITS, LOSSES
+
+BACKENDS = ("auto", "numpy", "numba", "cuda")
+PATHS = ("loop", "vectorized")
+OPTIMIZERS = ("sgd", "momentum", "adam")
+SCHEDULES = ("constant", "step", "cosine")
+DTYPES = ("float32", "float64")
+TUTORIAL_SEED = 884736743
+
+
+@dataclass
+class TrainConfig:
+    backend: str = "auto"  # auto: cuda if a GPU works, else numba, else numpy
+    path: str = "vectorized"  # mini-batch training; 'loop' is the tutorial's per-sample SGD
+    epochs: int = 8  # enough for 98% test accuracy with the defaults below
+    batch_size: int = 128  # vectorized path only; the loop path trains one sample at a time
+    lr: float = 1e-3  # Adam's usual step size
+    hidden: tuple[int, ...] = (256,)  # hidden layer widths
+    activation: str = "relu"  # relu, tanh or sigmoid
+    loss: str = "cross-entropy"  # softmax cross-entropy, or the tutorial's summed squared error
+    optimizer: str = "adam"  # sgd, momentum or adam
+    dropout: float = 0.0  # drop probability of hidden units; the tutorial's coin flip is 0.5
+    bias: bool = True  # the tutorial has none
+    init: str = "he"  # he suits ReLU; tutorial is uniform in [-0.1, 0.1)
+    train_samples: int | None = None  # None: all 60,000 (less the validation split)
+    test_samples: int | None = None  # None: all 10,000
+    seed: int = 0  # seeds initialisation, shuffling and dropout
+    dtype: str = "float32"  # float64 for exact reproduction of the tutorial
+    weight_decay: float = 0.0  # L2 penalty added to the weight gradients
+    schedule: str = "cosine"  # learning-rate schedule over the run
+    momentum: float = 0.9  # for the momentum optimizer
+    beta1: float = 0.9  # Adam's first-moment decay
+    beta2: float = 0.999  # Adam's second-moment decay
+    eps: float = 1e-8  # Adam's denominator guard
+    val_split: float = 0.0  # share of training data held out for early stopping
+    patience: int = 0  # epochs without validation improvement before stopping; 0 disables
+    threads: int = 1  # CPU threads for Numba kernels and BLAS
+    data_dir: str | None = None  # None: $MNIST_ACCEL_DATA, then the cache, then download
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    # numpy-tutorials' "Deep learning on MNIST", reproduced row for row.
+    "tutorial": dict(path="loop", epochs=20, lr=0.005, hidden=(100,), activation="relu", loss="mse",
+                     optimizer="sgd", dropout=0.5, bias=False, init="tutorial", train_samples=1000,
+                     test_samples=1000, seed=TUTORIAL_SEED, dtype="float64", schedule="constant"),
+}
+
+# What the loop path means by default: plain SGD at the tutorial's rate (explicit flags still win).
+LOOP_DEFAULTS: dict[str, Any] = dict(optimizer="sgd", lr=0.005, schedule="constant")
+
+
+def resolve(preset: str = "default", **overrides: Any) -> TrainConfig:
+    """The preset's values, then every override that is not None; validated."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    values = {**PRESETS[preset], **given}
+    if values.get("path") == "loop":
+        if "batch_size" in given:
+            raise ConfigError("the loop path trains one sample at a time; drop --batch-size or use --path vectorized")
+        values = {**LOOP_DEFAULTS, **values}
+    if "hidden" in values:
+        values["hidden"] = tuple(values["hidden"])
+    try:
+        cfg = TrainConfig(**values)
+    except TypeError as exc:
+        raise ConfigError(str(exc)) from None
+    validate(cfg)
+    return cfg
+
+
+def _choice(name: str, value: Any, options: tuple[str, ...]) -> None:
+    if value not in options:
+        raise ConfigError(f"--{name.replace('_', '-')} {value!r} is not one of {', '.join(options)}")
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Raise ConfigError with a one-line reason for any value training cannot honour."""
+    for name, options in (("backend", BACKENDS), ("path", PATHS), ("activation", ACTIVATIONS[:3]),
+                          ("loss", LOSSES), ("optimizer", OPTIMIZERS), ("init", INITS),
+                          ("schedule", SCHEDULES), ("dtype", DTYPES)):
+        _choice(name, getattr(cfg, name), options)
+    for name in ("epochs", "batch_size", "threads"):
+        if int(getattr(cfg, name)) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
+    for name in ("train_samples", "test_samples"):
+        if getattr(cfg, name) is not None and getattr(cfg, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
+    if not cfg.hidden or any(h < 1 for h in cfg.hidden):
+        raise ConfigError(f"--hidden needs one or more positive widths, got {list(cfg.hidden)}")
+    if not (math.isfinite(cfg.lr) and cfg.lr > 0):
+        raise ConfigError(f"--lr must be a finite number above 0, got {cfg.lr}")
+    if not 0 <= cfg.dropout < 1:
+        raise ConfigError(f"--dropout is a drop probability in [0, 1), got {cfg.dropout}")
+    if not 0 <= cfg.val_split < 1:
+        raise ConfigError(f"--val-split must be in [0, 1), got {cfg.val_split}")
+    if not (math.isfinite(cfg.weight_decay) and cfg.weight_decay >= 0):
+        raise ConfigError(f"--weight-decay must be finite and at least 0, got {cfg.weight_decay}")
+    if cfg.patience < 0:
+        raise ConfigError(f"--patience must be at least 0, got {cfg.patience}")
+    if cfg.patience and not cfg.val_split:
+        raise ConfigError("--patience needs a validation split: add --val-split, e.g. 0.1")
+    if cfg.path == "loop":
+        if len(cfg.hidden) != 1:
+            raise ConfigError("the loop path trains the tutorial's one-hidden-layer network; "
+                              "give one --hidden width or use --path vectorized")
+        if cfg.optimizer != "sgd":
+            raise ConfigError("the loop path is plain per-sample SGD; use --optimizer sgd or --path vectorized")
+        if cfg.val_split or cfg.weight_decay or cfg.schedule != "constant":
+            raise ConfigError("--val-split, --weight-decay and --schedule need --path vectorized")

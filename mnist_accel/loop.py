@@ -1,0 +1,127 @@
+"""The tutorial's per-sample SGD: the plain NumPy reference, operation for operation, and the dropout
+masks every loop backend consumes.
+
+The tutorial's quirks are kept on purpose: the ReLU derivative is ``output >= 0`` taken after dropout
+(so it is 1 everywhere), the squared-error gradient is ``y - out`` without the factor 2, and the
+backward pass multiplies by the 0/1 mask without the forward pass's scale.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .model import activate, activation_grad, layers, log_softmax
+
+
+def draw_masks(rng: np.random.Generator, n: int, hidden: int, dropout: float) -> np.ndarray | None:
+    """One epoch of 0/1 masks, shape (n, hidden), int8; None without dropout.
+
+    At p = 0.5 this is the tutorial's fair coin, ``rng.integers(0, 2)``, whose stream drawn in one call
+    equals the tutorial's n per-sample calls; other rates keep a unit when ``rng.random() >= p``.
+    """
+    if dropout == 0:
+        return None
+    if dropout == 0.5:
+        return rng.integers(0, 2, size=(n, hidden)).astype(np.int8)
+    return (rng.random((n, hidden)) >= dropout).astype(np.int8)
+
+
+def keep_scale(dropout: float, dtype: np.dtype) -> np.floating:
+    return np.dtype(dtype).type(1.0 / (1.0 - dropout))
+
+
+def epoch_reference(params: Sequence[np.ndarray], x: np.ndarray, y: np.ndarray, masks: np.ndarray | None,
+                    lr: float, activation: str, loss: str, scale: np.floating) -> tuple[float, int]:
+    """One epoch of per-sample SGD updating ``params`` in place; returns (summed loss, correct count)."""
+    (w1, b1), (w2, b2) = layers(params)
+    lr = x.dtype.type(lr)
+    total, correct = 0.0, 0
+    for i in range(len(x)):
+        layer_0 = x[i]
+        z1 = np.dot(layer_0, w1)
+        if b1 is not None:
+            z1 = z1 + b1
+        layer_1 = activate(z1, activation, np)
+        deriv = None if activation == "relu" else activation_grad(layer_1, activation)
+        if masks is not None:
+            layer_1 *= masks[i] * scale
+        layer_2 = np.dot(layer_1, w2)
+        if b2 is not None:
+            layer_2 = layer_2 + b2
+        if loss == "mse":
+            total += np.sum((y[i] - layer_2) ** 2)
+            layer_2_delta = y[i] - layer_2
+        else:
+            log_p = log_softmax(layer_2, np)
+            total += -np.sum(y[i] * log_p)
+            layer_2_delta = y[i] - np.exp(log_p)
+        correct += int(np.argmax(layer_2) == np.argmax(y[i]))
+        if deriv is None:
+            deriv = layer_1 >= 0  # the tutorial's relu2deriv, applied after dropout
+        layer_1_delta = np.dot(w2, layer_2_delta) * deriv
+        if masks is not None:
+            layer_1_delta *= masks[i]
+        w1 += lr * np.outer(layer_0, layer_1_delta)
+        w2 += lr * np.outer(layer_1, layer_2_delta)
+        if b1 is not None:
+            b1 += lr * layer_1_delta
+            b2 += lr * layer_2_delta
+    return float(total), correct
+
+
+class LoopTrainer:
+    """Per-sample SGD over a fixed training set, on the NumPy reference or the Numba kernel.
+
+    Both engines consume the same masks from the same generator, so they train the same model.
+    """
+
+    def __init__(self, params: list[np.ndarray], x: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
+                 lr: float, activation: str, loss: str, dropout: float, engine: str) -> None:
+        self.params, self.x, self.labels, self.rng = params, x, labels.astype(np.int64), rng
+        self.lr, self.activation, self.loss, self.dropout, self.engine = lr, activation, loss, dropout, engine
+        self.scale = keep_scale(dropout, x.dtype)
+        self.hidden = params[0].shape[1]
+        self.n_seen = len(x)  # samples trained per epoch
+        self.compile_seconds = 0.0
+        if engine == "numba":
+            from .kernels import loop_cpu
+
+            self._kernel = loop_cpu
+            self._csr = loop_cpu.to_csr(x)
+            self.compile_seconds = self._warm_up()
+        else:
+            self._y = (self.labels[:, None] == np.arange(params[-1].shape[-1])).astype(x.dtype)
+
+    def _kernel_args(self, csr, labels, masks, params):
+        k = self._kernel
+        bias = len(params) == 4
+        w1, w2 = params[0], params[2 if bias else 1]
+        b1 = params[1] if bias else np.zeros(w1.shape[1], w1.dtype)
+        b2 = params[3] if bias else np.zeros(w2.shape[1], w2.dtype)
+        use_masks = masks is not None
+        if masks is None:
+            masks = np.zeros((1, w1.shape[1]), np.int8)
+        act = {"relu": k.RELU, "tanh": k.TANH, "sigmoid": k.SIGMOID}[self.activation]
+        loss = k.MSE if self.loss == "mse" else k.CROSS_ENTROPY
+        return (*csr, labels, masks, use_masks, self.scale, w1, b1, w2, b2, bias,
+                w1.dtype.type(self.lr), act, loss)
+
+    def _warm_up(self) -> float:
+        """Compile (or load from Numba's cache) on a two-sample copy, so epoch times exclude it."""
+        import time
+
+        start = time.perf_counter()
+        params = [p.copy() for p in self.params]
+        masks = None if self.dropout == 0 else np.ones((2, self.hidden), np.int8)
+        csr = self._kernel.to_csr(self.x[:2])
+        self._kernel.sgd_epoch(*self._kernel_args(csr, self.labels[:2], masks, params))
+        return time.perf_counter() - start
+
+    def train_epoch(self) -> tuple[float, int]:
+        masks = draw_masks(self.rng, len(self.x), self.hidden, self.dropout)
+        if self.engine == "numba":
+            total, correct = self._kernel.sgd_epoch(*self._kernel_args(self._csr, self.labels, masks, self.params))
+            return float(total), int(correct)
+        return epoch_reference(self.params, self.x, self._y, masks, self.lr, self.activation, self.loss, self.scale)

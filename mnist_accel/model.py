@@ -1,0 +1,153 @@
+"""The MLP as pure functions over an array namespace ``xp`` (NumPy or CuPy): initialisation, forward,
+losses, backward. It does no I/O and knows no device; parameters are a flat list of plain arrays,
+``[W1, b1, W2, b2, ...]`` with biases or ``[W1, W2, ...]`` without (weights are 2-D, biases 1-D).
+
+This is the readable reference: the fast trainers are tested against it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+Array = Any
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "identity")
+LOSSES = ("mse", "cross-entropy")
+INITS = ("tutorial", "he", "xavier")
+
+
+def init_params(rng: np.random.Generator, sizes: Sequence[int], init: str = "tutorial",
+                bias: bool = False, dtype: Any = np.float64) -> list[np.ndarray]:
+    """Host arrays for layer sizes ``[n_in, h1, ..., n_out]``; weights drawn in layer order from ``rng``.
+
+    'tutorial' is the tutorial's ``0.2 * rng.random(shape) - 0.1``; 'he' is normal with std
+    sqrt(2/fan_in) (for ReLU); 'xavier' is uniform in +-sqrt(6/(fan_in+fan_out)). Biases start at 0.
+    """
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
+    params = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        shape = (fan_in, fan_out)
+        if init == "tutorial":
+            w = 0.2 * rng.random(shape) - 0.1
+        elif init == "he":
+            w = rng.standard_normal(shape) * math.sqrt(2.0 / fan_in)
+        else:
+            limit = math.sqrt(6.0 / (fan_in + fan_out))
+            w = rng.uniform(-limit, limit, shape)
+        params.append(w.astype(dtype))
+        if bias:
+            params.append(np.zeros(fan_out, dtype=dtype))
+    return params
+
+
+def layers(params: Sequence[Array]) -> Iterator[tuple[Array, Array | None]]:
+    """Yield ``(W, b)`` per layer, ``b`` None where the model has no biases."""
+    i = 0
+    while i < len(params):
+        w = params[i]
+        b = params[i + 1] if i + 1 < len(params) and params[i + 1].ndim == 1 else None
+        yield w, b
+        i += 1 if b is None else 2
+
+
+def activate(z: Array, activation: str, xp: Any) -> Array:
+    if activation == "relu":
+        return (z >= 0) * z  # the tutorial's definition
+    if activation == "tanh":
+        return xp.tanh(z)
+    if activation == "sigmoid":
+        return 1 / (1 + xp.exp(-z))
+    if activation == "identity":
+        return z
+    raise ValueError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+
+
+def activation_grad(h: Array, activation: str) -> Array:
+    """d activation / dz, written in terms of the activation's output ``h``."""
+    if activation == "relu":
+        return h > 0
+    if activation == "tanh":
+        return 1 - h * h
+    if activation == "sigmoid":
+        return h * (1 - h)
+    return h * 0 + 1
+
+
+def forward(params: Sequence[Array], x: Array, activation: str, xp: Any,
+            masks: Sequence[Array] | None = None, keep_scale: float = 1.0) -> tuple[Array, list[Array]]:
+    """Return the output layer's scores and the hidden activations (after dropout).
+
+    ``masks`` holds one 0/1 array per hidden layer; kept units are scaled by ``keep_scale``.
+    """
+    hidden, h = [], x
+    all_layers = list(layers(params))
+    for i, (w, b) in enumerate(all_layers):
+        z = h @ w
+        if b is not None:
+            z = z + b
+        if i == len(all_layers) - 1:
+            return z, hidden
+        h = activate(z, activation, xp)
+        if masks is not None:
+            h = h * (masks[i] * keep_scale)
+        hidden.append(h)
+    raise ValueError("params hold no layer")
+
+
+def log_softmax(z: Array, xp: Any) -> Array:
+    shifted = z - z.max(axis=-1, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def loss_sum(out: Array, y: Array, loss: str, xp: Any) -> Array:
+    """Loss summed over the samples: squared error summed over outputs (the tutorial's), or cross-entropy."""
+    if loss == "mse":
+        return ((y - out) ** 2).sum()
+    if loss == "cross-entropy":
+        return -(y * log_softmax(out, xp)).sum()
+    raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+
+
+def output_grad(out: Array, y: Array, loss: str, xp: Any) -> Array:
+    """d loss_sum / d out."""
+    if loss == "mse":
+        return 2 * (out - y)
+    return xp.exp(log_softmax(out, xp)) - y
+
+
+def loss_and_grads(params: Sequence[Array], x: Array, y: Array, activation: str, loss: str, xp: Any,
+                   masks: Sequence[Array] | None = None, keep_scale: float = 1.0) -> tuple[Array, list[Array]]:
+    """Mean loss over the batch and its exact gradient for every parameter (same order as ``params``)."""
+    out, hidden = forward(params, x, activation, xp, masks, keep_scale)
+    n = x.shape[0]
+    delta = output_grad(out, y, loss, xp) / n
+    grads: list[Array] = []
+    all_layers = list(layers(params))
+    for i in range(len(all_layers) - 1, -1, -1):
+        w, b = all_layers[i]
+        h_in = hidden[i - 1] if i > 0 else x
+        layer_grads = [h_in.T @ delta] + ([delta.sum(axis=0)] if b is not None else [])
+        grads[:0] = layer_grads
+        if i > 0:
+            h = hidden[i - 1]
+            delta = delta @ w.T
+            if masks is not None:
+                delta = delta * (masks[i - 1] * keep_scale)
+                h = h / keep_scale  # back to the activation's own output on kept units
+            delta = delta * activation_grad(h, activation)
+    return loss_sum(out, y, loss, xp) / n, grads
+
+
+def evaluate(params: Sequence[Array], x: Array, y: Array, activation: str, loss: str, xp: Any,
+             chunk: int = 10000) -> tuple[Array, Array]:
+    """Summed loss and number of correct predictions, on the device (no host sync)."""
+    total, correct = 0.0, 0
+    for start in range(0, x.shape[0], chunk):
+        xs, ys = x[start:start + chunk], y[start:start + chunk]
+        out, _ = forward(params, xs, activation, xp)
+        total = total + loss_sum(out, ys, loss, xp)
+        correct = correct + (out.argmax(axis=1) == ys.argmax(axis=1)).sum()
+    return total, correct
