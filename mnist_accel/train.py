@@ -89,7 +89,7 @@ def _run(args: argparse.Namespace) -> int:
 
     cfg = resolve(args.preset, **{k: getattr(args, k) for k in OPTION_NAMES})
     _check_args(args)
-    say = (lambda *_: None) if args.quiet else print
+    say = (lambda *_, **__: None) if args.quiet else print
     result = fit(cfg, on_epoch=lambda r: say(_epoch_line(r, cfg.epochs), flush=True),
                  progress=not args.quiet and sys.stderr.isatty())
     print(f"{result.backend}/{cfg.path}: test accuracy {result.test_accuracy:.4f} after {len(result.history)} "

@@ -1,0 +1,75 @@
+"""The model core: exact gradients (against central finite differences in float64) and initialisation."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from mnist_accel import model
+
+
+def _problem(bias: bool, dropout: bool, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    params = model.init_params(rng, [6, 5, 4, 3], "xavier", bias, np.float64)
+    if bias:
+        params = [p + rng.normal(0, 0.1, p.shape) if p.ndim == 1 else p for p in params]
+    x = rng.normal(size=(7, 6))
+    y = np.eye(3)[rng.integers(0, 3, 7)]
+    masks = [rng.integers(0, 2, (7, 5)), rng.integers(0, 2, (7, 4))] if dropout else None
+    return params, x, y, masks
+
+
+@pytest.mark.parametrize("activation, loss, bias, dropout", list(itertools.product(
+    ("relu", "tanh", "sigmoid", "identity"), model.LOSSES, (False, True), (False, True))))
+def test_gradients_match_finite_differences(activation, loss, bias, dropout):
+    params, x, y, masks = _problem(bias, dropout)
+    scale = 2.0 if dropout else 1.0
+
+    def f(ps):
+        out, _ = model.forward(ps, x, activation, np, masks, scale)
+        return model.loss_sum(out, y, loss, np) / len(x)
+
+    value, grads = model.loss_and_grads(params, x, y, activation, loss, np, masks, scale)
+    assert value == pytest.approx(f(params), rel=1e-12)
+    eps = 1e-6
+    for p, g in zip(params, grads):
+        assert g.shape == p.shape
+        numeric = np.zeros_like(p)
+        for i in np.ndindex(p.shape):
+            old = p[i]
+            p[i] = old + eps
+            up = f(params)
+            p[i] = old - eps
+            down = f(params)
+            p[i] = old
+            numeric[i] = (up - down) / (2 * eps)
+        np.testing.assert_allclose(g, numeric, rtol=1e-5, atol=1e-8)
+
+
+def test_tutorial_init_draws_the_tutorial_stream():
+    params = model.init_params(np.random.default_rng(884736743), [784, 100, 10], "tutorial")
+    rng = np.random.default_rng(884736743)
+    np.testing.assert_array_equal(params[0], 0.2 * rng.random((784, 100)) - 0.1)
+    np.testing.assert_array_equal(params[1], 0.2 * rng.random((100, 10)) - 0.1)
+
+
+@pytest.mark.parametrize("init, expected_std", [("he", np.sqrt(2 / 400)), ("xavier", np.sqrt(2 / 700))])
+def test_scaled_inits(init, expected_std):
+    params = model.init_params(np.random.default_rng(1), [400, 300], init, bias=True, dtype=np.float32)
+    assert params[0].dtype == np.float32 and params[1].tolist() == [0.0] * 300
+    assert params[0].std() == pytest.approx(expected_std, rel=0.02)
+
+
+def test_relu_is_the_tutorials():
+    z = np.array([-1.0, 0.0, 2.0])
+    np.testing.assert_array_equal(model.activate(z, "relu", np), [0.0, 0.0, 2.0])
+
+
+def test_evaluate_counts_and_sums():
+    params = [np.eye(2), np.eye(2)]
+    x = np.array([[1.0, 0.0], [0.0, 1.0], [2.0, 1.0]])
+    y = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
+    total, correct = model.evaluate(params, x, y, "relu", "mse", np, chunk=2)
+    assert correct == 2 and total == pytest.approx(0 + 2 + 2)

@@ -1,0 +1,62 @@
+"""Atomic writes and the model file: round trip, foreign files, and nothing half-written."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mnist_accel.errors import DataError
+from mnist_accel.persist import atomic_write, check_writable, load_model, save_model
+
+
+def test_model_round_trip(tmp_path):
+    params = [np.ones((4, 3), np.float32), np.zeros(3, np.float32)]
+    save_model(tmp_path / "m.npz", params, {"activation": "tanh"})
+    loaded, meta = load_model(tmp_path / "m.npz")
+    assert meta["activation"] == "tanh" and meta["shapes"] == [[4, 3], [3]]
+    for a, b in zip(loaded, params):
+        np.testing.assert_array_equal(a, b)
+        assert a.dtype == b.dtype
+
+
+@pytest.mark.parametrize("content", [b"", b"not a zip at all", b"PK\x03\x04broken"])
+def test_garbage_is_a_clear_error(tmp_path, content):
+    path = tmp_path / "m.npz"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match="m.npz"):
+        load_model(path)
+
+
+def test_foreign_npz_is_refused(tmp_path):
+    np.savez(tmp_path / "other.npz", weights=np.ones(3))
+    with pytest.raises(DataError, match="not an mnist-accel model"):
+        load_model(tmp_path / "other.npz")
+    save_model(tmp_path / "m.npz", [np.ones((2, 2))], {})
+    with np.load(tmp_path / "m.npz") as npz:
+        arrays = dict(npz)
+    arrays["p0"] = np.ones((3, 2))
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(DataError, match="metadata says"):
+        load_model(tmp_path / "bad.npz")
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"previous")
+
+    def writer(f):
+        f.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError):
+        atomic_write(target, writer)
+    assert target.read_bytes() == b"previous"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]
+
+
+def test_check_writable(tmp_path):
+    check_writable(tmp_path / "new.json", "--x")
+    with pytest.raises(ValueError, match="is a directory"):
+        check_writable(tmp_path, "--x")
+    with pytest.raises(ValueError, match="does not exist"):
+        check_writable(tmp_path / "no" / "f.json", "--x")
