@@ -25,7 +25,7 @@ def to_csr(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return indptr, cols.astype(np.int32), x[rows, cols]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def sgd_epoch(indptr, indices, values, labels, masks, use_masks, scale, w1, b1, w2, b2, use_bias,
               lr, activation, loss):
     """Train one epoch in place; returns (summed loss, correct count).

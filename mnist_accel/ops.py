@@ -1,0 +1,94 @@
+"""The elementwise parts of a training step, written once against ``xp`` (NumPy or CuPy).
+
+The vectorized trainer calls these through an ops object chosen once per run, so the trainer never
+branches on the backend: ``XpOps`` here, ``NumbaOps`` (fused kernels) in ``mnist_accel.kernels``.
+Everything works in place on preallocated buffers and returns device scalars (no host sync).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from . import optim
+from .config import TrainConfig
+
+
+class XpOps:
+    def __init__(self, xp: Any) -> None:
+        self.xp = xp
+        self._x: dict[int, Any] = {}  # scaled input batches, one buffer per batch size
+        self._last_x: Any = None
+
+    def prepare_inputs(self, images: Any, dtype: Any) -> Any:
+        """Inputs stay uint8 (a quarter of float32's bytes) and are scaled per batch."""
+        self.dtype = dtype
+        return images
+
+    def input_matmul(self, inputs: Any, batch: Any, w: Any, out: Any) -> None:
+        """out <- (inputs[batch] / 255) @ w; the scaled batch is kept for ``input_grad``."""
+        n = len(batch)
+        if n not in self._x:
+            self._x[n] = self.xp.empty((n, inputs.shape[1]), self.dtype)
+        x = self._last_x = self._x[n]
+        self.xp.divide(inputs[batch], self.dtype.type(255), out=x)
+        self.xp.matmul(x, w, out=out)
+
+    def input_grad(self, inputs: Any, batch: Any, delta: Any, out: Any) -> None:
+        """out <- x.T @ delta for the batch of the last ``input_matmul``."""
+        self.xp.matmul(self._last_x.T, delta, out=out)
+
+    def warm_up(self, cfg: TrainConfig) -> float:
+        return 0.0
+
+    def bias_act(self, z: Any, b: Any | None, activation: str, mask: Any | None) -> None:
+        """z <- act(z + b) * mask, in place."""
+        xp = self.xp
+        if b is not None:
+            z += b
+        if activation == "relu":
+            xp.maximum(z, 0, out=z)
+        elif activation == "tanh":
+            xp.tanh(z, out=z)
+        elif activation == "sigmoid":
+            xp.negative(z, out=z)
+            xp.exp(z, out=z)
+            z += 1
+            xp.reciprocal(z, out=z)
+        if mask is not None:
+            z *= mask
+
+    def act_backward(self, delta: Any, h: Any, activation: str, mask: Any | None, inv_scale: float) -> None:
+        """delta <- delta * act'(a) * mask, where h = a * mask is the layer's output."""
+        if activation == "relu":
+            delta *= h > 0
+        else:
+            a = h * inv_scale if mask is not None else h
+            delta *= (1 - a * a) if activation == "tanh" else a * (1 - a)
+        if mask is not None:
+            delta *= mask
+
+    def loss_grad(self, z: Any, labels: Any, grad: Any, loss: str) -> tuple[Any, Any]:
+        """grad <- d(mean loss)/dz; returns (summed loss, correct count) as device scalars."""
+        xp = self.xp
+        n = z.shape[0]
+        rows = xp.arange(n)
+        correct = (z.argmax(axis=1) == labels).sum()
+        if loss == "mse":
+            xp.multiply(z, 2.0 / n, out=grad)
+            grad[rows, labels] -= 2.0 / n
+            diff = z.copy()
+            diff[rows, labels] -= 1
+            return (diff * diff).sum(), correct
+        peak = z.max(axis=1, keepdims=True)
+        xp.subtract(z, peak, out=grad)
+        xp.exp(grad, out=grad)
+        norm = grad.sum(axis=1, keepdims=True)
+        total = (xp.log(norm[:, 0]) + peak[:, 0] - z[rows, labels]).sum()
+        grad /= norm
+        grad[rows, labels] -= 1
+        grad *= 1.0 / n
+        return total, correct
+
+    def update(self, params: Sequence[Any], grads: Sequence[Any], state: list[list[Any]], cfg: TrainConfig,
+               t: int, lr: float) -> None:
+        optim.update(params, grads, state, cfg, t, lr, self.xp)

@@ -1,0 +1,67 @@
+"""Learning-rate schedules and the plain-``xp`` optimizer updates (SGD, momentum, Adam with L2 decay).
+
+Updates change parameters in place. Scalars such as the bias corrections are computed on the host
+from the step counter, so a step never waits on the device.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+from .config import TrainConfig
+
+
+def lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:
+    """Learning rate for optimizer step ``step`` (0-based) of ``total_steps``."""
+    if cfg.schedule == "cosine":
+        return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * step / max(total_steps, 1)))
+    if cfg.schedule == "step":  # a tenth at half-way, a hundredth at three quarters
+        frac = step / max(total_steps, 1)
+        return cfg.lr * (0.01 if frac >= 0.75 else 0.1 if frac >= 0.5 else 1.0)
+    return cfg.lr
+
+
+def init_state(params: Sequence[Any], optimizer: str, xp: Any) -> list[list[Any]]:
+    """Per-parameter slots: [] for SGD, [velocity] for momentum, [m, v] for Adam."""
+    slots = {"sgd": 0, "momentum": 1, "adam": 2}[optimizer]
+    return [[xp.zeros_like(p) for _ in range(slots)] for p in params]
+
+
+def decay_for(param: Any, weight_decay: float) -> float:
+    """L2 decay applies to weights (2-D), not biases."""
+    return weight_decay if param.ndim == 2 else 0.0
+
+
+def adam_scalars(cfg: TrainConfig, t: int, lr: float) -> tuple[float, float]:
+    """(step, eps) with Adam's bias corrections folded in, for update number ``t`` (1-based).
+
+    PyTorch's p -= lr/c1 * m / (sqrt(v)/sqrt(c2) + eps) equals p -= step * m / (sqrt(v) + eps')
+    with step = lr*sqrt(c2)/c1 and eps' = eps*sqrt(c2): two scalars, no per-element division by c2.
+    """
+    c1, c2 = 1.0 - cfg.beta1 ** t, 1.0 - cfg.beta2 ** t
+    return lr * math.sqrt(c2) / c1, cfg.eps * math.sqrt(c2)
+
+
+def update(params: Sequence[Any], grads: Sequence[Any], state: list[list[Any]], cfg: TrainConfig,
+           t: int, lr: float, xp: Any) -> None:
+    """One optimizer step over every parameter, in place (the reference for the fused kernels)."""
+    for p, g, slots in zip(params, grads, state):
+        wd = decay_for(p, cfg.weight_decay)
+        if wd:
+            g = g + wd * p
+        if cfg.optimizer == "sgd":
+            p -= lr * g
+        elif cfg.optimizer == "momentum":
+            (vel,) = slots
+            vel *= cfg.momentum
+            vel += g
+            p -= lr * vel
+        else:
+            m, v = slots
+            m *= cfg.beta1
+            m += (1 - cfg.beta1) * g
+            v *= cfg.beta2
+            v += (1 - cfg.beta2) * (g * g)
+            step, eps = adam_scalars(cfg, t, lr)
+            p -= step * m / (xp.sqrt(v) + eps)

@@ -1,0 +1,140 @@
+"""The vectorized (mini-batch) trainer, written once against ``xp``: NumPy and CuPy run it unchanged.
+
+The training images stay on the device as uint8 and are scaled per batch; shuffling is a device
+permutation; dropout masks come from the counter-based generator; every buffer is allocated once per
+batch size and reused; loss and accuracy accumulate on the device and are read once per epoch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from typing import Any
+
+import numpy as np
+
+from . import optim, rng as crng
+from .backend import Backend, to_device
+from .config import TrainConfig
+from .data import normalize, one_hot
+from .model import layers
+
+SHUFFLE, DROPOUT = 1, 2  # stream purposes for the counter-based generator
+
+
+def make_ops(be: Backend):
+    """The elementwise ops for a backend: fused Numba kernels, else plain xp."""
+    if be.name == "numba":
+        from .kernels.vectorized_cpu import NumbaOps
+
+        return NumbaOps()
+    from .ops import XpOps
+
+    return XpOps(be.xp)
+
+
+def blas_threads(threads: int):
+    """Limit BLAS threads where threadpoolctl is available (small GEMMs scale badly across cores)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional at run time; only speed depends on it
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=threads or os.cpu_count(), user_api="blas")
+
+
+class _Buffers:
+    """Activations and gradients for one batch size, reused every step."""
+
+    def __init__(self, xp: Any, n: int, params: list, dtype: Any) -> None:
+        weights = [w for w, _ in layers(params)]
+        self.z = [xp.empty((n, w.shape[1]), dtype) for w in weights]  # pre- then post-activation
+        self.delta = [xp.empty((n, w.shape[1]), dtype) for w in weights]
+        self.grads = [xp.empty_like(p) for p in params]
+
+
+class VectorizedTrainer:
+    def __init__(self, cfg: TrainConfig, be: Backend, params: list[np.ndarray], rng: np.random.Generator,
+                 images: np.ndarray, labels: np.ndarray) -> None:
+        self.cfg, self.xp, self.ops = cfg, be.xp, make_ops(be)
+        self.dtype = np.dtype(cfg.dtype)
+        n_val = int(round(len(images) * cfg.val_split))
+        if n_val:
+            order = rng.permutation(len(images))
+            val, train = order[:n_val], np.sort(order[n_val:])
+            self.val = (normalize(to_device(images[val], be), self.dtype, self.xp),
+                        one_hot(to_device(labels[val], be), self.dtype, self.xp))
+            images, labels = images[train], labels[train]
+        else:
+            self.val = None
+        self.inputs = self.ops.prepare_inputs(to_device(images.reshape(len(images), -1), be), self.dtype)
+        self.labels = to_device(labels.astype(np.int32), be)
+        self.n_seen = len(images)
+        self.params = [to_device(p, be) for p in params]
+        self.state = optim.init_state(self.params, cfg.optimizer, self.xp)
+        self.seed = int(rng.integers(2 ** 32))  # drawn from the run's generator so --seed governs it
+        self.steps_per_epoch = math.ceil(self.n_seen / cfg.batch_size)
+        self.total_steps = self.steps_per_epoch * cfg.epochs
+        self.step = self.epoch = 0
+        self._buffers: dict[int, _Buffers] = {}
+        self._keep = 1.0 - cfg.dropout
+        self.compile_seconds = self.ops.warm_up(cfg)
+
+    def buffers(self, n: int) -> _Buffers:
+        if n not in self._buffers:
+            self._buffers[n] = _Buffers(self.xp, n, self.params, self.dtype)
+        return self._buffers[n]
+
+    def train_epoch(self) -> tuple[Any, Any]:
+        """One pass over the training set; returns (summed loss, correct count), still on the device."""
+        xp, bs = self.xp, self.cfg.batch_size
+        order = crng.permutation(crng.key(self.seed, SHUFFLE, self.epoch), self.n_seen, xp)
+        total, correct = 0.0, 0
+        with blas_threads(self.cfg.threads):
+            for start in range(0, self.n_seen, bs):
+                loss, hits = self.train_step(order[start:start + bs])
+                total, correct = total + loss, correct + hits
+        self.epoch += 1
+        return total, correct
+
+    def _mask(self, layer: int, shape: tuple[int, int]) -> Any | None:
+        if not self.cfg.dropout:
+            return None
+        k = crng.key(self.seed, DROPOUT, self.step, layer)
+        return crng.dropout_mask(k, shape, self.cfg.dropout, self.dtype, self.xp)
+
+    def train_step(self, batch: Any) -> tuple[Any, Any]:
+        """Forward, backward and update on the samples at indices ``batch``; no host sync."""
+        xp, ops, cfg = self.xp, self.ops, self.cfg
+        buf = self.buffers(len(batch))
+        net = list(layers(self.params))
+        masks, h = [], None
+        for i, (w, b) in enumerate(net):
+            if i == 0:
+                ops.input_matmul(self.inputs, batch, w, buf.z[0])
+            else:
+                xp.matmul(h, w, out=buf.z[i])
+            if i == len(net) - 1:
+                if b is not None:
+                    buf.z[i] += b
+                loss, hits = ops.loss_grad(buf.z[i], self.labels[batch], buf.delta[i], cfg.loss)
+            else:
+                masks.append(self._mask(i, buf.z[i].shape))
+                ops.bias_act(buf.z[i], b, cfg.activation, masks[i])
+                h = buf.z[i]
+        g = len(buf.grads)
+        for i in range(len(net) - 1, -1, -1):
+            w, b = net[i]
+            if b is not None:
+                g -= 1
+                xp.sum(buf.delta[i], axis=0, out=buf.grads[g])
+            g -= 1
+            if i == 0:
+                ops.input_grad(self.inputs, batch, buf.delta[0], buf.grads[g])
+            else:
+                xp.matmul(buf.z[i - 1].T, buf.delta[i], out=buf.grads[g])
+                xp.matmul(buf.delta[i], w.T, out=buf.delta[i - 1])
+                ops.act_backward(buf.delta[i - 1], buf.z[i - 1], cfg.activation, masks[i - 1], 1.0 / self._keep)
+        self.step += 1
+        ops.update(self.params, buf.grads, self.state, cfg, self.step, optim.lr_at(cfg, self.step - 1, self.total_steps))
+        return loss, hits
