@@ -38,6 +38,7 @@ PUBLISHED = """
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 def test_tutorial_table_row_for_row(backend, mnist, tmp_path):
     out = tmp_path / "metrics.json"

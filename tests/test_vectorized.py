@@ -81,6 +81,7 @@ def test_early_stopping_restores_the_best_epoch(mnist):
     assert result.test_accuracy == pytest.approx(correct / 500, abs=0.0021)
 
 
+@pytest.mark.slow
 def test_default_run_reaches_98_percent(mnist, tmp_path):
     """The README's main command, with no flags, on the full data (about 5 s of training here)."""
     out = tmp_path / "m.json"

@@ -1,0 +1,100 @@
+"""Fixtures for the benchmark suite: data, the sample count, and ``run_epoch`` to time one workload.
+
+``--quick`` shrinks every workload and runs each once (benchmarking disabled): a smoke test for CI.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+_OFFLINE = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "mnist"
+if not os.environ.get("MNIST_ACCEL_DATA") and _OFFLINE.is_dir():
+    os.environ["MNIST_ACCEL_DATA"] = str(_OFFLINE)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--quick", action="store_true", help="tiny workloads, each run once (CI smoke test)")
+    parser.addoption("--samples", type=int, default=None, help="training images per epoch (default 60000)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "gpu: needs a CUDA GPU; skipped without one")
+    if config.getoption("--quick"):
+        config.option.benchmark_disable = True
+
+
+def pytest_collection_modifyitems(config, items):
+    from mnist_accel.backend import cuda_unavailable_reason
+
+    reason = cuda_unavailable_reason()
+    if reason is not None:
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=f"no GPU: {reason}"))
+
+
+@pytest.fixture(scope="session")
+def samples(request) -> int:
+    return request.config.getoption("--samples") or (1024 if request.config.getoption("--quick") else 60000)
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    from mnist_accel.data import load_mnist
+
+    return load_mnist(progress=False)
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for name in ("numpy", "numba", "mnist-accel", "torch", "scikit-learn", "cupy-cuda12x", "cupy-cuda13x", "jax"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+@pytest.fixture
+def run_epoch(benchmark, samples):
+    """Time ``make()``'s epoch: state is rebuilt before every round, so each round trains a fresh model."""
+
+    def go(make, rounds: int, flops: int, dtype: str, path: str, backend: str):
+        start = time.perf_counter()
+        warm = make()
+        warm.step()  # compiles kernels and warms caches; not timed
+        benchmark.extra_info["compile_and_warmup_seconds"] = time.perf_counter() - start
+        runs = []
+
+        def setup():
+            runs.append(make())
+            return (), {}
+
+        benchmark.pedantic(lambda: runs[-1].step(), setup=setup, rounds=rounds, iterations=1)
+        info = benchmark.extra_info
+        info.update(samples=samples, dtype=dtype, path=path, backend=backend, device=runs[-1].device,
+                    flops_per_epoch=flops * samples, test_accuracy=runs[-1].accuracy(), versions=_versions())
+        if benchmark.stats is not None:
+            info["samples_per_second"] = samples / benchmark.stats.stats.mean
+        return runs[-1]
+
+    return go
+
+
+@pytest.fixture(scope="session")
+def blas_peak_gflops() -> float:
+    """SGEMM throughput on 2048^3, the 'measured peak' the report divides by."""
+    a = np.random.default_rng(0).random((2048, 2048), dtype=np.float32)
+    a @ a
+    start = time.perf_counter()
+    for _ in range(5):
+        a @ a
+    return 5 * 2 * 2048 ** 3 / (time.perf_counter() - start) / 1e9

@@ -1,0 +1,127 @@
+"""Turn a saved benchmark run into tables, target checks and a chart.
+
+    pytest bench --benchmark-json run.json
+    python -m bench.report run.json --png chart.png [--markdown report.md] [--check]
+
+Each row: seconds per epoch, samples per second, test accuracy after the run, speed-up against the
+group's reference, and the share of the arithmetic floor (the epoch's FLOPs at the measured SGEMM peak).
+``--check`` exits 1 when a speed target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+# (group prefix, faster row, slower row, minimum ratio of their epoch times, what it is)
+TARGETS = [
+    ("loop", "numba-float64", "numpy-float64", 40.0, "Numba loop vs NumPy reference loop (float64)"),
+    ("loop", "numba-float32", "numba-float64", 1.0, "Numba loop: float32 at least as fast as float64"),
+    ("vectorized", "numba", "torch-cpu", 1.5, "vectorized (numba) vs PyTorch CPU"),
+    ("vectorized", "numba", "numpy", 1.0, "vectorized: numba faster than numpy"),
+    ("vectorized", "cuda", "torch-cuda", 3.0, "vectorized on the GPU vs PyTorch eager"),
+    ("vectorized", "cuda", "torch-cuda-graphs", 1.0, "vectorized on the GPU vs PyTorch with CUDA graphs"),
+]
+REFERENCE = {"loop": "numpy-float64", "vectorized": "torch-cpu"}
+
+
+def row_name(bench: dict[str, Any]) -> str:
+    info = bench.get("extra_info", {})
+    name = info.get("backend", bench["name"])
+    return f"{name}-{info['dtype']}" if bench["group"].startswith("loop") else name
+
+
+def load(path: Path) -> tuple[dict[str, dict[str, dict]], float | None]:
+    run = json.loads(path.read_text())
+    groups: dict[str, dict[str, dict]] = {}
+    peak = None
+    for b in run["benchmarks"]:
+        if b["group"] == "peak":
+            peak = b["extra_info"].get("sgemm_peak_gflops")
+            continue
+        groups.setdefault(b["group"], {})[row_name(b)] = b
+    return groups, peak
+
+
+def table(groups: dict[str, dict[str, dict]], peak: float | None) -> list[str]:
+    lines = []
+    for group, rows in groups.items():
+        ref_name = REFERENCE.get(group.split("-")[0])
+        ref = rows.get(ref_name)
+        lines += [f"### {group}", "", f"| row | s/epoch | samples/s | test acc | vs {ref_name} | share of floor |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for name, b in sorted(rows.items(), key=lambda kv: kv[1]["stats"]["mean"]):
+            mean, info = b["stats"]["mean"], b["extra_info"]
+            speedup = f"{ref['stats']['mean'] / mean:.2f}x" if ref else "-"
+            floor = f"{info['flops_per_epoch'] / (peak * 1e9) / mean:.1%}" if peak else "-"
+            lines.append(f"| {name} | {mean:.3f} | {info['samples'] / mean:,.0f} | {info['test_accuracy']:.4f} "
+                         f"| {speedup} | {floor} |")
+        lines.append("")
+    if peak:
+        lines.append(f"Measured SGEMM peak: {peak:.0f} GFLOP/s.")
+    return lines
+
+
+def check(groups: dict[str, dict[str, dict]]) -> tuple[list[str], bool]:
+    lines, ok = ["", "| target | ratio | goal | met |", "|---|---:|---:|---|"], True
+    for prefix, fast, slow, goal, label in TARGETS:
+        rows = next((r for g, r in groups.items() if g.startswith(prefix)), {})
+        if fast not in rows or slow not in rows:
+            lines.append(f"| {label} | - | {goal:g}x | not measured (row missing) |")
+            continue
+        ratio = rows[slow]["stats"]["mean"] / rows[fast]["stats"]["mean"]
+        met = ratio >= goal
+        ok &= met
+        lines.append(f"| {label} | {ratio:.2f}x | {goal:g}x | {'yes' if met else 'NO'} |")
+    return lines, ok
+
+
+def chart(groups: dict[str, dict[str, dict]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(groups), 1, figsize=(8, 2.2 + 0.45 * sum(len(r) for r in groups.values())),
+                             squeeze=False)
+    for ax, (group, rows) in zip(axes[:, 0], groups.items()):
+        items = sorted(rows.items(), key=lambda kv: -kv[1]["stats"]["mean"])
+        rates = [b["extra_info"]["samples"] / b["stats"]["mean"] for _, b in items]
+        colors = ["tab:orange" if not n.startswith(("numpy", "numba", "cuda")) else "tab:blue" for n, _ in items]
+        ax.barh([n for n, _ in items], rates, color=colors)
+        ax.set_xscale("log")
+        ax.set_title(group)
+        ax.set_xlabel("training samples per second (log scale; blue: mnist-accel, orange: peers)")
+        for y, r in enumerate(rates):
+            ax.text(r, y, f" {r:,.0f}", va="center", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="bench.report", description=__doc__.splitlines()[0])
+    p.add_argument("run", type=Path, help="JSON written by pytest --benchmark-json")
+    p.add_argument("--png", type=Path, help="write a bar chart")
+    p.add_argument("--markdown", type=Path, help="also write the report to this file")
+    p.add_argument("--check", action="store_true", help="exit 1 if a speed target is missed")
+    args = p.parse_args(argv)
+    try:
+        groups, peak = load(args.run)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"bench.report: error: cannot read {args.run}: {exc}", file=sys.stderr)
+        return 2
+    target_lines, ok = check(groups)
+    text = "\n".join(table(groups, peak) + target_lines) + "\n"
+    print(text, end="")
+    if args.markdown:
+        args.markdown.write_text(text)
+    if args.png:
+        chart(groups, args.png)
+    return 0 if ok or not args.check else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

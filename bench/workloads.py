@@ -1,0 +1,136 @@
+"""The benchmarked workloads: each builds fresh state, then one call trains one epoch.
+
+Every row of a group trains the same model on the same images with the same optimizer, so the
+timings compare implementations and nothing else. ``flops`` gives each workload's arithmetic per
+sample, for the floor at the machine's measured peak.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from mnist_accel import model
+from mnist_accel.backend import get_backend, to_host
+from mnist_accel.config import TUTORIAL_SEED, resolve
+from mnist_accel.data import MnistData, normalize, one_hot
+
+LOOP_SIZES = (784, 100, 10)  # the tutorial's model
+VEC_SIZES = (784, 256, 10)
+VEC_BATCH = 128
+
+
+def flops_per_sample(sizes: tuple[int, ...]) -> int:
+    """Multiply-adds x 2: forward, weight gradients, and deltas for every layer but the input's."""
+    pairs = list(zip(sizes[:-1], sizes[1:]))
+    forward = sum(2 * a * b for a, b in pairs)
+    return 2 * forward + sum(2 * a * b for a, b in pairs[1:])
+
+
+@dataclass
+class Run:
+    """A prepared epoch: ``step()`` trains it; ``accuracy()`` scores the result on the test set."""
+
+    step: Callable[[], Any]
+    accuracy: Callable[[], float]
+    device: str
+
+
+def _test_accuracy(params, data: MnistData, activation: str = "relu") -> float:
+    x = normalize(data.test_images, np.float64)
+    y = one_hot(data.test_labels, np.float64)
+    _, correct = model.evaluate([np.asarray(to_host(p), np.float64) for p in params], x, y, activation, "mse", np)
+    return int(correct) / len(x)
+
+
+def loop_run(backend: str, data: MnistData, n: int, dtype: str = "float64") -> Run:
+    from mnist_accel.loop import LoopTrainer
+
+    be = get_backend(backend)
+    rng = np.random.default_rng(TUTORIAL_SEED)
+    params = model.init_params(rng, LOOP_SIZES, "tutorial", False, np.dtype(dtype))
+    x = normalize(data.train_images[:n], np.dtype(dtype))
+    trainer = LoopTrainer(params, x, data.train_labels[:n], rng, 0.005, "relu", "mse", 0.5, be.name)
+    return Run(trainer.train_epoch, lambda: _test_accuracy(trainer.params, data), be.device)
+
+
+def vectorized_run(backend: str, data: MnistData, n: int) -> Run:
+    from mnist_accel.vectorized import VectorizedTrainer
+
+    be = get_backend(backend)
+    cfg = resolve(backend=backend, hidden=VEC_SIZES[1:-1], batch_size=VEC_BATCH, lr=1e-3, schedule="constant",
+                  epochs=1, init="he")
+    rng = np.random.default_rng(0)
+    params = model.init_params(rng, VEC_SIZES, cfg.init, True, np.float32)
+    trainer = VectorizedTrainer(cfg, be, params, rng, data.train_images[:n], data.train_labels[:n])
+
+    def step():
+        loss, _ = trainer.train_epoch()
+        return float(to_host(loss))  # synchronises the device inside the timed call
+
+    return Run(step, lambda: _test_accuracy(trainer.params, data), be.device)
+
+
+def torch_run(device: str, data: MnistData, n: int, graphs: bool = False) -> Run:
+    import torch
+
+    if device == "cpu":
+        torch.set_num_threads(os.cpu_count() or 1)
+    torch.manual_seed(0)
+    dev = torch.device(device)
+    x = torch.from_numpy(normalize(data.train_images[:n], np.float32)).to(dev)
+    y = torch.from_numpy(data.train_labels[:n].astype(np.int64)).to(dev)
+    net = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10)).to(dev)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def train_step(xb, yb):
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(net(xb), yb)
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    fn = torch.compile(train_step, mode="reduce-overhead") if graphs else train_step
+
+    def step():
+        perm = torch.randperm(n, device=dev)
+        total = torch.zeros((), device=dev)
+        # Graph replay needs fixed shapes, so the graphs row drops the last partial batch (96 of 60,000).
+        stop = n - VEC_BATCH + 1 if graphs else n
+        for s in range(0, stop, VEC_BATCH):
+            idx = perm[s:s + VEC_BATCH]
+            total += fn(x[idx], y[idx])
+        return float(total)
+
+    def accuracy():
+        with torch.no_grad():
+            xt = torch.from_numpy(normalize(data.test_images, np.float32)).to(dev)
+            pred = net(xt).argmax(1).cpu().numpy()
+        return float((pred == data.test_labels).mean())
+
+    return Run(step, accuracy, torch.cuda.get_device_name() if device == "cuda" else f"CPU, torch {torch.__version__}")
+
+
+def sklearn_run(data: MnistData, n: int) -> Run:
+    from sklearn.neural_network import MLPClassifier
+
+    x = normalize(data.train_images[:n], np.float32)
+    clf = MLPClassifier(hidden_layer_sizes=(256,), batch_size=VEC_BATCH, max_iter=1, random_state=0,
+                        learning_rate_init=1e-3)
+    labels = data.train_labels[:n]
+
+    def step():
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # max_iter=1 always "fails to converge"
+            clf.partial_fit(x, labels, classes=np.arange(10))
+
+    def accuracy():
+        return float(clf.score(normalize(data.test_images, np.float32), data.test_labels))
+
+    return Run(step, accuracy, "CPU, scikit-learn")
