@@ -51,29 +51,21 @@ def _slice(data: MnistData, cfg: TrainConfig) -> tuple[np.ndarray, ...]:
 def _make_trainer(cfg: TrainConfig, be: Backend, params: list, rng: np.random.Generator,
                   train_images: np.ndarray, train_labels: np.ndarray):
     if cfg.path == "loop":
-        if be.name == "cuda":
-            raise ConfigError("not available yet: --backend cuda --path loop; use --backend numba for the loop")
         from .loop import LoopTrainer
 
         x = normalize(train_images, np.dtype(cfg.dtype))
-        return LoopTrainer(params, x, train_labels, rng, cfg.lr, cfg.activation, cfg.loss, cfg.dropout, be.name)
+        return LoopTrainer(params, x, train_labels, rng, cfg.lr, cfg.activation, cfg.loss, cfg.dropout, be.name,
+                           be.xp)
     from .vectorized import VectorizedTrainer
 
     return VectorizedTrainer(cfg, be, params, rng, train_images, train_labels)
-
-
-def _pick_backend(cfg: TrainConfig) -> Backend:
-    be = get_backend(cfg.backend)
-    if cfg.backend == "auto" and cfg.path == "loop" and be.name == "cuda":
-        be = get_backend("numba")  # the GPU loop is not built yet; auto stays on the CPU loop
-    return be
 
 
 def fit(cfg: TrainConfig, data: MnistData | None = None,
         on_epoch: Callable[[dict[str, float]], None] | None = None, progress: bool = False) -> FitResult:
     """Train per ``cfg`` and return the trained parameters with per-epoch metrics."""
     validate(cfg)
-    be = _pick_backend(cfg)
+    be = get_backend(cfg.backend)
     data = data if data is not None else load_mnist(cfg.data_dir, progress=progress)
     train_images, train_labels, test_images, test_labels = _slice(data, cfg)
     dtype = np.dtype(cfg.dtype)

@@ -72,56 +72,64 @@ def epoch_reference(params: Sequence[np.ndarray], x: np.ndarray, y: np.ndarray, 
 
 
 class LoopTrainer:
-    """Per-sample SGD over a fixed training set, on the NumPy reference or the Numba kernel.
+    """Per-sample SGD over a fixed training set: the NumPy reference, the Numba CPU kernel, or the GPU kernel.
 
-    Both engines consume the same masks from the same generator, so they train the same model.
+    Every engine consumes the same masks from the same generator, so all train the same model.
     """
 
     def __init__(self, params: list[np.ndarray], x: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
-                 lr: float, activation: str, loss: str, dropout: float, engine: str) -> None:
-        self.params, self.x, self.labels, self.rng = params, x, labels.astype(np.int64), rng
+                 lr: float, activation: str, loss: str, dropout: float, engine: str, xp=np) -> None:
+        self.x, self.rng, self.xp = x, rng, xp
+        self.labels = labels.astype(np.int64)
         self.lr, self.activation, self.loss, self.dropout, self.engine = lr, activation, loss, dropout, engine
         self.scale = keep_scale(dropout, x.dtype)
         self.hidden = params[0].shape[1]
         self.n_seen = len(x)  # samples trained per epoch
+        self.params = [xp.asarray(p) for p in params]
         self.compile_seconds = 0.0
-        if engine == "numba":
-            from .kernels import loop_cpu
-
-            self._kernel = loop_cpu
-            self._csr = loop_cpu.to_csr(x)
-            self.compile_seconds = self._warm_up()
-        else:
+        if engine == "numpy":
             self._y = (self.labels[:, None] == np.arange(params[-1].shape[-1])).astype(x.dtype)
+            return
+        from .kernels import loop_cpu
 
-    def _kernel_args(self, csr, labels, masks, params):
-        k = self._kernel
+        self._codes = ({"relu": 0, "tanh": 1, "sigmoid": 2}[activation], 0 if loss == "mse" else 1)
+        self._to_csr = lambda rows: tuple(xp.asarray(a) for a in loop_cpu.to_csr(rows))
+        if engine == "cuda":
+            from .kernels import loop_cuda
+
+            self._result = xp.zeros(2, np.float64)  # (summed loss, correct), read once per epoch
+            self._kernel = lambda csr, *rest: loop_cuda.launch(csr, *rest, self._result)
+        else:
+            self._kernel = lambda csr, *rest: loop_cpu.sgd_epoch(*csr, *rest)
+        self._csr = self._to_csr(x)
+        self._labels = xp.asarray(self.labels)
+        self.compile_seconds = self._warm_up()
+
+    def _run(self, csr, labels, masks, params):
         bias = len(params) == 4
         w1, w2 = params[0], params[2 if bias else 1]
-        b1 = params[1] if bias else np.zeros(w1.shape[1], w1.dtype)
-        b2 = params[3] if bias else np.zeros(w2.shape[1], w2.dtype)
+        b1 = params[1] if bias else self.xp.zeros(w1.shape[1], w1.dtype)
+        b2 = params[3] if bias else self.xp.zeros(w2.shape[1], w2.dtype)
         use_masks = masks is not None
-        if masks is None:
-            masks = np.zeros((1, w1.shape[1]), np.int8)
-        act = {"relu": k.RELU, "tanh": k.TANH, "sigmoid": k.SIGMOID}[self.activation]
-        loss = k.MSE if self.loss == "mse" else k.CROSS_ENTROPY
-        return (*csr, labels, masks, use_masks, self.scale, w1, b1, w2, b2, bias,
-                w1.dtype.type(self.lr), act, loss)
+        masks = self.xp.asarray(masks if use_masks else np.zeros((1, w1.shape[1]), np.int8))
+        dt = np.dtype(w1.dtype).type
+        return self._kernel(csr, labels, masks, use_masks, self.scale, w1, b1, w2, b2, bias, dt(self.lr),
+                            *self._codes)
 
     def _warm_up(self) -> float:
         """Compile (or load from Numba's cache) on a two-sample copy, so epoch times exclude it."""
         import time
 
         start = time.perf_counter()
-        params = [p.copy() for p in self.params]
         masks = None if self.dropout == 0 else np.ones((2, self.hidden), np.int8)
-        csr = self._kernel.to_csr(self.x[:2])
-        self._kernel.sgd_epoch(*self._kernel_args(csr, self.labels[:2], masks, params))
+        self._run(self._to_csr(self.x[:2]), self._labels[:2], masks, [p.copy() for p in self.params])
         return time.perf_counter() - start
 
-    def train_epoch(self) -> tuple[float, int]:
+    def train_epoch(self):
+        """One epoch; returns (summed loss, correct count), on the device for the GPU engine."""
         masks = draw_masks(self.rng, len(self.x), self.hidden, self.dropout)
-        if self.engine == "numba":
-            total, correct = self._kernel.sgd_epoch(*self._kernel_args(self._csr, self.labels, masks, self.params))
-            return float(total), int(correct)
-        return epoch_reference(self.params, self.x, self._y, masks, self.lr, self.activation, self.loss, self.scale)
+        if self.engine == "numpy":
+            return epoch_reference(self.params, self.x, self._y, masks, self.lr, self.activation, self.loss,
+                                   self.scale)
+        out = self._run(self._csr, self._labels, masks, self.params)
+        return (self._result[0], self._result[1]) if self.engine == "cuda" else out

@@ -24,11 +24,15 @@ SHUFFLE, DROPOUT = 1, 2  # stream purposes for the counter-based generator
 
 
 def make_ops(be: Backend):
-    """The elementwise ops for a backend: fused Numba kernels, else plain xp."""
+    """The elementwise ops for a backend: fused Numba kernels on the CPU, fused CUDA C kernels on the GPU."""
     if be.name == "numba":
         from .kernels.vectorized_cpu import NumbaOps
 
         return NumbaOps()
+    if be.name == "cuda":
+        from .kernels.vectorized_cuda import CudaOps
+
+        return CudaOps(be.xp)
     from .ops import XpOps
 
     return XpOps(be.xp)

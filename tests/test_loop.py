@@ -39,7 +39,7 @@ PUBLISHED = """
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("backend", ["numpy", "numba", pytest.param("cuda", marks=pytest.mark.gpu)])
 def test_tutorial_table_row_for_row(backend, mnist, tmp_path):
     out = tmp_path / "metrics.json"
     assert main(["--preset", "tutorial", "--backend", backend, "--metrics-json", str(out), "--quiet"]) == 0

@@ -1,0 +1,111 @@
+// Fused elementwise kernels for the vectorized trainer on the GPU (loaded by vectorized_cuda.py).
+// Each replaces several CuPy launches of mnist_accel/ops.py (XpOps), which is their reference:
+// bias + activation + dropout, the activation's backward, softmax cross-entropy (or squared error)
+// with its gradient, and the optimizer updates. Templated on the float type (float, double).
+
+enum { RELU = 0, TANH = 1, SIGMOID = 2 };
+
+template <typename T>
+__device__ T activate(T v, int act) {
+    if (act == RELU) return v > T(0) ? v : T(0);
+    if (act == TANH) return tanh(v);
+    return T(1) / (T(1) + exp(-v));
+}
+
+// z <- act(z + b) * mask over a rows x cols matrix (b and mask are read only when their flags say so).
+template <typename T>
+__global__ void bias_act(T* z, const T* b, int use_bias, const T* mask, int use_mask, long long rows, int cols,
+                         int act) {
+    long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+    if (i >= rows * cols) return;
+    T v = z[i];
+    if (use_bias) v += b[i % cols];
+    v = activate(v, act);
+    z[i] = use_mask ? v * mask[i] : v;
+}
+
+// delta <- delta * act'(a) * mask, where h = a * mask is the layer's output.
+template <typename T>
+__global__ void act_backward(T* delta, const T* h, const T* mask, int use_mask, long long n, int act,
+                             T inv_scale) {
+    long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    T d = delta[i];
+    if (act == RELU) {
+        d = h[i] > T(0) ? d : T(0);
+    } else {
+        T a = use_mask ? h[i] * inv_scale : h[i];
+        d *= act == TANH ? T(1) - a * a : a * (T(1) - a);
+    }
+    delta[i] = use_mask ? d * mask[i] : d;
+}
+
+// One thread per row: grad <- d(mean loss)/dz; row_loss and row_hit receive each row's loss and hit,
+// summed afterwards in a fixed order (atomics would make the loss depend on scheduling).
+template <typename T>
+__global__ void loss_grad(const T* z, const int* labels, T* grad, double* row_loss, int* row_hit,
+                          int rows, int k, int mse) {
+    int r = blockIdx.x * blockDim.x + threadIdx.x;
+    if (r >= rows) return;
+    const T* zr = z + (long long)r * k;
+    T* gr = grad + (long long)r * k;
+    int label = labels[r], best = 0;
+    for (int j = 1; j < k; ++j) if (zr[j] > zr[best]) best = j;
+    row_hit[r] = best == label;
+    T inv_n = T(1) / T(rows);
+    if (mse) {
+        double total = 0;
+        for (int j = 0; j < k; ++j) {
+            T diff = zr[j] - (j == label ? T(1) : T(0));
+            total += (double)diff * diff;
+            gr[j] = diff * (T(2) * inv_n);
+        }
+        row_loss[r] = total;
+        return;
+    }
+    T peak = zr[best], norm = 0;
+    for (int j = 0; j < k; ++j) norm += exp(zr[j] - peak);
+    row_loss[r] = (double)(log(norm) + peak - zr[label]);
+    for (int j = 0; j < k; ++j) gr[j] = exp(zr[j] - peak) / norm * inv_n;
+    gr[label] -= inv_n;
+}
+
+// Adam with L2 decay; step and eps fold in the bias corrections (see mnist_accel/optim.py).
+template <typename T>
+__global__ void adam(T* p, const T* g, T* m, T* v, long long n, T step, T eps, T beta1, T beta2, T wd) {
+    long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    T gi = g[i] + wd * p[i];
+    T mi = beta1 * m[i] + (T(1) - beta1) * gi;
+    T vi = beta2 * v[i] + (T(1) - beta2) * (gi * gi);
+    m[i] = mi;
+    v[i] = vi;
+    p[i] -= step * mi / (sqrt(vi) + eps);
+}
+
+template <typename T>
+__global__ void momentum(T* p, const T* g, T* vel, long long n, T lr, T mu, T wd) {
+    long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    T vi = mu * vel[i] + (g[i] + wd * p[i]);
+    vel[i] = vi;
+    p[i] -= lr * vi;
+}
+
+template <typename T>
+__global__ void sgd(T* p, const T* g, long long n, T lr, T wd) {
+    long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    p[i] -= lr * (g[i] + wd * p[i]);
+}
+
+// Explicit instantiations, so that nvcc compiles every kernel on its own (the tests do).
+#define INSTANTIATE(T)                                                                                  \
+    template __global__ void bias_act<T>(T*, const T*, int, const T*, int, long long, int, int);        \
+    template __global__ void act_backward<T>(T*, const T*, const T*, int, long long, int, T);           \
+    template __global__ void loss_grad<T>(const T*, const int*, T*, double*, int*, int, int, int);      \
+    template __global__ void adam<T>(T*, const T*, T*, T*, long long, T, T, T, T, T);                   \
+    template __global__ void momentum<T>(T*, const T*, T*, long long, T, T, T);                          \
+    template __global__ void sgd<T>(T*, const T*, long long, T, T);
+INSTANTIATE(float)
+INSTANTIATE(double)

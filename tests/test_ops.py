@@ -1,0 +1,94 @@
+"""The plain-xp ops (the reference) against every fused implementation: Numba on the CPU, CUDA C on the
+GPU. float64 must agree to rounding; float32 within 4x the gap between the reference in float32 and
+in float64."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mnist_accel import optim
+from mnist_accel.backend import get_backend, to_host
+from mnist_accel.config import resolve
+from mnist_accel.ops import XpOps
+
+REF = XpOps(np)
+
+
+@pytest.fixture(params=["numba", pytest.param("cuda", marks=pytest.mark.gpu)])
+def fused(request):
+    """(ops, to_device): the fused ops and how to put a host array where they work."""
+    if request.param == "numba":
+        from mnist_accel.kernels.vectorized_cpu import NumbaOps
+
+        return NumbaOps(), lambda a: a
+    from mnist_accel.kernels.vectorized_cuda import CudaOps
+
+    xp = get_backend("cuda").xp
+    return CudaOps(xp), xp.asarray
+
+
+def _data(dtype, seed=0):
+    r = np.random.default_rng(seed)
+    z = r.normal(0, 2, (33, 17)).astype(dtype)
+    b = r.normal(0, 1, 17).astype(dtype)
+    mask = (r.random((33, 17)) > 0.3).astype(dtype) / dtype(0.7)
+    return z, b, mask
+
+
+def _tolerance(fn):
+    return 4 * np.abs(fn(np.float32).astype(np.float64) - fn(np.float64)).max() + 1e-7
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid"])
+@pytest.mark.parametrize("with_mask", [False, True])
+def test_bias_act_and_backward(fused, activation, with_mask):
+    def run(ops, dev, dtype):
+        z, b, mask = (dev(a) for a in _data(dtype))
+        m = mask if with_mask else None
+        ops.bias_act(z, b, activation, m)
+        delta = dev(np.linspace(-1, 1, z.size, dtype=dtype).reshape(z.shape))
+        ops.act_backward(delta, z, activation, m, 0.7)
+        return np.concatenate([to_host(z).ravel(), to_host(delta).ravel()])
+
+    ops, dev = fused
+    tol = _tolerance(lambda dt: run(REF, np.asarray, dt))
+    np.testing.assert_allclose(run(ops, dev, np.float64), run(REF, np.asarray, np.float64), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(run(ops, dev, np.float32), run(REF, np.asarray, np.float32), rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize("loss", ["mse", "cross-entropy"])
+def test_loss_grad(fused, loss):
+    def run(ops, dev, dtype):
+        z, _, _ = _data(dtype, 1)
+        labels = np.arange(33, dtype=np.int32) % 17
+        grad = dev(np.empty_like(z))
+        total, correct = ops.loss_grad(dev(z), dev(labels), grad, loss)
+        return float(to_host(total)), int(to_host(correct)), to_host(grad)
+
+    ops, dev = fused
+    ref64, fused64 = run(REF, np.asarray, np.float64), run(ops, dev, np.float64)
+    assert fused64[1] == ref64[1]
+    assert fused64[0] == pytest.approx(ref64[0], rel=1e-12)
+    np.testing.assert_allclose(fused64[2], ref64[2], atol=1e-15)
+    tol = 4 * np.abs(run(REF, np.asarray, np.float32)[2] - ref64[2]).max() + 1e-7
+    np.testing.assert_allclose(run(ops, dev, np.float32)[2], ref64[2], atol=tol)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_update(fused, optimizer):
+    cfg = resolve(optimizer=optimizer, weight_decay=0.01)
+
+    def run(ops, dev, dtype):
+        r = np.random.default_rng(2)
+        params = [dev(r.normal(size=(9, 5)).astype(dtype)), dev(r.normal(size=5).astype(dtype))]
+        state = [[dev(s) for s in slots] for slots in optim.init_state([to_host(p) for p in params], optimizer, np)]
+        for t in (1, 2, 3):
+            grads = [dev(r.normal(size=p.shape).astype(dtype)) for p in params]
+            ops.update(params, grads, state, cfg, t, 1e-2)
+        return np.concatenate([to_host(p).ravel() for p in params])
+
+    ops, dev = fused
+    np.testing.assert_allclose(run(ops, dev, np.float64), run(REF, np.asarray, np.float64), rtol=1e-12)
+    tol = _tolerance(lambda dt: run(REF, np.asarray, dt))
+    np.testing.assert_allclose(run(ops, dev, np.float32), run(REF, np.asarray, np.float64), rtol=0, atol=tol)
