@@ -67,7 +67,7 @@ def _versions() -> dict[str, str]:
 def run_epoch(benchmark, samples):
     """Time ``make()``'s epoch: state is rebuilt before every round, so each round trains a fresh model."""
 
-    def go(make, rounds: int, flops: int, dtype: str, path: str, backend: str):
+    def go(make, rounds: int, flops: int, dtype: str, path: str, backend: str, samples: int = samples, **extra):
         start = time.perf_counter()
         warm = make()
         warm.step()  # compiles kernels and warms caches; not timed
@@ -81,7 +81,7 @@ def run_epoch(benchmark, samples):
         benchmark.pedantic(lambda: runs[-1].step(), setup=setup, rounds=rounds, iterations=1)
         info = benchmark.extra_info
         info.update(samples=samples, dtype=dtype, path=path, backend=backend, device=runs[-1].device,
-                    flops_per_epoch=flops * samples, test_accuracy=runs[-1].accuracy(), versions=_versions())
+                    flops_per_epoch=flops * samples, test_accuracy=runs[-1].accuracy(), versions=_versions(), **extra)
         if benchmark.stats is not None:
             info["samples_per_second"] = samples / benchmark.stats.stats.mean
         return runs[-1]

@@ -1,7 +1,7 @@
 """Turn a saved benchmark run into tables, target checks and a chart.
 
     pytest bench --benchmark-json run.json
-    python -m bench.report run.json --png chart.png [--markdown report.md] [--check]
+    python -m bench.report run.json --png chart.png [--sweep-png sweep.png] [--markdown report.md] [--check]
 
 Each row: seconds per epoch, samples per second, test accuracy after the run, speed-up against the
 group's reference, and the share of the arithmetic floor (the epoch's FLOPs at the measured SGEMM peak).
@@ -31,6 +31,8 @@ REFERENCE = {"loop": "numpy-float64", "vectorized": "torch-cpu"}
 def row_name(bench: dict[str, Any]) -> str:
     info = bench.get("extra_info", {})
     name = info.get("backend", bench["name"])
+    if bench["group"].startswith("sweep"):
+        return f"{name} w{info['width']} b{info['batch']}"
     return f"{name}-{info['dtype']}" if bench["group"].startswith("loop") else name
 
 
@@ -51,9 +53,15 @@ def table(groups: dict[str, dict[str, dict]], peak: float | None) -> list[str]:
     for group, rows in groups.items():
         ref_name = REFERENCE.get(group.split("-")[0])
         ref = rows.get(ref_name)
-        lines += [f"### {group}", "", f"| row | s/epoch | samples/s | test acc | vs {ref_name} | share of floor |",
+        lines += [f"### {group}", "", f"| row | s/epoch | samples/s | test acc | vs {ref_name or '-'} | share of floor |",
                   "|---|---:|---:|---:|---:|---:|"]
-        for name, b in sorted(rows.items(), key=lambda kv: kv[1]["stats"]["mean"]):
+        def order(kv):
+            info = kv[1]["extra_info"]
+            if group.startswith("sweep"):
+                return (info["backend"], info["width"], info["batch"])
+            return (kv[1]["stats"]["mean"],)
+
+        for name, b in sorted(rows.items(), key=order):
             mean, info = b["stats"]["mean"], b["extra_info"]
             speedup = f"{ref['stats']['mean'] / mean:.2f}x" if ref else "-"
             floor = f"{info['flops_per_epoch'] / (peak * 1e9) / mean:.1%}" if peak else "-"
@@ -79,12 +87,53 @@ def check(groups: dict[str, dict[str, dict]]) -> tuple[list[str], bool]:
     return lines, ok
 
 
-def chart(groups: dict[str, dict[str, dict]], path: Path) -> None:
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def sweep_chart(groups: dict[str, dict[str, dict]], path: Path) -> None:
+    """Seconds per epoch, a line per backend: against FLOPs per epoch for the width sweep, against the
+    batch size for the batch sweep (whose FLOPs per epoch do not change)."""
+    plt = _pyplot()
+    sweeps = {g: r for g, r in groups.items() if g.startswith("sweep")}
+    fig, axes = plt.subplots(1, len(sweeps), figsize=(6 * len(sweeps), 4.5), squeeze=False)
+    for ax, (group, rows) in zip(axes[0], sweeps.items()):
+        knob = "width" if group.endswith("width") else "batch"
+        lines: dict[str, list[tuple[float, float, int]]] = {}
+        for b in rows.values():
+            info = b["extra_info"]
+            lines.setdefault(info["backend"], []).append((info["flops_per_epoch"], b["stats"]["mean"], info[knob]))
+        by_flops = knob == "width"
+        for backend, pts in sorted(lines.items()):
+            pts.sort(key=lambda p: p[2])
+            xs = [p[0] if by_flops else p[2] for p in pts]
+            ax.plot(xs, [p[1] for p in pts], marker="o", label=backend)
+            if by_flops:
+                for x, (_, y, k) in zip(xs, pts):
+                    ax.annotate(str(k), (x, y), fontsize=7, textcoords="offset points", xytext=(3, 3))
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_ylabel("seconds per epoch")
+        if by_flops:
+            ax.set_xlabel("FLOPs per epoch")
+            ax.set_title(f"{group}: hidden width 64-2048 at batch 128 (labels: width)")
+        else:
+            flops = next(iter(rows.values()))["extra_info"]["flops_per_epoch"]
+            ax.set_xlabel("batch size")
+            ax.set_title(f"{group}: width 256, {flops / 1e9:.1f} GFLOP/epoch at any batch")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def chart(groups: dict[str, dict[str, dict]], path: Path) -> None:
+    plt = _pyplot()
+    groups = {g: r for g, r in groups.items() if not g.startswith("sweep")}
     fig, axes = plt.subplots(len(groups), 1, figsize=(8, 2.2 + 0.45 * sum(len(r) for r in groups.values())),
                              squeeze=False)
     for ax, (group, rows) in zip(axes[:, 0], groups.items()):
@@ -105,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bench.report", description=__doc__.splitlines()[0])
     p.add_argument("run", type=Path, help="JSON written by pytest --benchmark-json")
     p.add_argument("--png", type=Path, help="write a bar chart")
+    p.add_argument("--sweep-png", type=Path, help="write the scaling sweeps' chart")
     p.add_argument("--markdown", type=Path, help="also write the report to this file")
     p.add_argument("--check", action="store_true", help="exit 1 if a speed target is missed")
     args = p.parse_args(argv)
@@ -120,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         args.markdown.write_text(text)
     if args.png:
         chart(groups, args.png)
+    if args.sweep_png and any(g.startswith("sweep") for g in groups):
+        sweep_chart(groups, args.sweep_png)
     return 0 if ok or not args.check else 1
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.workloads import VEC_SIZES, flops_per_sample, sklearn_run, torch_run, vectorized_run
+from bench.workloads import VEC_SIZES, flops_per_sample, jax_run, sklearn_run, torch_run, vectorized_run
 
 GROUP = "vectorized-784-256-10-b128-adam"
 FLOPS = flops_per_sample(VEC_SIZES)
@@ -36,3 +36,9 @@ def test_torch(run_epoch, mnist, samples, device, graphs):
 def test_sklearn(run_epoch, mnist, samples):
     pytest.importorskip("sklearn")
     run_epoch(lambda: sklearn_run(mnist, samples), 3, FLOPS, "float32", "vectorized", "sklearn")
+
+
+@pytest.mark.benchmark(group=GROUP)
+def test_jax(run_epoch, mnist, samples):
+    pytest.importorskip("jax")
+    run_epoch(lambda: jax_run(mnist, samples), ROUNDS, FLOPS, "float32", "vectorized", "jax")

@@ -57,14 +57,14 @@ def loop_run(backend: str, data: MnistData, n: int, dtype: str = "float64") -> R
     return Run(trainer.train_epoch, lambda: _test_accuracy(trainer.params, data), be.device)
 
 
-def vectorized_run(backend: str, data: MnistData, n: int) -> Run:
+def vectorized_run(backend: str, data: MnistData, n: int, hidden: int = VEC_SIZES[1], batch: int = VEC_BATCH) -> Run:
     from mnist_accel.vectorized import VectorizedTrainer
 
     be = get_backend(backend)
-    cfg = resolve(backend=backend, hidden=VEC_SIZES[1:-1], batch_size=VEC_BATCH, lr=1e-3, schedule="constant",
+    cfg = resolve(backend=backend, hidden=(hidden,), batch_size=batch, lr=1e-3, schedule="constant",
                   epochs=1, init="he")
     rng = np.random.default_rng(0)
-    params = model.init_params(rng, VEC_SIZES, cfg.init, True, np.float32)
+    params = model.init_params(rng, (784, hidden, 10), cfg.init, True, np.float32)
     trainer = VectorizedTrainer(cfg, be, params, rng, data.train_images[:n], data.train_labels[:n])
 
     def step():
@@ -134,3 +134,50 @@ def sklearn_run(data: MnistData, n: int) -> Run:
         return float(clf.score(normalize(data.test_images, np.float32), data.test_labels))
 
     return Run(step, accuracy, "CPU, scikit-learn")
+
+
+def jax_run(data: MnistData, n: int) -> Run:
+    """The same model in JAX: one jitted step (forward, backward, Adam) called per batch."""
+    import jax
+    import jax.numpy as jnp
+
+    x = jnp.asarray(normalize(data.train_images[:n], np.float32))
+    y = jnp.asarray(data.train_labels[:n].astype(np.int32))
+    params = [jnp.asarray(p) for p in model.init_params(np.random.default_rng(0), VEC_SIZES, "he", True, np.float32)]
+    state = {"m": [jnp.zeros_like(p) for p in params], "v": [jnp.zeros_like(p) for p in params], "t": 0}
+
+    def loss_fn(ps, xb, yb):
+        w1, b1, w2, b2 = ps
+        logits = jnp.maximum(xb @ w1 + b1, 0) @ w2 + b2
+        return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(xb.shape[0]), yb])
+
+    @jax.jit
+    def step(ps, m, v, t, xb, yb):
+        loss, grads = jax.value_and_grad(loss_fn)(ps, xb, yb)
+        m = [0.9 * mi + 0.1 * g for mi, g in zip(m, grads)]
+        v = [0.999 * vi + 0.001 * g * g for vi, g in zip(v, grads)]
+        c1, c2 = 1 - 0.9 ** t, 1 - 0.999 ** t
+        ps = [p - 1e-3 * (mi / c1) / (jnp.sqrt(vi / c2) + 1e-8) for p, mi, vi in zip(ps, m, v)]
+        return ps, m, v, loss
+
+    rng = np.random.default_rng(0)
+
+    def run_epoch():
+        nonlocal params
+        perm = rng.permutation(n)
+        total = 0.0
+        for s in range(0, n, VEC_BATCH):
+            idx = perm[s:s + VEC_BATCH]
+            state["t"] += 1
+            params, state["m"], state["v"], loss = step(params, state["m"], state["v"], float(state["t"]),
+                                                        x[idx], y[idx])
+            total = total + loss
+        return float(total)  # waits for the device
+
+    def accuracy():
+        xt = jnp.asarray(normalize(data.test_images, np.float32))
+        w1, b1, w2, b2 = params
+        pred = np.asarray((jnp.maximum(xt @ w1 + b1, 0) @ w2 + b2).argmax(1))
+        return float((pred == data.test_labels).mean())
+
+    return Run(run_epoch, accuracy, f"{jax.devices()[0].platform}, jax {jax.__version__}")

@@ -19,7 +19,7 @@ from mnist_accel import optim
 from mnist_accel.config import TrainConfig
 from mnist_accel.ops import XpOps
 
-ACT = {"relu": 0, "tanh": 1, "sigmoid": 2}
+ACT = {"relu": 0, "tanh": 1, "sigmoid": 2, "identity": 3}
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -33,7 +33,7 @@ def bias_act(z, b, use_bias, act, mask, use_mask):
                 v = v if v > zero else zero
             elif act == 1:
                 v = math.tanh(v)
-            else:
+            elif act == 2:
                 v = one / (one + math.exp(-v))
             z[i, j] = v * mask[i, j] if use_mask else v
 
@@ -47,7 +47,7 @@ def act_backward(delta, h, act, mask, use_mask, inv_scale):
             d = delta[i, j]
             if act == 0:
                 d = d if h[i, j] > zero else zero
-            else:
+            elif act != 3:
                 a = h[i, j] * inv_scale if use_mask else h[i, j]
                 d *= (one - a * a) if act == 1 else a * (one - a)
             delta[i, j] = d * mask[i, j] if use_mask else d

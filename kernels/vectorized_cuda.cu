@@ -3,13 +3,14 @@
 // bias + activation + dropout, the activation's backward, softmax cross-entropy (or squared error)
 // with its gradient, and the optimizer updates. Templated on the float type (float, double).
 
-enum { RELU = 0, TANH = 1, SIGMOID = 2 };
+enum { RELU = 0, TANH = 1, SIGMOID = 2, IDENTITY = 3 };
 
 template <typename T>
 __device__ T activate(T v, int act) {
     if (act == RELU) return v > T(0) ? v : T(0);
     if (act == TANH) return tanh(v);
-    return T(1) / (T(1) + exp(-v));
+    if (act == SIGMOID) return T(1) / (T(1) + exp(-v));
+    return v;
 }
 
 // z <- act(z + b) * mask over a rows x cols matrix (b and mask are read only when their flags say so).
@@ -33,7 +34,7 @@ __global__ void act_backward(T* delta, const T* h, const T* mask, int use_mask, 
     T d = delta[i];
     if (act == RELU) {
         d = h[i] > T(0) ? d : T(0);
-    } else {
+    } else if (act != IDENTITY) {
         T a = use_mask ? h[i] * inv_scale : h[i];
         d *= act == TANH ? T(1) - a * a : a * (T(1) - a);
     }

@@ -15,7 +15,7 @@ from mnist_accel import optim
 from mnist_accel.config import TrainConfig
 from mnist_accel.ops import XpOps
 
-ACT = {"relu": 0, "tanh": 1, "sigmoid": 2}
+ACT = {"relu": 0, "tanh": 1, "sigmoid": 2, "identity": 3}
 KERNELS = ("bias_act", "act_backward", "loss_grad", "adam", "momentum", "sgd")
 BLOCK = 256
 

@@ -35,6 +35,7 @@ class TrainConfig:
     train_samples: int | None = None  # None: all 60,000 (less the validation split)
     test_samples: int | None = None  # None: all 10,000
     seed: int = 0  # seeds initialisation, shuffling and dropout
+    shuffle: bool = True  # reshuffle the training set every epoch (vectorized path)
     dtype: str = "float32"  # float64 for exact reproduction of the tutorial
     weight_decay: float = 0.0  # L2 penalty added to the weight gradients
     schedule: str = "cosine"  # learning-rate schedule over the run
@@ -95,7 +96,7 @@ def _choice(name: str, value: Any, options: tuple[str, ...]) -> None:
 
 def validate(cfg: TrainConfig) -> None:
     """Raise ConfigError with a one-line reason for any value training cannot honour."""
-    for name, options in (("backend", BACKENDS), ("path", PATHS), ("activation", ACTIVATIONS[:3]),
+    for name, options in (("backend", BACKENDS), ("path", PATHS), ("activation", ACTIVATIONS),
                           ("loss", LOSSES), ("optimizer", OPTIMIZERS), ("init", INITS),
                           ("schedule", SCHEDULES), ("dtype", DTYPES)):
         _choice(name, getattr(cfg, name), options)
@@ -122,6 +123,8 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.patience and not cfg.val_split:
         raise ConfigError("--patience needs a validation split: add --val-split, e.g. 0.1")
     if cfg.path == "loop":
+        if cfg.activation == "identity":
+            raise ConfigError("the loop path supports relu, tanh and sigmoid; use --path vectorized for identity")
         if len(cfg.hidden) != 1:
             raise ConfigError("the loop path trains the tutorial's one-hidden-layer network; "
                               "give one --hidden width or use --path vectorized")

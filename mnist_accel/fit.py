@@ -73,6 +73,7 @@ def fit(cfg: TrainConfig, data: MnistData | None = None,
     sizes = [train_images[0].size, *cfg.hidden, 10]
     params = model.init_params(rng, sizes, cfg.init, cfg.bias, dtype)
     trainer = _make_trainer(cfg, be, params, rng, train_images, train_labels)
+    trainer.progress = progress
     x_test = normalize(to_device(test_images, be), dtype, be.xp)
     y_test = one_hot(to_device(test_labels, be), dtype, be.xp)
     history: list[dict[str, float]] = []

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import numpy as np
+
 from . import optim
 from .config import TrainConfig
 
@@ -19,18 +21,23 @@ class XpOps:
         self._x: dict[int, Any] = {}  # scaled input batches, one buffer per batch size
         self._last_x: Any = None
 
-    def prepare_inputs(self, images: Any, dtype: Any) -> Any:
-        """Inputs stay uint8 (a quarter of float32's bytes) and are scaled per batch."""
-        self.dtype = dtype
-        return images
+    def prepare_inputs(self, inputs: Any, dtype: Any) -> Any:
+        """uint8 inputs are pixels: kept as uint8 (a quarter of float32's bytes) and scaled by 1/255 per
+        batch. Any other inputs are features, converted to ``dtype`` once and used as given."""
+        self.dtype = np.dtype(dtype)
+        self._pixels = inputs.dtype == np.uint8
+        return inputs if self._pixels else inputs.astype(self.dtype, copy=False)
 
     def input_matmul(self, inputs: Any, batch: Any, w: Any, out: Any) -> None:
-        """out <- (inputs[batch] / 255) @ w; the scaled batch is kept for ``input_grad``."""
+        """out <- x[batch] @ w; the batch's x is kept for ``input_grad``."""
         n = len(batch)
         if n not in self._x:
             self._x[n] = self.xp.empty((n, inputs.shape[1]), self.dtype)
         x = self._last_x = self._x[n]
-        self.xp.divide(inputs[batch], self.dtype.type(255), out=x)
+        if self._pixels:
+            self.xp.divide(inputs[batch], self.dtype.type(255), out=x)
+        else:
+            self.xp.take(inputs, batch, axis=0, out=x)
         self.xp.matmul(x, w, out=out)
 
     def input_grad(self, inputs: Any, batch: Any, delta: Any, out: Any) -> None:
@@ -61,7 +68,7 @@ class XpOps:
         """delta <- delta * act'(a) * mask, where h = a * mask is the layer's output."""
         if activation == "relu":
             delta *= h > 0
-        else:
+        elif activation != "identity":
             a = h * inv_scale if mask is not None else h
             delta *= (1 - a * a) if activation == "tanh" else a * (1 - a)
         if mask is not None:

@@ -13,6 +13,7 @@ import os
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from . import optim, rng as crng
 from .backend import Backend, to_device
@@ -47,6 +48,11 @@ def blas_threads(threads: int):
     return threadpool_limits(limits=threads or os.cpu_count(), user_api="blas")
 
 
+def as_features(x: Any, dtype: Any, xp: Any) -> Any:
+    """Rows of features: uint8 pixels scaled to [0, 1], anything else converted to ``dtype``."""
+    return normalize(x, dtype, xp) if x.dtype == np.uint8 else x.reshape(len(x), -1).astype(dtype)
+
+
 class _Buffers:
     """Activations and gradients for one batch size, reused every step."""
 
@@ -66,8 +72,9 @@ class VectorizedTrainer:
         if n_val:
             order = rng.permutation(len(images))
             val, train = order[:n_val], np.sort(order[n_val:])
-            self.val = (normalize(to_device(images[val], be), self.dtype, self.xp),
-                        one_hot(to_device(labels[val], be), self.dtype, self.xp))
+            n_out = params[-1].shape[-1]
+            self.val = (as_features(to_device(images[val], be), self.dtype, self.xp),
+                        one_hot(to_device(labels[val], be), self.dtype, self.xp, n_out))
             images, labels = images[train], labels[train]
         else:
             self.val = None
@@ -82,6 +89,7 @@ class VectorizedTrainer:
         self.step = self.epoch = 0
         self._buffers: dict[int, _Buffers] = {}
         self._keep = 1.0 - cfg.dropout
+        self.progress = False  # a progress bar per epoch (set by callers that print to a terminal)
         self.compile_seconds = self.ops.warm_up(cfg)
 
     def buffers(self, n: int) -> _Buffers:
@@ -92,12 +100,15 @@ class VectorizedTrainer:
     def train_epoch(self) -> tuple[Any, Any]:
         """One pass over the training set; returns (summed loss, correct count), still on the device."""
         xp, bs = self.xp, self.cfg.batch_size
-        order = crng.permutation(crng.key(self.seed, SHUFFLE, self.epoch), self.n_seen, xp)
+        order = (crng.permutation(crng.key(self.seed, SHUFFLE, self.epoch), self.n_seen, xp) if self.cfg.shuffle
+                 else xp.arange(self.n_seen))
         total, correct = 0.0, 0
-        with blas_threads(self.cfg.threads):
+        with blas_threads(self.cfg.threads), tqdm(total=self.steps_per_epoch, disable=not self.progress, leave=False,
+                                                  unit="batch", desc=f"epoch {self.epoch + 1}") as bar:
             for start in range(0, self.n_seen, bs):
                 loss, hits = self.train_step(order[start:start + bs])
                 total, correct = total + loss, correct + hits
+                bar.update()  # a host-side counter: no device sync
         self.epoch += 1
         return total, correct
 

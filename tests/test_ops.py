@@ -40,7 +40,7 @@ def _tolerance(fn):
     return 4 * np.abs(fn(np.float32).astype(np.float64) - fn(np.float64)).max() + 1e-7
 
 
-@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid"])
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "identity"])
 @pytest.mark.parametrize("with_mask", [False, True])
 def test_bias_act_and_backward(fused, activation, with_mask):
     def run(ops, dev, dtype):

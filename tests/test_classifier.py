@@ -1,0 +1,116 @@
+"""MLPClassifier: scikit-learn's conformance suite, drop-in use in pipelines and searches, any labels,
+save/load, and the same model on every backend."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_classification
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from mnist_accel import MLPClassifier
+from mnist_accel.errors import DataError
+
+
+@parametrize_with_checks([MLPClassifier(max_iter=50, random_state=0, backend="numpy"),
+                          MLPClassifier(max_iter=50, random_state=0, backend="numba", solver="sgd",
+                                        hidden_layer_sizes=(8, 4), learning_rate_init=0.05)])
+def test_sklearn_conformance(estimator, check):
+    check(estimator)
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, y = make_classification(n_samples=300, n_features=12, n_informative=6, n_classes=3, class_sep=2.0,
+                               random_state=0)
+    return StandardScaler().fit_transform(X), np.array(["cat", "dog", "owl"])[y]
+
+
+def test_drop_in_pipeline_cross_validation_and_search(blobs):
+    """The same pipeline with scikit-learn's class and with ours: ours scores as well (within 0.05)."""
+    from sklearn.neural_network import MLPClassifier as SklearnMLP
+
+    X, y = blobs
+    scores = {}
+    for cls in (SklearnMLP, MLPClassifier):
+        pipe = make_pipeline(StandardScaler(), cls(hidden_layer_sizes=(32,), max_iter=100, random_state=0))
+        scores[cls] = cross_val_score(pipe, X, y, cv=3).mean()
+    assert scores[MLPClassifier] > 0.8 and scores[MLPClassifier] >= scores[SklearnMLP] - 0.05
+    search = GridSearchCV(pipe, {"mlpclassifier__alpha": [1e-4, 1e-2]}, cv=3).fit(X, y)
+    assert search.best_score_ > 0.8 and set(search.predict(X[:5])) <= {"cat", "dog", "owl"}
+
+
+def test_fitted_attributes_and_probabilities(blobs):
+    X, y = blobs
+    clf = MLPClassifier(hidden_layer_sizes=(16, 8), max_iter=300, random_state=1, backend="numba").fit(X, y)
+    assert clf.classes_.tolist() == ["cat", "dog", "owl"] and clf.n_features_in_ == 12
+    assert [c.shape for c in clf.coefs_] == [(12, 16), (16, 8), (8, 3)]
+    assert [b.shape for b in clf.intercepts_] == [(16,), (8,), (3,)]
+    assert len(clf.loss_curve_) == clf.n_iter_ <= 300 and clf.best_loss_ == min(clf.loss_curve_)
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-6)
+    np.testing.assert_allclose(np.exp(clf.predict_log_proba(X)), proba, rtol=1e-6)
+    assert (clf.classes_[proba.argmax(1)] == clf.predict(X)).all()
+    assert clf.score(X, y) > 0.8
+
+
+def test_same_seed_same_model_and_backends_agree(blobs):
+    X, y = blobs
+    make = lambda backend: MLPClassifier(max_iter=5, random_state=3, solver="sgd", backend=backend).fit(X, y)
+    a, b, c = make("numpy"), make("numpy"), make("numba")
+    for x, z, w in zip(a.coefs_, b.coefs_, c.coefs_):
+        np.testing.assert_array_equal(x, z)
+        np.testing.assert_allclose(w, x, rtol=1e-9, atol=1e-12)
+
+
+def test_early_stopping_and_partial_fit(blobs):
+    X, y = blobs
+    clf = MLPClassifier(max_iter=500, early_stopping=True, n_iter_no_change=3, random_state=0).fit(X, y)
+    assert clf.n_iter_ < 500 and clf.best_loss_ is None and len(clf.validation_scores_) == clf.n_iter_
+    inc = MLPClassifier(random_state=0, learning_rate_init=0.01)
+    with pytest.raises(ValueError, match="classes"):
+        inc.partial_fit(X, y)
+    inc.partial_fit(X[:100], y[:100], classes=["cat", "dog", "owl"])
+    for _ in range(5):
+        inc.partial_fit(X, y)
+    assert inc.n_iter_ == 6 and inc.score(X, y) > 0.8
+
+
+def test_float32_input_trains_in_float32(blobs):
+    X, y = blobs
+    clf = MLPClassifier(max_iter=3, random_state=0).fit(X.astype(np.float32), y)
+    assert clf.coefs_[0].dtype == np.float32
+    assert MLPClassifier(max_iter=3, random_state=0, dtype="float64").fit(X.astype(np.float32), y).coefs_[0].dtype == np.float64
+
+
+def test_unsupported_options_are_clear(blobs):
+    X, y = blobs
+    with pytest.raises(ValueError, match="solver='lbfgs' is not supported"):
+        MLPClassifier(solver="lbfgs").fit(X, y)
+    with pytest.raises(ValueError, match="learning_rate='adaptive' is not supported"):
+        MLPClassifier(learning_rate="adaptive").fit(X, y)
+
+
+def test_save_load_round_trip(blobs, tmp_path):
+    X, y = blobs
+    clf = MLPClassifier(hidden_layer_sizes=(10,), activation="tanh", max_iter=20, random_state=0).fit(X, y)
+    clf.save(tmp_path / "m.npz")
+    loaded = MLPClassifier.load(tmp_path / "m.npz", backend="numba")
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    assert loaded.classes_.tolist() == ["cat", "dog", "owl"] and loaded.activation == "tanh"
+    assert loaded.get_params()["hidden_layer_sizes"] == [10] or loaded.get_params()["hidden_layer_sizes"] == (10,)
+    loaded.partial_fit(X, y)  # a loaded model keeps training
+
+
+def test_load_rejects_foreign_and_inconsistent_files(tmp_path):
+    from mnist_accel.persist import save_model
+
+    np.savez(tmp_path / "foreign.npz", a=np.ones(3))
+    with pytest.raises(DataError, match="not an mnist-accel model"):
+        MLPClassifier.load(tmp_path / "foreign.npz")
+    save_model(tmp_path / "odd.npz", [np.ones((4, 3)), np.ones(2)], {"activation": "relu", "classes": [0, 1, 2]})
+    with pytest.raises(DataError, match="do not fit together"):
+        MLPClassifier.load(tmp_path / "odd.npz")
