@@ -82,6 +82,7 @@ class VectorizedTrainer:
         self.labels = to_device(labels.astype(np.int32), be)
         self.n_seen = len(images)
         self.params = [to_device(p, be) for p in params]
+        self._net = list(layers(self.params))  # updated in place, so the (W, b) pairs never go stale
         self.state = optim.init_state(self.params, cfg.optimizer, self.xp)
         self.seed = int(rng.integers(2 ** 32))  # drawn from the run's generator so --seed governs it
         self.steps_per_epoch = math.ceil(self.n_seen / cfg.batch_size)
@@ -122,7 +123,7 @@ class VectorizedTrainer:
         """Forward, backward and update on the samples at indices ``batch``; no host sync."""
         xp, ops, cfg = self.xp, self.ops, self.cfg
         buf = self.buffers(len(batch))
-        net = list(layers(self.params))
+        net = self._net
         masks, h = [], None
         for i, (w, b) in enumerate(net):
             if i == 0:
