@@ -24,6 +24,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], binary: 
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would make every output private
         with os.fdopen(fd, "wb" if binary else "w") as f:
             write(f)
             f.flush()
@@ -32,6 +33,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], binary: 
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def check_writable(path: str | os.PathLike, flag: str) -> None:

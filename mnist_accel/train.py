@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--data-dir", metavar="DIR", help="folder with the MNIST IDX files (else $MNIST_ACCEL_DATA, cache, download)")
     a("--save", metavar="PATH", help="write the trained model (.npz)")
     a("--metrics-json", metavar="PATH", help="write the run's metrics as JSON")
+    a("--plot", metavar="PATH", help="write a PNG: curves, confusion matrix, misclassified digits (matplotlib)")
     a("--quiet", action="store_true", help="print only the summary")
     a("--debug", action="store_true", help="show tracebacks on errors")
     a("--version", action="version", version=f"mnist-accel {__version__}")
@@ -66,7 +67,12 @@ def _epoch_line(r: dict, total: int) -> str:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    for flag, value in (("--save", args.save), ("--metrics-json", args.metrics_json)):
+    if args.plot is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise ConfigError("--plot needs matplotlib: pip install 'mnist-accel[plot]'") from None
+    for flag, value in (("--save", args.save), ("--metrics-json", args.metrics_json), ("--plot", args.plot)):
         if value is not None:
             try:
                 check_writable(value, flag)
@@ -85,13 +91,15 @@ def metrics_payload(result) -> dict:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from .data import load_mnist
     from .fit import fit
 
     cfg = resolve(args.preset, **{k: getattr(args, k) for k in OPTION_NAMES})
     _check_args(args)
     say = (lambda *_, **__: None) if args.quiet else print
-    result = fit(cfg, on_epoch=lambda r: say(_epoch_line(r, cfg.epochs), flush=True),
-                 progress=not args.quiet and sys.stderr.isatty())
+    progress = not args.quiet and sys.stderr.isatty()
+    data = load_mnist(cfg.data_dir, progress=progress)
+    result = fit(cfg, data, on_epoch=lambda r: say(_epoch_line(r, cfg.epochs), flush=True), progress=progress)
     print(f"{result.backend}/{cfg.path}: test accuracy {result.test_accuracy:.4f} after {len(result.history)} "
           f"epochs, {result.train_seconds:.2f}s training (+{result.compile_seconds:.2f}s compile) on {result.device}; "
           f"data: {result.dataset}")
@@ -101,6 +109,12 @@ def _run(args: argparse.Namespace) -> int:
                                               "version": __version__})
     if args.metrics_json:
         write_json(args.metrics_json, metrics_payload(result))
+    if args.plot:
+        from .plots import write_training_plot
+
+        n = cfg.test_samples or len(data.test_images)
+        write_training_plot(args.plot, result.history, result.params, data.test_images[:n], data.test_labels[:n],
+                            cfg.activation, f"{result.backend}/{cfg.path}, {len(result.history)} epochs")
     return 0
 
 
