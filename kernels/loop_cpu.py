@@ -28,7 +28,8 @@ def to_csr(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 @njit(cache=True, nogil=True, error_model="numpy")
 def sgd_epoch(indptr, indices, values, labels, masks, use_masks, scale, w1, b1, w2, b2, use_bias,
               lr, activation, loss):
-    """Train one epoch in place; returns (summed loss, correct count).
+    """Train one epoch in place; returns (summed loss, correct count, first sample whose loss was not
+    finite or -1).
 
     ``masks`` is (n, hidden) int8 (ignored unless ``use_masks``); ``b1``/``b2`` are ignored unless
     ``use_bias``. ``activation`` and ``loss`` take the integer codes defined in this module.
@@ -42,6 +43,7 @@ def sgd_epoch(indptr, indices, values, labels, masks, use_masks, scale, w1, b1, 
     d2 = np.empty(n_out, dtype=w1.dtype)
     total = 0.0
     correct = 0
+    bad = -1
     one = dt(1.0)
     for i in range(len(labels)):
         start, stop = indptr[i], indptr[i + 1]
@@ -96,6 +98,8 @@ def sgd_epoch(indptr, indices, values, labels, masks, use_masks, scale, w1, b1, 
             for k in range(n_out):
                 target = one if k == label else dt(0.0)
                 d2[k] = target - math.exp(out[k] - peak - log_norm)
+        if bad < 0 and not math.isfinite(total):
+            bad = i
         for j in range(hidden):
             s = dt(0.0)
             for k in range(n_out):
@@ -117,4 +121,4 @@ def sgd_epoch(indptr, indices, values, labels, masks, use_masks, scale, w1, b1, 
                 b1[j] += lr * d1[j]
             for k in range(n_out):
                 b2[k] += lr * d2[k]
-    return total, correct
+    return total, correct, bad

@@ -22,7 +22,8 @@ THREADS = 128
 @cuda.jit
 def sgd_epoch(indptr, indices, values, labels, masks, use_masks, scale, w1, b1, w2, b2, use_bias,
               lr, activation, loss, result):
-    """Train one epoch in place; result[0] <- summed loss, result[1] <- correct count."""
+    """Train one epoch in place; result <- (summed loss, correct count, first sample whose loss was not
+    finite or -1)."""
     tid = cuda.threadIdx.x
     nthreads = cuda.blockDim.x
     hidden, n_out = w2.shape
@@ -32,6 +33,7 @@ def sgd_epoch(indptr, indices, values, labels, masks, use_masks, scale, w1, b1, 
     d2 = cuda.shared.array(MAX_OUT, float64)
     total = 0.0
     correct = 0
+    bad = -1
     for i in range(labels.shape[0]):
         start, stop = indptr[i], indptr[i + 1]
         for j in range(tid, hidden, nthreads):
@@ -79,6 +81,8 @@ def sgd_epoch(indptr, indices, values, labels, masks, use_masks, scale, w1, b1, 
                 total -= out[label] - out[best] - log_norm
                 for k in range(n_out):
                     d2[k] = (1.0 if k == label else 0.0) - math.exp(out[k] - out[best] - log_norm)
+            if bad < 0 and not math.isfinite(total):
+                bad = i
         cuda.syncthreads()
         for j in range(tid, hidden, nthreads):
             s = 0.0
@@ -100,6 +104,7 @@ def sgd_epoch(indptr, indices, values, labels, masks, use_masks, scale, w1, b1, 
     if tid == 0:
         result[0] = total
         result[1] = correct
+        result[2] = bad
 
 
 def launch(csr, labels, masks, use_masks, scale, w1, b1, w2, b2, use_bias, lr, activation, loss, result):

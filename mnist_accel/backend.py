@@ -8,6 +8,7 @@ for. Trainers receive ``backend.xp`` and never ask again; ``to_device``/``to_hos
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,22 @@ class Backend:
     @property
     def on_gpu(self) -> bool:
         return self.name == "cuda"
+
+    def available_bytes(self) -> int | None:
+        """Free memory where arrays of this backend live (None if unknown)."""
+        if self.on_gpu:
+            return int(self.xp.cuda.runtime.memGetInfo()[0])
+        try:
+            with open("/proc/meminfo") as f:
+                for line in f:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        try:
+            return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            return None
 
 
 @functools.lru_cache(maxsize=None)
@@ -71,7 +88,7 @@ def cuda_unavailable_reason() -> str | None:
 def cpu_name() -> str:
     import platform
 
-    return f"CPU ({platform.machine()}, {__import__('os').cpu_count()} cores)"
+    return f"CPU ({platform.machine()}, {os.cpu_count()} cores)"
 
 
 def get_backend(name: str = "auto") -> Backend:

@@ -33,8 +33,8 @@ def run_guarded(prog: str, debug: bool, body: Callable[[], int]) -> int:
     """Run ``body`` and turn known failures into a one-line message and exit code."""
     try:
         return body()
-    except KeyboardInterrupt:
-        return fail(prog, "interrupted", 130)
+    except KeyboardInterrupt as exc:
+        return fail(prog, str(exc) or "interrupted", 130)
     except USAGE_ERRORS as exc:
         if debug:
             traceback.print_exc()

@@ -21,3 +21,15 @@ class BackendUnavailable(RuntimeError):
 
 class ConfigError(ValueError):
     """A training option is invalid or not supported by the chosen path or backend."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; ``result`` holds the model of the last finite epoch."""
+
+    def __init__(self, message: str, result: object) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training, after the last completed epoch's state was saved (the message says where)."""

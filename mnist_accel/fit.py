@@ -6,17 +6,20 @@ measures each epoch's training time apart from data loading, compilation and eva
 
 from __future__ import annotations
 
+import math
+import os
 import time
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
+from . import checkpoint as ckpt
 from . import model
 from .backend import Backend, get_backend, to_device, to_host
 from .config import TrainConfig, validate
 from .data import MnistData, load_mnist, normalize, one_hot
-from .errors import ConfigError
+from .errors import ConfigError, TrainingDiverged, TrainingInterrupted
 
 
 @dataclass
@@ -62,8 +65,16 @@ def _make_trainer(cfg: TrainConfig, be: Backend, params: list, rng: np.random.Ge
 
 
 def fit(cfg: TrainConfig, data: MnistData | None = None,
-        on_epoch: Callable[[dict[str, float]], None] | None = None, progress: bool = False) -> FitResult:
-    """Train per ``cfg`` and return the trained parameters with per-epoch metrics."""
+        on_epoch: Callable[[dict[str, float]], None] | None = None, progress: bool = False,
+        checkpoint: str | os.PathLike | None = None, resume: str | os.PathLike | None = None,
+        interrupt_path: str | os.PathLike | None = None) -> FitResult:
+    """Train per ``cfg`` and return the trained parameters with per-epoch metrics.
+
+    ``checkpoint``: write the full training state there after every epoch. ``resume``: continue the run
+    saved in that checkpoint. On Ctrl-C the last completed epoch's state goes to ``checkpoint`` (else
+    ``interrupt_path``, if given) and TrainingInterrupted is raised. A loss that stops being finite raises
+    TrainingDiverged carrying the model of the last finite epoch.
+    """
     validate(cfg)
     be = get_backend(cfg.backend)
     data = data if data is not None else load_mnist(cfg.data_dir, progress=progress)
@@ -71,36 +82,120 @@ def fit(cfg: TrainConfig, data: MnistData | None = None,
     dtype = np.dtype(cfg.dtype)
     rng = np.random.default_rng(cfg.seed)
     sizes = [train_images[0].size, *cfg.hidden, 10]
+    _check_memory(cfg, sizes, len(train_images), be)
     params = model.init_params(rng, sizes, cfg.init, cfg.bias, dtype)
     trainer = _make_trainer(cfg, be, params, rng, train_images, train_labels)
     trainer.progress = progress
     x_test = normalize(to_device(test_images, be), dtype, be.xp)
     y_test = one_hot(to_device(test_labels, be), dtype, be.xp)
-    history: list[dict[str, float]] = []
-    best_val, best_params, waited, stopped = float("inf"), None, 0, False
-    for epoch in range(cfg.epochs):
-        start = time.perf_counter()
-        loss_sum, correct = trainer.train_epoch()
-        loss_sum, correct = float(to_host(loss_sum)), int(to_host(correct))  # the epoch's one sync
-        seconds = time.perf_counter() - start
-        record = {"epoch": epoch, "train_loss": loss_sum / trainer.n_seen, "train_accuracy": correct / trainer.n_seen,
-                  **_scores("test", trainer.params, x_test, y_test, cfg, be), "seconds": seconds}
-        if getattr(trainer, "val", None) is not None:
-            record.update(_scores("val", trainer.params, *trainer.val, cfg, be))
-            if record["val_loss"] < best_val:
-                best_val, best_params, waited = record["val_loss"], [p.copy() for p in trainer.params], 0
-            else:
-                waited += 1
-        history.append(record)
-        if on_epoch is not None:
-            on_epoch(record)
-        if cfg.patience and waited >= cfg.patience:
-            stopped = True
-            break
-    params = best_params if stopped else trainer.params  # early stopping restores the best epoch
-    final = _scores("test", params, x_test, y_test, cfg, be)["test_accuracy"] if stopped else history[-1]["test_accuracy"]
-    return FitResult(cfg, [to_host(p) for p in params], history, be.name, be.device, trainer.compile_seconds,
-                     data.description, final, data.official, stopped)
+    run = _Run(cfg, trainer)
+    if resume is not None:
+        run.resume(resume)
+    snapshot = run.snapshot()
+    stopped = False
+    try:
+        while len(run.history) < cfg.epochs and not stopped:
+            epoch = len(run.history)
+            start = time.perf_counter()
+            with np.errstate(all="ignore"):  # a diverging run is reported below, not by NumPy warnings
+                loss_sum, correct = trainer.train_epoch()
+            loss_sum, correct = float(to_host(loss_sum)), int(to_host(correct))  # the epoch's one sync
+            seconds = time.perf_counter() - start
+            if not math.isfinite(loss_sum):
+                bad = int(to_host(trainer.first_bad))
+                run.restore(snapshot)
+                result = _result(run, be, data, run.history[-1]["test_accuracy"] if run.history else float("nan"))
+                where = f"{trainer.step_name} {bad + 1}" if bad >= 0 else "its end"
+                kept = f"the model kept is from epoch {epoch}" if epoch else "no epoch finished, so no model is kept"
+                raise TrainingDiverged(
+                    f"training diverged in epoch {epoch + 1} at {where} (the loss became NaN or infinite); "
+                    f"{kept}; try a smaller --lr than {cfg.lr:g}", result)
+            record = {"epoch": epoch, "train_loss": loss_sum / trainer.n_seen,
+                      "train_accuracy": correct / trainer.n_seen,
+                      **_scores("test", trainer.params, x_test, y_test, cfg, be), "seconds": seconds}
+            if getattr(trainer, "val", None) is not None:
+                record.update(_scores("val", trainer.params, *trainer.val, cfg, be))
+                run.track_validation(record["val_loss"])
+            run.history.append(record)
+            stopped = bool(cfg.patience) and run.waited >= cfg.patience
+            snapshot = run.snapshot()
+            if checkpoint is not None:
+                ckpt.save(checkpoint, *snapshot)
+            if on_epoch is not None:
+                on_epoch(record)
+    except KeyboardInterrupt:
+        target = checkpoint if checkpoint is not None else interrupt_path
+        if target is None:
+            raise
+        ckpt.save(target, *snapshot)
+        done = len(snapshot[1]["history"])
+        raise TrainingInterrupted(f"interrupted; the state after epoch {done} is saved in {target}: "
+                                  f"continue with --resume {target}") from None
+    if stopped:  # early stopping keeps the best epoch
+        for p, best in zip(trainer.params, run.best_params):
+            p[...] = best
+    final = _scores("test", trainer.params, x_test, y_test, cfg, be)["test_accuracy"] if stopped else \
+        run.history[-1]["test_accuracy"]
+    result = _result(run, be, data, final)
+    result.stopped_early = stopped
+    return result
+
+
+def _check_memory(cfg: TrainConfig, sizes: list[int], n_train: int, be: Backend) -> None:
+    """Refuse, before allocating, a model the backend cannot hold: parameters with their gradients and
+    optimizer slots, one batch's activations, and the training images."""
+    n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    slots = {"sgd": 0, "momentum": 1, "adam": 2}[cfg.optimizer]
+    batch = 1 if cfg.path == "loop" else min(cfg.batch_size, n_train)
+    need = np.dtype(cfg.dtype).itemsize * (n_params * (2 + slots) + 3 * batch * sum(sizes)) + n_train * sizes[0]
+    free = be.available_bytes()
+    if free is not None and need > free:
+        raise ConfigError(f"this model needs about {need / 2**30:.1f} GiB but {be.device} has "
+                          f"{free / 2**30:.1f} GiB free; use fewer or narrower --hidden layers or a smaller --batch-size")
+
+
+class _Run:
+    """The run's state beyond the trainer's: metrics so far and early-stopping bookkeeping."""
+
+    def __init__(self, cfg: TrainConfig, trainer) -> None:
+        self.cfg, self.trainer = cfg, trainer
+        self.history: list[dict[str, float]] = []
+        self.best_val, self.waited, self.best_params = float("inf"), 0, None
+
+    def track_validation(self, val_loss: float) -> None:
+        if val_loss < self.best_val:
+            self.best_val, self.waited = val_loss, 0
+            self.best_params = [np.array(to_host(p)) for p in self.trainer.params]
+        else:
+            self.waited += 1
+
+    def snapshot(self) -> tuple[list[np.ndarray], dict]:
+        """Host copies of everything a resumed run needs (and what divergence rolls back to)."""
+        arrays, meta = self.trainer.export_state()
+        best = self.best_params or []
+        return arrays + best, {"config": self.cfg.to_dict(), "history": [dict(r) for r in self.history],
+                               "trainer": meta, "trainer_arrays": len(arrays), "best_val": self.best_val,
+                               "waited": self.waited}
+
+    def restore(self, snapshot: tuple[list[np.ndarray], dict]) -> None:
+        arrays, meta = snapshot
+        n = meta["trainer_arrays"]
+        self.trainer.import_state(arrays[:n], meta["trainer"])
+        self.history = [dict(r) for r in meta["history"]]
+        self.best_val, self.waited = meta["best_val"], meta["waited"]
+        self.best_params = list(arrays[n:]) or None
+
+    def resume(self, path: str | os.PathLike) -> None:
+        arrays, meta = ckpt.load(path)
+        ckpt.check_compatible(meta["config"], self.cfg.to_dict(), path)
+        if len(arrays) < meta.get("trainer_arrays", 0):
+            raise ckpt.DataError(f"{path}: checkpoint holds fewer arrays than its metadata says")
+        self.restore((arrays, meta))
+
+
+def _result(run: _Run, be: Backend, data: MnistData, test_accuracy: float) -> FitResult:
+    return FitResult(run.cfg, [np.array(to_host(p)) for p in run.trainer.params], run.history, be.name, be.device,
+                     run.trainer.compile_seconds, data.description, test_accuracy, data.official)
 
 
 def _scores(prefix: str, params: list, x, y, cfg: TrainConfig, be: Backend) -> dict[str, float]:

@@ -12,6 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .backend import to_host
 from .model import activate, activation_grad, layers, log_softmax
 
 
@@ -33,11 +34,12 @@ def keep_scale(dropout: float, dtype: np.dtype) -> np.floating:
 
 
 def epoch_reference(params: Sequence[np.ndarray], x: np.ndarray, y: np.ndarray, masks: np.ndarray | None,
-                    lr: float, activation: str, loss: str, scale: np.floating) -> tuple[float, int]:
-    """One epoch of per-sample SGD updating ``params`` in place; returns (summed loss, correct count)."""
+                    lr: float, activation: str, loss: str, scale: np.floating) -> tuple[float, int, int]:
+    """One epoch of per-sample SGD updating ``params`` in place; returns (summed loss, correct count,
+    first sample whose loss was not finite or -1)."""
     (w1, b1), (w2, b2) = layers(params)
     lr = x.dtype.type(lr)
-    total, correct = 0.0, 0
+    total, correct, bad = 0.0, 0, -1
     for i in range(len(x)):
         layer_0 = x[i]
         z1 = np.dot(layer_0, w1)
@@ -58,6 +60,8 @@ def epoch_reference(params: Sequence[np.ndarray], x: np.ndarray, y: np.ndarray, 
             total += -np.sum(y[i] * log_p)
             layer_2_delta = y[i] - np.exp(log_p)
         correct += int(np.argmax(layer_2) == np.argmax(y[i]))
+        if bad < 0 and not np.isfinite(total):
+            bad = i
         if deriv is None:
             deriv = layer_1 >= 0  # the tutorial's relu2deriv, applied after dropout
         layer_1_delta = np.dot(w2, layer_2_delta) * deriv
@@ -68,7 +72,7 @@ def epoch_reference(params: Sequence[np.ndarray], x: np.ndarray, y: np.ndarray, 
         if b1 is not None:
             b1 += lr * layer_1_delta
             b2 += lr * layer_2_delta
-    return float(total), correct
+    return float(total), correct, bad
 
 
 class LoopTrainer:
@@ -97,7 +101,7 @@ class LoopTrainer:
         if engine == "cuda":
             from .kernels import loop_cuda
 
-            self._result = xp.zeros(2, np.float64)  # (summed loss, correct), read once per epoch
+            self._result = xp.zeros(3, np.float64)  # (summed loss, correct, first bad sample), read per epoch
             self._kernel = lambda csr, *rest: loop_cuda.launch(csr, *rest, self._result)
         else:
             self._kernel = lambda csr, *rest: loop_cpu.sgd_epoch(*csr, *rest)
@@ -126,10 +130,27 @@ class LoopTrainer:
         return time.perf_counter() - start
 
     def train_epoch(self):
-        """One epoch; returns (summed loss, correct count), on the device for the GPU engine."""
+        """One epoch; returns (summed loss, correct count), on the device for the GPU engine, and sets
+        ``first_bad`` to the first sample whose loss was not finite (-1 if none)."""
         masks = draw_masks(self.rng, len(self.x), self.hidden, self.dropout)
         if self.engine == "numpy":
-            return epoch_reference(self.params, self.x, self._y, masks, self.lr, self.activation, self.loss,
-                                   self.scale)
-        out = self._run(self._csr, self._labels, masks, self.params)
-        return (self._result[0], self._result[1]) if self.engine == "cuda" else out
+            out = epoch_reference(self.params, self.x, self._y, masks, self.lr, self.activation, self.loss,
+                                  self.scale)
+        elif self.engine == "cuda":
+            self._run(self._csr, self._labels, masks, self.params)
+            out = (self._result[0], self._result[1], self._result[2])
+        else:
+            out = self._run(self._csr, self._labels, masks, self.params)
+        self.first_bad = out[2]
+        return out[0], out[1]
+
+    step_name = "sample"  # what first_bad counts, for messages
+
+    def export_state(self) -> tuple[list[np.ndarray], dict]:
+        """Everything a resumed run needs: parameters and the generator that draws the masks."""
+        return [np.array(to_host(p)) for p in self.params], {"rng": self.rng.bit_generator.state}
+
+    def import_state(self, arrays: list[np.ndarray], meta: dict) -> None:
+        for p, a in zip(self.params, arrays):
+            p[...] = self.xp.asarray(a)
+        self.rng.bit_generator.state = meta["rng"]

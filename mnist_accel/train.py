@@ -19,6 +19,7 @@ from .model import INITS, LOSSES
 from .persist import check_writable, save_model, write_json
 
 PROG = "mnist_accel.train"
+INTERRUPT_PATH = "mnist_accel-interrupted.npz"  # where Ctrl-C saves the state when --checkpoint is not given
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--save", metavar="PATH", help="write the trained model (.npz)")
     a("--metrics-json", metavar="PATH", help="write the run's metrics as JSON")
     a("--plot", metavar="PATH", help="write a PNG: curves, confusion matrix, misclassified digits (matplotlib)")
+    a("--checkpoint", metavar="PATH", help="write the full training state after every epoch (and on Ctrl-C)")
+    a("--resume", metavar="PATH", help="continue the run saved in this checkpoint")
     a("--quiet", action="store_true", help="print only the summary")
     a("--debug", action="store_true", help="show tracebacks on errors")
     a("--version", action="version", version=f"mnist-accel {__version__}")
@@ -72,7 +75,10 @@ def _check_args(args: argparse.Namespace) -> None:
             import matplotlib  # noqa: F401
         except ImportError:
             raise ConfigError("--plot needs matplotlib: pip install 'mnist-accel[plot]'") from None
-    for flag, value in (("--save", args.save), ("--metrics-json", args.metrics_json), ("--plot", args.plot)):
+    if args.resume is not None and not Path(args.resume).is_file():
+        raise ConfigError(f"--resume {args.resume}: no such file")
+    for flag, value in (("--save", args.save), ("--metrics-json", args.metrics_json), ("--plot", args.plot),
+                        ("--checkpoint", args.checkpoint)):
         if value is not None:
             try:
                 check_writable(value, flag)
@@ -90,31 +96,60 @@ def metrics_payload(result) -> dict:
             "device": result.device, "stopped_early": result.stopped_early, "version": __version__}
 
 
-def _run(args: argparse.Namespace) -> int:
-    from .data import load_mnist
-    from .fit import fit
+def _config(args: argparse.Namespace):
+    """The run's options: the preset plus flags, or, with --resume, the saved run's plus what may change."""
+    given = {k: getattr(args, k) for k in OPTION_NAMES if getattr(args, k) is not None}
+    if args.resume is None:
+        return resolve(args.preset, **given)
+    from . import checkpoint as ckpt
+    from .config import TrainConfig, validate
 
-    cfg = resolve(args.preset, **{k: getattr(args, k) for k in OPTION_NAMES})
-    _check_args(args)
-    say = (lambda *_, **__: None) if args.quiet else print
-    progress = not args.quiet and sys.stderr.isatty()
-    data = load_mnist(cfg.data_dir, progress=progress)
-    result = fit(cfg, data, on_epoch=lambda r: say(_epoch_line(r, cfg.epochs), flush=True), progress=progress)
-    print(f"{result.backend}/{cfg.path}: test accuracy {result.test_accuracy:.4f} after {len(result.history)} "
-          f"epochs, {result.train_seconds:.2f}s training (+{result.compile_seconds:.2f}s compile) on {result.device}; "
-          f"data: {result.dataset}")
-    if args.save:
+    fixed = sorted(k for k in given if k not in ckpt.MAY_CHANGE) + (["preset"] if args.preset != "default" else [])
+    if fixed:
+        flags = ", ".join("--" + k.replace("_", "-") for k in fixed)
+        raise ConfigError(f"--resume continues the saved run with its own options; drop {flags} "
+                          "(only --epochs, --threads, --data-dir and --backend may change)")
+    saved = ckpt.load(args.resume)[1]["config"]
+    cfg = TrainConfig(**{**saved, "hidden": tuple(saved["hidden"])}).replace(**given)
+    validate(cfg)
+    return cfg
+
+
+def _write_outputs(args: argparse.Namespace, cfg, result, data) -> None:
+    if args.save and result.history:
         save_model(args.save, result.params, {"activation": cfg.activation, "loss": cfg.loss, "dtype": cfg.dtype,
                                               "classes": list(range(10)), "normalisation": "pixels / 255",
                                               "version": __version__})
     if args.metrics_json:
         write_json(args.metrics_json, metrics_payload(result))
-    if args.plot:
+    if args.plot and result.history:
         from .plots import write_training_plot
 
         n = cfg.test_samples or len(data.test_images)
         write_training_plot(args.plot, result.history, result.params, data.test_images[:n], data.test_labels[:n],
                             cfg.activation, f"{result.backend}/{cfg.path}, {len(result.history)} epochs")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .data import load_mnist
+    from .errors import TrainingDiverged
+    from .fit import fit
+
+    cfg = _config(args)
+    _check_args(args)
+    say = (lambda *_, **__: None) if args.quiet else print
+    progress = not args.quiet and sys.stderr.isatty()
+    data = load_mnist(cfg.data_dir, progress=progress)
+    try:
+        result = fit(cfg, data, on_epoch=lambda r: say(_epoch_line(r, cfg.epochs), flush=True), progress=progress,
+                     checkpoint=args.checkpoint, resume=args.resume, interrupt_path=INTERRUPT_PATH)
+    except TrainingDiverged as exc:
+        _write_outputs(args, cfg, exc.result, data)  # the last finite epoch's model, if there was one
+        raise
+    print(f"{result.backend}/{cfg.path}: test accuracy {result.test_accuracy:.4f} after {len(result.history)} "
+          f"epochs, {result.train_seconds:.2f}s training (+{result.compile_seconds:.2f}s compile) on {result.device}; "
+          f"data: {result.dataset}")
+    _write_outputs(args, cfg, result, data)
     return 0
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import optim, rng as crng
-from .backend import Backend, to_device
+from .backend import Backend, to_device, to_host
 from .config import TrainConfig
 from .data import normalize, one_hot
 from .model import layers
@@ -89,6 +89,7 @@ class VectorizedTrainer:
         self.total_steps = self.steps_per_epoch * cfg.epochs
         self.step = self.epoch = 0
         self._buffers: dict[int, _Buffers] = {}
+        self._step_loss = self.xp.zeros(self.steps_per_epoch, np.float64)  # to name a diverging step
         self._keep = 1.0 - cfg.dropout
         self.progress = False  # a progress bar per epoch (set by callers that print to a terminal)
         self.compile_seconds = self.ops.warm_up(cfg)
@@ -106,8 +107,9 @@ class VectorizedTrainer:
         total, correct = 0.0, 0
         with blas_threads(self.cfg.threads), tqdm(total=self.steps_per_epoch, disable=not self.progress, leave=False,
                                                   unit="batch", desc=f"epoch {self.epoch + 1}") as bar:
-            for start in range(0, self.n_seen, bs):
+            for k, start in enumerate(range(0, self.n_seen, bs)):
                 loss, hits = self.train_step(order[start:start + bs])
+                self._step_loss[k] = loss  # stays on the device; read only if the epoch's loss is not finite
                 total, correct = total + loss, correct + hits
                 bar.update()  # a host-side counter: no device sync
         self.epoch += 1
@@ -154,3 +156,22 @@ class VectorizedTrainer:
         self.step += 1
         ops.update(self.params, buf.grads, self.state, cfg, self.step, optim.lr_at(cfg, self.step - 1, self.total_steps))
         return loss, hits
+
+    step_name = "step"  # what first_bad counts, for messages
+
+    @property
+    def first_bad(self) -> int:
+        """The first step of the last epoch whose loss was not finite, or -1 (reads the device)."""
+        bad = to_host(~self.xp.isfinite(self._step_loss))
+        return int(bad.argmax()) if bad.any() else -1
+
+    def export_state(self) -> tuple[list[np.ndarray], dict]:
+        """Everything a resumed run needs: shuffles and masks derive from (seed, epoch, step)."""
+        arrays = [np.array(to_host(a)) for a in self.params] + [np.array(to_host(a)) for s in self.state for a in s]
+        return arrays, {"step": self.step, "epoch": self.epoch, "seed": self.seed}
+
+    def import_state(self, arrays: list[np.ndarray], meta: dict) -> None:
+        slots = [a for s in self.state for a in s]
+        for dst, src in zip([*self.params, *slots], arrays):
+            dst[...] = self.xp.asarray(src)  # in place: the cached (W, b) pairs keep pointing at them
+        self.step, self.epoch, self.seed = meta["step"], meta["epoch"], meta["seed"]

@@ -1,0 +1,51 @@
+"""fit(): divergence stops the run and keeps the last finite epoch; sizes that cannot fit are refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mnist_accel.config import resolve
+from mnist_accel.errors import ConfigError, TrainingDiverged
+from mnist_accel.fit import fit
+from mnist_accel.train import main
+from mnist_accel.vectorized import VectorizedTrainer
+
+SMALL = dict(backend="numba", train_samples=3000, test_samples=500, hidden=(32,), epochs=3, batch_size=100,
+             schedule="constant")  # so a 1-epoch run is the first epoch of a 3-epoch run
+
+
+def test_divergence_keeps_the_last_finite_epoch(mnist, monkeypatch):
+    clean = fit(resolve(**{**SMALL, "epochs": 1}), mnist)
+    original, calls = VectorizedTrainer.train_epoch, []
+
+    def poisoned(self):
+        calls.append(1)
+        if len(calls) == 2:
+            self.params[2][...] = np.float32(3e38)  # the second epoch's first step overflows
+        return original(self)
+
+    monkeypatch.setattr(VectorizedTrainer, "train_epoch", poisoned)
+    with pytest.raises(TrainingDiverged, match=r"diverged in epoch 2 at step 1 .* kept is from epoch 1.* --lr") as info:
+        fit(resolve(**SMALL), mnist)
+    result = info.value.result
+    assert len(result.history) == 1 and len(calls) == 2
+    for kept, reference in zip(result.params, clean.params):
+        np.testing.assert_array_equal(kept, reference)
+
+
+@pytest.mark.parametrize("argv", [
+    ["--path", "loop", "--lr", "2", "--loss", "mse", "--hidden", "32"],
+    ["--lr", "5", "--loss", "mse", "--optimizer", "sgd", "--activation", "tanh"],
+])
+def test_cli_divergence_exits_1_with_one_line(argv, mnist, tmp_path, capsys):
+    out = tmp_path / "model.npz"
+    assert main([*argv, "--epochs", "2", "--train-samples", "3000", "--save", str(out), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "diverged in epoch 1" in err and "smaller --lr" in err
+    assert not out.exists()  # no epoch finished: nothing is saved
+
+
+def test_model_too_large_is_refused_before_allocating(mnist):
+    with pytest.raises(ConfigError, match="GiB free"):
+        fit(resolve(hidden=(40_000_000,), epochs=1), mnist)
