@@ -191,3 +191,57 @@ def test_concurrent_downloads_into_one_cache(official_gz, cache_env, monkeypatch
     finally:
         server.close()
     shutil.rmtree(cache_env)
+
+
+def test_truncated_download_is_not_kept(official_gz, cache_env, monkeypatch):
+    body = official_gz["train-labels-idx1-ubyte"]
+
+    class Short(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])  # the connection drops half-way
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Short)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("MNIST_ACCEL_MIRRORS", f"http://127.0.0.1:{httpd.server_address[1]}/")
+        with pytest.raises(DataUnavailable, match="could not be downloaded"):
+            mdata.load_mnist(progress=False)
+        assert not any(cache_env.iterdir())
+    finally:
+        httpd.shutdown()
+
+
+def test_full_disk_while_downloading_leaves_nothing(official_gz, cache_env, monkeypatch):
+    server = _Server({f"/m/{stem}.gz": body for stem, body in official_gz.items()})
+    real_fdopen = os.fdopen
+
+    class FullDisk:
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, data):
+            raise OSError(28, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    monkeypatch.setattr(os, "fdopen", lambda fd, *a, **k: FullDisk(real_fdopen(fd, *a, **k)))
+    try:
+        monkeypatch.setenv("MNIST_ACCEL_MIRRORS", server.url + "/m/")
+        with pytest.raises(DataUnavailable, match="No space left on device"):
+            mdata.load_mnist(progress=False)
+        assert not any(cache_env.iterdir())
+    finally:
+        server.close()

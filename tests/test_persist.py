@@ -60,3 +60,47 @@ def test_check_writable(tmp_path):
         check_writable(tmp_path, "--x")
     with pytest.raises(ValueError, match="does not exist"):
         check_writable(tmp_path / "no" / "f.json", "--x")
+
+
+# --- fuzzing: random and mutated files either load or raise DataError, nothing else -------------------
+
+import io  # noqa: E402
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+from mnist_accel import checkpoint  # noqa: E402
+
+
+def _valid_model_bytes() -> bytes:
+    buf = io.BytesIO()
+    import json
+
+    header = {"format": "mnist-accel-model", "format_version": 1, "activation": "relu", "shapes": [[3, 2], [2]]}
+    np.savez(buf, p0=np.ones((3, 2), np.float32), p1=np.zeros(2, np.float32),
+             meta=np.frombuffer(json.dumps(header).encode(), np.uint8))
+    return buf.getvalue()
+
+
+VALID = _valid_model_bytes()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzz_model_and_checkpoint_loaders(tmp_path, data):
+    kind = data.draw(st.sampled_from(["random", "mutated", "truncated"]))
+    if kind == "random":
+        blob = data.draw(st.binary(max_size=400))
+    elif kind == "mutated":
+        blob = bytearray(VALID)
+        for _ in range(data.draw(st.integers(1, 8))):
+            blob[data.draw(st.integers(0, len(blob) - 1))] = data.draw(st.integers(0, 255))
+        blob = bytes(blob)
+    else:
+        blob = VALID[:data.draw(st.integers(0, len(VALID) - 1))]
+    path = tmp_path / "fuzz.npz"
+    path.write_bytes(blob)
+    for loader in (load_model, checkpoint.load):
+        try:
+            loader(path)
+        except DataError:
+            pass

@@ -1,0 +1,50 @@
+"""The report command on a small saved run: tables, target checks, charts, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench.report import main
+
+
+def _bench(group, backend, mean, dtype="float32", **extra):
+    return {"group": group, "name": f"test[{backend}]", "stats": {"mean": mean},
+            "extra_info": {"backend": backend, "dtype": dtype, "samples": 60000, "flops_per_epoch": 4.9e10,
+                           "test_accuracy": 0.95, **extra}}
+
+
+@pytest.fixture
+def run(tmp_path):
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"benchmarks": [
+        _bench("loop-784-100-10", "numpy", 10.0, "float64"), _bench("loop-784-100-10", "numba", 0.2, "float64"),
+        _bench("loop-784-100-10", "numba", 0.3, "float32"),
+        _bench("vectorized-784-256-10-b128-adam", "numba", 0.5), _bench("vectorized-784-256-10-b128-adam", "numpy", 0.9),
+        _bench("vectorized-784-256-10-b128-adam", "torch-cpu", 1.0),
+        _bench("sweep-width", "numba", 0.1, width=64, batch=128), _bench("sweep-width", "numba", 0.3, width=256, batch=128),
+        _bench("sweep-batch", "numba", 0.2, width=256, batch=32), _bench("sweep-batch", "numba", 0.1, width=256, batch=512),
+        {"group": "peak", "name": "peak", "stats": {"mean": 0.01}, "extra_info": {"sgemm_peak_gflops": 200.0}},
+    ]}))
+    return path
+
+
+def test_report_tables_targets_and_charts(run, tmp_path, capsys):
+    assert main([str(run), "--png", str(tmp_path / "a.png"), "--sweep-png", str(tmp_path / "b.png"),
+                 "--markdown", str(tmp_path / "r.md")]) == 0
+    out = capsys.readouterr().out
+    assert "| numba-float64 | 0.200 |" in out and "50.00x" in out
+    assert "| Numba loop vs NumPy reference loop (float64) | 50.00x | 40x | yes |" in out
+    assert "| Numba loop: float32 at least as fast as float64 | 0.67x | 1x | NO |" in out
+    assert "not measured (row missing)" in out and "Measured SGEMM peak: 200 GFLOP/s." in out
+    assert (tmp_path / "a.png").stat().st_size > 1000 and (tmp_path / "b.png").stat().st_size > 1000
+    assert main([str(run), "--check"]) == 1  # the float32 target is missed in this made-up run
+
+
+def test_unreadable_run_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert main([str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("bench.report: error: cannot read")
