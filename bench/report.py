@@ -54,9 +54,10 @@ def table(groups: dict[str, dict[str, dict]], peak: float | None) -> list[str]:
     for group, rows in groups.items():
         ref_name = REFERENCE.get(group.split("-")[0])
         ref = rows.get(ref_name)
-        lines += [f"### {group}", "", f"| row | s/epoch | samples/s | test acc | vs {ref_name or '-'} | share of floor |",
+        header = f"| row | s/epoch | samples/s | test acc | vs {ref_name or '-'} | share of floor |"
+        lines += [f"### {group}", "", header,
                   "|---|---:|---:|---:|---:|---:|"]
-        def order(kv):
+        def order(kv, group=group):
             info = kv[1]["extra_info"]
             if group.startswith("sweep"):
                 return (info["backend"], info["width"], info["batch"])

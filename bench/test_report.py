@@ -18,13 +18,14 @@ def _bench(group, backend, mean, dtype="float32", **extra):
 @pytest.fixture
 def run(tmp_path):
     path = tmp_path / "run.json"
+    loop, vec = "loop-784-100-10", "vectorized-784-256-10-b128-adam"
     path.write_text(json.dumps({"benchmarks": [
-        _bench("loop-784-100-10", "numpy", 10.0, "float64"), _bench("loop-784-100-10", "numba", 0.2, "float64"),
-        _bench("loop-784-100-10", "numba", 0.3, "float32"),
-        _bench("vectorized-784-256-10-b128-adam", "numba", 0.5), _bench("vectorized-784-256-10-b128-adam", "numpy", 0.9),
-        _bench("vectorized-784-256-10-b128-adam", "torch-cpu", 1.0),
-        _bench("sweep-width", "numba", 0.1, width=64, batch=128), _bench("sweep-width", "numba", 0.3, width=256, batch=128),
-        _bench("sweep-batch", "numba", 0.2, width=256, batch=32), _bench("sweep-batch", "numba", 0.1, width=256, batch=512),
+        _bench(loop, "numpy", 10.0, "float64"), _bench(loop, "numba", 0.2, "float64"), _bench(loop, "numba", 0.3),
+        _bench(vec, "numba", 0.5), _bench(vec, "numpy", 0.9), _bench(vec, "torch-cpu", 1.0),
+        _bench("sweep-width", "numba", 0.1, width=64, batch=128),
+        _bench("sweep-width", "numba", 0.3, width=256, batch=128),
+        _bench("sweep-batch", "numba", 0.2, width=256, batch=32),
+        _bench("sweep-batch", "numba", 0.1, width=256, batch=512),
         {"group": "peak", "name": "peak", "stats": {"mean": 0.01}, "extra_info": {"sgemm_peak_gflops": 200.0}},
     ]}))
     return path

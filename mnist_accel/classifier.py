@@ -69,7 +69,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if self.solver not in ("adam", "sgd"):
             raise ValueError(f"solver={self.solver!r} is not supported; use 'adam' or 'sgd'")
         if self.learning_rate not in ("constant", "cosine", "step"):
-            raise ValueError(f"learning_rate={self.learning_rate!r} is not supported; use 'constant', 'cosine' or 'step'")
+            raise ValueError(f"learning_rate={self.learning_rate!r} is not supported; "
+                             "use 'constant', 'cosine' or 'step'")
         hidden = self.hidden_layer_sizes
         hidden = (hidden,) if isinstance(hidden, numbers.Integral) else tuple(hidden)
         batch = min(200, n_samples) if self.batch_size == "auto" else int(self.batch_size)
@@ -160,7 +161,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 break
         if not (incremental or stopped):
             warnings.warn(f"stopped at max_iter={self.max_iter} before the loss settled (tol={self.tol})",
-                          ConvergenceWarning)
+                          ConvergenceWarning, stacklevel=3)
         if early:
             self.best_loss_ = None
         self._store(best if best is not None else trainer.params, trainer)

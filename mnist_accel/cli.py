@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
-from typing import Callable, NoReturn
+from typing import Callable, NoReturn, Sequence
 
 from .errors import BackendUnavailable, ConfigError, DataError, DataUnavailable
 
@@ -47,3 +47,14 @@ def run_guarded(prog: str, debug: bool, body: Callable[[], int]) -> int:
         if debug:
             traceback.print_exc()
         return fail(prog, f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", 1)
+
+
+def entry(prog: str, build_parser: Callable[[], argparse.ArgumentParser],
+          run: Callable[[argparse.Namespace], int]) -> Callable[..., int]:
+    """A command's ``main(argv=None) -> exit code``: parse, then run guarded (every parser has --debug)."""
+
+    def main(argv: Sequence[str] | None = None) -> int:
+        args = build_parser().parse_args(argv)
+        return run_guarded(prog, args.debug, lambda: run(args))
+
+    return main

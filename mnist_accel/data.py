@@ -72,7 +72,8 @@ def _checked(arrays: dict[str, np.ndarray], official: bool, source: str) -> Mnis
     for split in ("train", "t10k"):
         images, labels = arrays[f"{split}-images-idx3-ubyte"], arrays[f"{split}-labels-idx1-ubyte"]
         if images.shape[1:] != (28, 28):
-            raise DataError(f"{split}-images-idx3-ubyte: images are {images.shape[1]}x{images.shape[2]}, expected 28x28")
+            raise DataError(f"{split}-images-idx3-ubyte: images are {images.shape[1]}x{images.shape[2]}, "
+                            "expected 28x28")
         if len(images) != len(labels):
             raise DataError(f"{split}: {len(images)} images but {len(labels)} labels")
         if labels.size and int(labels.max()) >= NUM_CLASSES:

@@ -151,7 +151,8 @@ def _check_memory(cfg: TrainConfig, sizes: list[int], n_train: int, be: Backend)
     free = be.available_bytes()
     if free is not None and need > free:
         raise ConfigError(f"this model needs about {need / 2**30:.1f} GiB but {be.device} has "
-                          f"{free / 2**30:.1f} GiB free; use fewer or narrower --hidden layers or a smaller --batch-size")
+                          f"{free / 2**30:.1f} GiB free; use fewer or narrower --hidden layers "
+                          "or a smaller --batch-size")
 
 
 class _Run:
@@ -188,8 +189,6 @@ class _Run:
     def resume(self, path: str | os.PathLike) -> None:
         arrays, meta = ckpt.load(path)
         ckpt.check_compatible(meta["config"], self.cfg.to_dict(), path)
-        if len(arrays) < meta.get("trainer_arrays", 0):
-            raise ckpt.DataError(f"{path}: checkpoint holds fewer arrays than its metadata says")
         self.restore((arrays, meta))
 
 

@@ -58,35 +58,45 @@ def write_json(path: str | os.PathLike, payload: Any) -> None:
     atomic_write(path, lambda f: f.write(text.encode()))
 
 
-def save_model(path: str | os.PathLike, params: Sequence[np.ndarray], meta: dict[str, Any]) -> None:
-    """Parameters as arrays ``p0, p1, ...`` plus JSON metadata, in one .npz written atomically."""
-    header = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta,
-              "shapes": [list(p.shape) for p in params]}
-    arrays = {f"p{i}": np.asarray(p) for i, p in enumerate(params)}
-    arrays["meta"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
-    atomic_write(path, lambda f: np.savez(f, **arrays))
+def write_npz(path: str | os.PathLike, fmt: str, arrays: Sequence[np.ndarray], meta: dict[str, Any]) -> None:
+    """Arrays ``a0, a1, ...`` plus JSON metadata tagged with ``fmt``, in one .npz written atomically."""
+    payload = {f"a{i}": np.asarray(a) for i, a in enumerate(arrays)}
+    payload["meta"] = np.frombuffer(json.dumps({"format": fmt, **meta}).encode(), dtype=np.uint8)
+    atomic_write(path, lambda f: np.savez(f, **payload))
 
 
-def load_model(path: str | os.PathLike) -> tuple[list[np.ndarray], dict[str, Any]]:
-    """Read a model saved by ``save_model``; anything else is a DataError naming the problem."""
+def read_npz(path: str | os.PathLike, fmt: str, what: str) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """Read a ``write_npz`` file of format ``fmt``, without pickle; anything else is a DataError naming
+    the file and calling it by ``what`` ("model", "checkpoint")."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
-            if "meta" not in npz.files:
-                raise DataError(f"{path}: not an mnist-accel model (no metadata)")
-            meta = json.loads(npz["meta"].tobytes().decode())
-            if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-                raise DataError(f"{path}: not an mnist-accel model")
-            shapes = meta.get("shapes")
-            if not isinstance(shapes, list) or sorted(npz.files) != sorted(["meta"] + [f"p{i}" for i in range(len(shapes))]):
-                raise DataError(f"{path}: model arrays do not match its metadata")
-            params = [npz[f"p{i}"] for i in range(len(shapes))]
-    except DataError:
-        raise
-    except FileNotFoundError:
+            meta = json.loads(npz["meta"].tobytes().decode()) if "meta" in npz.files else None
+            if not isinstance(meta, dict) or meta.get("format") != fmt:
+                raise DataError(f"{path}: not an mnist-accel {what}")
+            names = sorted(k for k in npz.files if k != "meta")
+            if names != sorted(f"a{i}" for i in range(len(names))):
+                raise DataError(f"{path}: the {what}'s arrays are not numbered a0, a1, ...")
+            arrays = [npz[f"a{i}"] for i in range(len(names))]
+    except (DataError, FileNotFoundError):
         raise
     except Exception as exc:  # zip, npy and JSON parsers raise many types on foreign bytes
-        raise DataError(f"{path}: not a readable mnist-accel model ({type(exc).__name__}: {exc})") from None
+        raise DataError(f"{path}: not a readable mnist-accel {what} ({type(exc).__name__}: {exc})") from None
+    return arrays, meta
+
+
+def save_model(path: str | os.PathLike, params: Sequence[np.ndarray], meta: dict[str, Any]) -> None:
+    """Parameters plus JSON metadata (architecture, activation, dtype, classes, normalisation, version)."""
+    write_npz(path, FORMAT, params, {"format_version": FORMAT_VERSION, **meta,
+                                     "shapes": [list(p.shape) for p in params]})
+
+
+def load_model(path: str | os.PathLike) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """Read a model saved by ``save_model``, validating every shape against its metadata."""
+    params, meta = read_npz(path, FORMAT, "model")
+    shapes = meta.get("shapes")
+    if not isinstance(shapes, list) or len(shapes) != len(params):
+        raise DataError(f"{path}: model arrays do not match its metadata")
     for p, shape in zip(params, shapes):
         if list(p.shape) != shape or p.dtype.kind != "f":
             raise DataError(f"{path}: parameter of shape {p.shape} and dtype {p.dtype}, metadata says {shape}")

@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from . import model
-from .cli import Parser, run_guarded
+from .cli import Parser, entry
 from .errors import ConfigError, DataError
 from .persist import load_model
 
@@ -35,7 +35,8 @@ def predict_images(params: list[np.ndarray], meta: dict, paths: Sequence[str]) -
     from .images import load_digit
 
     if params[0].shape[0] != 784:
-        raise DataError(f"the model takes {params[0].shape[0]} inputs, not 784 pixels: it was not trained on 28x28 images")
+        raise DataError(f"the model takes {params[0].shape[0]} inputs, not 784 pixels: "
+                        "it was not trained on 28x28 images")
     classes = meta.get("classes") or list(range(params[-1].shape[-1]))
     x = np.stack([load_digit(p).reshape(784) for p in paths]).astype(params[0].dtype)
     out, _ = model.forward(params, x, meta.get("activation", "relu"), np)
@@ -70,9 +71,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_guarded(PROG, args.debug, lambda: _run(args))
+main = entry(PROG, build_parser, _run)
 
 
 if __name__ == "__main__":

@@ -9,10 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Sequence
 
 from . import __version__
-from .cli import Parser, run_guarded
+from .cli import Parser, entry
 from .config import BACKENDS, DTYPES, OPTIMIZERS, PATHS, PRESETS, SCHEDULES, resolve
 from .errors import ConfigError
 from .model import INITS, LOSSES
@@ -153,9 +152,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_guarded(PROG, args.debug, lambda: _run(args))
+main = entry(PROG, build_parser, _run)
 
 
 if __name__ == "__main__":

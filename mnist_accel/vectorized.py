@@ -154,7 +154,8 @@ class VectorizedTrainer:
                 xp.matmul(buf.delta[i], w.T, out=buf.delta[i - 1])
                 ops.act_backward(buf.delta[i - 1], buf.z[i - 1], cfg.activation, masks[i - 1], 1.0 / self._keep)
         self.step += 1
-        ops.update(self.params, buf.grads, self.state, cfg, self.step, optim.lr_at(cfg, self.step - 1, self.total_steps))
+        lr = optim.lr_at(cfg, self.step - 1, self.total_steps)
+        ops.update(self.params, buf.grads, self.state, cfg, self.step, lr)
         return loss, hits
 
     step_name = "step"  # what first_bad counts, for messages

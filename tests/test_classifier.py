@@ -83,7 +83,8 @@ def test_float32_input_trains_in_float32(blobs):
     X, y = blobs
     clf = MLPClassifier(max_iter=3, random_state=0).fit(X.astype(np.float32), y)
     assert clf.coefs_[0].dtype == np.float32
-    assert MLPClassifier(max_iter=3, random_state=0, dtype="float64").fit(X.astype(np.float32), y).coefs_[0].dtype == np.float64
+    wide = MLPClassifier(max_iter=3, random_state=0, dtype="float64").fit(X.astype(np.float32), y)
+    assert wide.coefs_[0].dtype == np.float64
 
 
 def test_unsupported_options_are_clear(blobs):

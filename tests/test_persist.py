@@ -34,7 +34,7 @@ def test_foreign_npz_is_refused(tmp_path):
     save_model(tmp_path / "m.npz", [np.ones((2, 2))], {})
     with np.load(tmp_path / "m.npz") as npz:
         arrays = dict(npz)
-    arrays["p0"] = np.ones((3, 2))
+    arrays["a0"] = np.ones((3, 2))
     np.savez(tmp_path / "bad.npz", **arrays)
     with pytest.raises(DataError, match="metadata says"):
         load_model(tmp_path / "bad.npz")
