@@ -36,4 +36,4 @@ def test_fit(run_epoch, mnist, samples, library):
     else:
         from mnist_accel import MLPClassifier
     run_epoch(lambda: _run(MLPClassifier, mnist, samples), 3, 3 * flops_per_sample((784, 256, 10)), "float32",
-              "classifier", library)
+              "classifier", library, epochs=3)

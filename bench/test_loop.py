@@ -15,6 +15,7 @@ FLOPS = flops_per_sample(LOOP_SIZES)
     ("numpy", "float64", 1),  # the reference: about 10 s an epoch, so one round
     ("numba", "float64", 5),
     ("numba", "float32", 5),
+    pytest.param("cuda", "float64", 5, marks=pytest.mark.gpu),
 ])
 def test_loop_epoch(run_epoch, mnist, samples, backend, dtype, rounds):
     run = run_epoch(lambda: loop_run(backend, mnist, samples, dtype), rounds, FLOPS, dtype, "loop", backend)

@@ -53,8 +53,12 @@ def loop_run(backend: str, data: MnistData, n: int, dtype: str = "float64") -> R
     rng = np.random.default_rng(TUTORIAL_SEED)
     params = model.init_params(rng, LOOP_SIZES, "tutorial", False, np.dtype(dtype))
     x = normalize(data.train_images[:n], np.dtype(dtype))
-    trainer = LoopTrainer(params, x, data.train_labels[:n], rng, 0.005, "relu", "mse", 0.5, be.name)
-    return Run(trainer.train_epoch, lambda: _test_accuracy(trainer.params, data), be.device)
+    trainer = LoopTrainer(params, x, data.train_labels[:n], rng, 0.005, "relu", "mse", 0.5, be.name, be.xp)
+
+    def step():
+        return float(to_host(trainer.train_epoch()[0]))  # synchronises the GPU inside the timed call
+
+    return Run(step, lambda: _test_accuracy(trainer.params, data), be.device)
 
 
 def vectorized_run(backend: str, data: MnistData, n: int, hidden: int = VEC_SIZES[1], batch: int = VEC_BATCH) -> Run:
