@@ -16,10 +16,9 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dist")
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                           str(out), str(REPO)], capture_output=True, text=True, timeout=300)
-    if proc.returncode != 0 and "No module named" in proc.stderr:
-        pytest.skip(f"cannot build without isolation here: {proc.stderr.strip().splitlines()[-1]}")
+    # Built as users build it: pip fetches the build requirements (setuptools, wheel) into isolation.
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(REPO)],
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     return next(out.glob("mnist_accel-*.whl"))
 
