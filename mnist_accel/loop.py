@@ -12,8 +12,13 @@ from typing import Sequence
 
 import numpy as np
 
+from tqdm.auto import tqdm
+
 from .backend import to_host
 from .model import activate, activation_grad, layers, log_softmax
+
+
+CHUNK = 1000  # samples between progress-bar updates of the reference loop
 
 
 def draw_masks(rng: np.random.Generator, n: int, hidden: int, dropout: float) -> np.ndarray | None:
@@ -91,6 +96,7 @@ class LoopTrainer:
         self.n_seen = len(x)  # samples trained per epoch
         self.params = [xp.asarray(p) for p in params]
         self.compile_seconds = 0.0
+        self.progress = False  # a progress bar for the slow NumPy reference (set by callers on a terminal)
         if engine == "numpy":
             self._y = (self.labels[:, None] == np.arange(params[-1].shape[-1])).astype(x.dtype)
             return
@@ -134,8 +140,7 @@ class LoopTrainer:
         ``first_bad`` to the first sample whose loss was not finite (-1 if none)."""
         masks = draw_masks(self.rng, len(self.x), self.hidden, self.dropout)
         if self.engine == "numpy":
-            out = epoch_reference(self.params, self.x, self._y, masks, self.lr, self.activation, self.loss,
-                                  self.scale)
+            out = self._reference_epoch(masks)
         elif self.engine == "cuda":
             self._run(self._csr, self._labels, masks, self.params)
             out = (self._result[0], self._result[1], self._result[2])
@@ -143,6 +148,21 @@ class LoopTrainer:
             out = self._run(self._csr, self._labels, masks, self.params)
         self.first_bad = out[2]
         return out[0], out[1]
+
+    def _reference_epoch(self, masks: np.ndarray | None) -> tuple[float, int, int]:
+        """The NumPy reference in chunks of consecutive samples (sequential SGD over consecutive chunks is
+        the same computation), so a slow epoch can show a progress bar."""
+        total, correct, bad = 0.0, 0, -1
+        with tqdm(total=len(self.x), disable=not self.progress, leave=False, unit="sample") as bar:
+            for start in range(0, len(self.x), CHUNK):
+                part = slice(start, start + CHUNK)
+                t, c, b = epoch_reference(self.params, self.x[part], self._y[part],
+                                          None if masks is None else masks[part], self.lr, self.activation,
+                                          self.loss, self.scale)
+                total, correct = total + t, correct + c
+                bad = start + b if bad < 0 and b >= 0 else bad
+                bar.update(len(self.x[part]))
+        return total, correct, bad
 
     step_name = "sample"  # what first_bad counts, for messages
 
