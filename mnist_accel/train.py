@@ -134,8 +134,8 @@ def _run(args: argparse.Namespace) -> int:
     from .errors import TrainingDiverged
     from .fit import fit
 
+    _check_args(args)  # before _config, which reads the --resume checkpoint
     cfg = _config(args)
-    _check_args(args)
     say = (lambda *_, **__: None) if args.quiet else print
     progress = not args.quiet and sys.stderr.isatty()
     data = load_mnist(cfg.data_dir, progress=progress)

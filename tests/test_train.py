@@ -31,6 +31,7 @@ BAD = [
     (["--weight-decay", "inf"], "--weight-decay must be finite"),
     (["--data-dir", "/nonexistent/mnist"], "is not a directory"),
     (["--metrics-json", "/nonexistent/dir/m.json"], "does not exist"),
+    (["--resume", "/nonexistent/ck.npz"], "--resume /nonexistent/ck.npz: no such file"),
     (["--preset", "fast"], "invalid choice"),
 ]
 
