@@ -19,7 +19,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from . import __version__, model
-from .backend import Backend, get_backend, to_host
+from .backend import get_backend, to_host
 from .config import resolve
 from .persist import load_model, save_model
 from .vectorized import VectorizedTrainer, as_features
@@ -96,9 +96,6 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             return int(rs.randint(2 ** 31))
         return int(rs)
 
-    def _backend(self, X: Any) -> Backend:
-        return get_backend("cuda" if _on_device(X) else self.backend)
-
     # --- fitting ---------------------------------------------------------------------------------------
 
     def _validate(self, X, y, reset: bool):
@@ -121,7 +118,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         labels = np.searchsorted(self.classes_, y).astype(np.int32)
         early = self.early_stopping and not incremental
         cfg = self._config(len(X), epochs, early)
-        be = self._backend(X)
+        be = get_backend("cuda") if device else get_backend(self.backend)  # X is on the host by now
         rng = np.random.default_rng(cfg.seed)
         sizes = [X.shape[1], *cfg.hidden, max(len(self.classes_), 2)]
         params = model.init_params(rng, sizes, cfg.init, True, np.dtype(cfg.dtype)) if first else self._params()

@@ -115,3 +115,23 @@ def test_load_rejects_foreign_and_inconsistent_files(tmp_path):
     save_model(tmp_path / "odd.npz", [np.ones((4, 3)), np.ones(2)], {"activation": "relu", "classes": [0, 1, 2]})
     with pytest.raises(DataError, match="do not fit together"):
         MLPClassifier.load(tmp_path / "odd.npz")
+
+
+class _DeviceArray(np.ndarray):
+    """Looks like a CuPy array to the estimator (it has the CUDA array interface and .get())."""
+
+    __cuda_array_interface__: dict = {}
+
+    def get(self):
+        return np.asarray(self)
+
+
+def test_device_inputs_train_on_the_gpu_backend(blobs, monkeypatch):
+    import mnist_accel.classifier as classifier
+    from mnist_accel.backend import get_backend
+
+    asked = []
+    monkeypatch.setattr(classifier, "get_backend", lambda name="auto": asked.append(name) or get_backend("numpy"))
+    X, y = blobs
+    MLPClassifier(max_iter=2, random_state=0).fit(X.view(_DeviceArray), y)
+    assert asked == ["cuda"]
