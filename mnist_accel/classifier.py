@@ -192,9 +192,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         be = get_backend("cuda") if device else get_backend("numpy")
         params = [be.xp.asarray(p) for p in self._params()]
         x = as_features(be.xp.asarray(X), params[0].dtype, be.xp)
-        out, _ = model.forward(params, x, _ACTIVATIONS[self.activation], be.xp)
-        out = out[:, :len(self.classes_)]  # one class still trains a two-unit output; drop the unused unit
-        return be.xp.exp(model.log_softmax(out, be.xp)), device, be
+        return model.probabilities(params, x, _ACTIVATIONS[self.activation], be.xp, len(self.classes_)), device, be
 
     def predict_proba(self, X):
         """Class probabilities, columns in the order of ``classes_``."""

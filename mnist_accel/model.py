@@ -102,6 +102,15 @@ def log_softmax(z: Array, xp: Any) -> Array:
     return shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
 
 
+def probabilities(params: Sequence[Array], x: Array, activation: str, xp: Any,
+                  n_classes: int | None = None) -> Array:
+    """Softmax over the first ``n_classes`` outputs (a one-class classifier still trains two units)."""
+    out, _ = forward(params, x, activation, xp)
+    if n_classes is not None:
+        out = out[:, :n_classes]
+    return xp.exp(log_softmax(out, xp))
+
+
 def loss_sum(out: Array, y: Array, loss: str, xp: Any) -> Array:
     """Loss summed over the samples: squared error summed over outputs (the tutorial's), or cross-entropy."""
     if loss == "mse":

@@ -39,9 +39,7 @@ def predict_images(params: list[np.ndarray], meta: dict, paths: Sequence[str]) -
                         "it was not trained on 28x28 images")
     classes = meta.get("classes") or list(range(params[-1].shape[-1]))
     x = np.stack([load_digit(p).reshape(784) for p in paths]).astype(params[0].dtype)
-    out, _ = model.forward(params, x, meta.get("activation", "relu"), np)
-    out = out[:, :len(classes)]
-    proba = np.exp(model.log_softmax(out, np))
+    proba = model.probabilities(params, x, meta.get("activation", "relu"), np, len(classes))
     results = []
     for path, row in zip(paths, proba):
         best = int(row.argmax())
