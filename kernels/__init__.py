@@ -2,3 +2,7 @@
 
 Every kernel has a plain reference in ``mnist_accel`` and is tested against it.
 """
+
+# The integer codes every kernel takes for an activation and a loss (vectorized_cuda.cu's enum matches).
+ACTIVATION_CODES = {"relu": 0, "tanh": 1, "sigmoid": 2, "identity": 3}
+LOSS_CODES = {"mse": 0, "cross-entropy": 1}

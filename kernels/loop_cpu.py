@@ -12,8 +12,10 @@ import math
 import numpy as np
 from numba import njit
 
-RELU, TANH, SIGMOID = 0, 1, 2
-MSE, CROSS_ENTROPY = 0, 1
+from . import ACTIVATION_CODES, LOSS_CODES
+
+RELU, TANH = ACTIVATION_CODES["relu"], ACTIVATION_CODES["tanh"]
+MSE = LOSS_CODES["mse"]
 
 
 def to_csr(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

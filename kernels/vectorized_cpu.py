@@ -20,7 +20,8 @@ from mnist_accel import optim
 from mnist_accel.config import TrainConfig
 from mnist_accel.ops import XpOps
 
-ACT = {"relu": 0, "tanh": 1, "sigmoid": 2, "identity": 3}
+from . import ACTIVATION_CODES
+
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -151,12 +152,12 @@ class NumbaOps(XpOps):
         return time.perf_counter() - start
 
     def bias_act(self, z: np.ndarray, b: np.ndarray | None, activation: str, mask: np.ndarray | None) -> None:
-        bias_act(z, z[0] if b is None else b, b is not None, ACT[activation], z if mask is None else mask,
+        bias_act(z, z[0] if b is None else b, b is not None, ACTIVATION_CODES[activation], z if mask is None else mask,
                  mask is not None)
 
     def act_backward(self, delta: np.ndarray, h: np.ndarray, activation: str, mask: np.ndarray | None,
                      inv_scale: float) -> None:
-        act_backward(delta, h, ACT[activation], delta if mask is None else mask, mask is not None,
+        act_backward(delta, h, ACTIVATION_CODES[activation], delta if mask is None else mask, mask is not None,
                      h.dtype.type(inv_scale))
 
     def loss_grad(self, z: np.ndarray, labels: np.ndarray, grad: np.ndarray, loss: str) -> tuple[float, int]:

@@ -16,7 +16,8 @@ from mnist_accel import optim
 from mnist_accel.config import TrainConfig
 from mnist_accel.ops import XpOps
 
-ACT = {"relu": 0, "tanh": 1, "sigmoid": 2, "identity": 3}
+from . import ACTIVATION_CODES
+
 KERNELS = ("bias_act", "act_backward", "loss_grad", "adam", "momentum", "sgd")
 BLOCK = 256
 
@@ -49,11 +50,11 @@ class CudaOps(XpOps):
         rows, cols = z.shape
         self._launch("bias_act", z.dtype, z.size, z, z if b is None else b, np.int32(b is not None),
                      z if mask is None else mask, np.int32(mask is not None), np.int64(rows), np.int32(cols),
-                     np.int32(ACT[activation]))
+                     np.int32(ACTIVATION_CODES[activation]))
 
     def act_backward(self, delta: Any, h: Any, activation: str, mask: Any | None, inv_scale: float) -> None:
         self._launch("act_backward", delta.dtype, delta.size, delta, h, delta if mask is None else mask,
-                     np.int32(mask is not None), np.int64(delta.size), np.int32(ACT[activation]),
+                     np.int32(mask is not None), np.int64(delta.size), np.int32(ACTIVATION_CODES[activation]),
                      delta.dtype.type(inv_scale))
 
     def loss_grad(self, z: Any, labels: Any, grad: Any, loss: str) -> tuple[Any, Any]:

@@ -102,7 +102,9 @@ class LoopTrainer:
             return
         from .kernels import loop_cpu
 
-        self._codes = ({"relu": 0, "tanh": 1, "sigmoid": 2}[activation], 0 if loss == "mse" else 1)
+        from .kernels import ACTIVATION_CODES, LOSS_CODES
+
+        self._codes = (ACTIVATION_CODES[activation], LOSS_CODES[loss])
         self._to_csr = lambda rows: tuple(xp.asarray(a) for a in loop_cpu.to_csr(rows))
         if engine == "cuda":
             from .kernels import loop_cuda

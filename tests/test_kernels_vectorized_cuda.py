@@ -29,3 +29,11 @@ def test_kernel_names_match_the_source():
     text = vectorized_cuda.source()
     for kernel in vectorized_cuda.KERNELS:
         assert f"__global__ void {kernel}(" in text
+
+
+def test_cuda_enum_matches_the_shared_activation_codes():
+    from mnist_accel.kernels import ACTIVATION_CODES
+
+    enum = re.search(r"enum \{([^}]*)\}", vectorized_cuda.source()).group(1)
+    values = {name.strip().lower(): int(code) for name, code in (m.split("=") for m in enum.split(","))}
+    assert values == ACTIVATION_CODES
