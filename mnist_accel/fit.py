@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 
 from . import checkpoint as ckpt
-from . import model
+from . import model, optim
 from .backend import Backend, get_backend, to_device, to_host
 from .config import TrainConfig, validate
 from .data import MnistData, load_mnist, normalize, one_hot
@@ -145,7 +145,7 @@ def _check_memory(cfg: TrainConfig, sizes: list[int], n_train: int, be: Backend)
     """Refuse, before allocating, a model the backend cannot hold: parameters with their gradients and
     optimizer slots, one batch's activations, and the training images."""
     n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
-    slots = {"sgd": 0, "momentum": 1, "adam": 2}[cfg.optimizer]
+    slots = optim.SLOTS[cfg.optimizer]
     batch = 1 if cfg.path == "loop" else min(cfg.batch_size, n_train)
     need = np.dtype(cfg.dtype).itemsize * (n_params * (2 + slots) + 3 * batch * sum(sizes)) + n_train * sizes[0]
     free = be.available_bytes()

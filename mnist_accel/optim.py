@@ -22,10 +22,12 @@ def lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:
     return cfg.lr
 
 
+SLOTS = {"sgd": 0, "momentum": 1, "adam": 2}  # state arrays per parameter: -, velocity, (m, v)
+
+
 def init_state(params: Sequence[Any], optimizer: str, xp: Any) -> list[list[Any]]:
     """Per-parameter slots: [] for SGD, [velocity] for momentum, [m, v] for Adam."""
-    slots = {"sgd": 0, "momentum": 1, "adam": 2}[optimizer]
-    return [[xp.zeros_like(p) for _ in range(slots)] for p in params]
+    return [[xp.zeros_like(p) for _ in range(SLOTS[optimizer])] for p in params]
 
 
 def decay_for(param: Any, weight_decay: float) -> float:
