@@ -148,7 +148,8 @@ class NumbaOps(XpOps):
         self.act_backward(z.copy(), z, cfg.activation, None, 1.0)
         self.loss_grad(z, np.zeros(2, np.int32), z.copy(), cfg.loss)
         params = [np.zeros((2, 3), dt), np.zeros(3, dt)]
-        self.update(params, [p.copy() for p in params], optim.init_state(params, cfg.optimizer, np), cfg, 1, 0.0)
+        self.update(params, [p.copy() for p in params], optim.init_state(params, cfg.optimizer, np), cfg,
+                    np.zeros(3, dt))
         return time.perf_counter() - start
 
     def bias_act(self, z: np.ndarray, b: np.ndarray | None, activation: str, mask: np.ndarray | None) -> None:
@@ -164,13 +165,13 @@ class NumbaOps(XpOps):
         return (mse_grad if loss == "mse" else xent_grad)(z, labels, grad)
 
     def update(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], state: list[list[np.ndarray]],
-               cfg: TrainConfig, t: int, lr: float) -> None:
+               cfg: TrainConfig, scalars: np.ndarray) -> None:
+        lr, step, eps = scalars[0], scalars[1], scalars[2]
         for p, g, slots in zip(params, grads, state):
             dt = p.dtype.type
             wd = dt(optim.decay_for(p, cfg.weight_decay))
             flat = [a.reshape(-1) for a in (p, g, *slots)]
             if cfg.optimizer == "adam":
-                step, eps = optim.adam_scalars(cfg, t, lr)
                 adam(*flat, dt(step), dt(eps), dt(cfg.beta1), dt(cfg.beta2), wd)
             elif cfg.optimizer == "momentum":
                 momentum(*flat, dt(lr), dt(cfg.momentum), wd)

@@ -71,11 +71,13 @@ __global__ void loss_grad(const T* z, const int* labels, T* grad, double* row_lo
     gr[label] -= inv_n;
 }
 
-// Adam with L2 decay; step and eps fold in the bias corrections (see mnist_accel/optim.py).
+// The optimizers read (lr, step size, eps) from device memory `s` (optim.step_scalars), never from
+// arguments, so one captured CUDA graph serves every step. Adam's step and eps fold in its bias corrections.
 template <typename T>
-__global__ void adam(T* p, const T* g, T* m, T* v, long long n, T step, T eps, T beta1, T beta2, T wd) {
+__global__ void adam(T* p, const T* g, T* m, T* v, long long n, const T* s, T beta1, T beta2, T wd) {
     long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
     if (i >= n) return;
+    T step = s[1], eps = s[2];
     T gi = g[i] + wd * p[i];
     T mi = beta1 * m[i] + (T(1) - beta1) * gi;
     T vi = beta2 * v[i] + (T(1) - beta2) * (gi * gi);
@@ -85,18 +87,20 @@ __global__ void adam(T* p, const T* g, T* m, T* v, long long n, T step, T eps, T
 }
 
 template <typename T>
-__global__ void momentum(T* p, const T* g, T* vel, long long n, T lr, T mu, T wd) {
+__global__ void momentum(T* p, const T* g, T* vel, long long n, const T* s, T mu, T wd) {
     long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
     if (i >= n) return;
+    T lr = s[0];
     T vi = mu * vel[i] + (g[i] + wd * p[i]);
     vel[i] = vi;
     p[i] -= lr * vi;
 }
 
 template <typename T>
-__global__ void sgd(T* p, const T* g, long long n, T lr, T wd) {
+__global__ void sgd(T* p, const T* g, long long n, const T* s, T wd) {
     long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
     if (i >= n) return;
+    T lr = s[0];
     p[i] -= lr * (g[i] + wd * p[i]);
 }
 
@@ -105,8 +109,8 @@ __global__ void sgd(T* p, const T* g, long long n, T lr, T wd) {
     template __global__ void bias_act<T>(T*, const T*, int, const T*, int, long long, int, int);        \
     template __global__ void act_backward<T>(T*, const T*, const T*, int, long long, int, T);           \
     template __global__ void loss_grad<T>(const T*, const int*, T*, double*, int*, int, int, int);      \
-    template __global__ void adam<T>(T*, const T*, T*, T*, long long, T, T, T, T, T);                   \
-    template __global__ void momentum<T>(T*, const T*, T*, long long, T, T, T);                          \
-    template __global__ void sgd<T>(T*, const T*, long long, T, T);
+    template __global__ void adam<T>(T*, const T*, T*, T*, long long, const T*, T, T, T);              \
+    template __global__ void momentum<T>(T*, const T*, T*, long long, const T*, T, T);                   \
+    template __global__ void sgd<T>(T*, const T*, long long, const T*, T);
 INSTANTIATE(float)
 INSTANTIATE(double)

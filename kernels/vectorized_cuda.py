@@ -67,16 +67,14 @@ class CudaOps(XpOps):
         return row_loss.sum(), row_hit.sum()
 
     def update(self, params: Sequence[Any], grads: Sequence[Any], state: list[list[Any]], cfg: TrainConfig,
-               t: int, lr: float) -> None:
+               scalars: Any) -> None:
         for p, g, slots in zip(params, grads, state):
             dt = p.dtype.type
             wd = dt(optim.decay_for(p, cfg.weight_decay))
             n = np.int64(p.size)
             if cfg.optimizer == "adam":
-                step, eps = optim.adam_scalars(cfg, t, lr)
-                self._launch("adam", p.dtype, p.size, p, g, *slots, n, dt(step), dt(eps), dt(cfg.beta1),
-                             dt(cfg.beta2), wd)
+                self._launch("adam", p.dtype, p.size, p, g, *slots, n, scalars, dt(cfg.beta1), dt(cfg.beta2), wd)
             elif cfg.optimizer == "momentum":
-                self._launch("momentum", p.dtype, p.size, p, g, *slots, n, dt(lr), dt(cfg.momentum), wd)
+                self._launch("momentum", p.dtype, p.size, p, g, *slots, n, scalars, dt(cfg.momentum), wd)
             else:
-                self._launch("sgd", p.dtype, p.size, p, g, n, dt(lr), wd)
+                self._launch("sgd", p.dtype, p.size, p, g, n, scalars, wd)

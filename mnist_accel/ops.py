@@ -97,5 +97,6 @@ class XpOps:
         return total, correct
 
     def update(self, params: Sequence[Any], grads: Sequence[Any], state: list[list[Any]], cfg: TrainConfig,
-               t: int, lr: float) -> None:
-        optim.update(params, grads, state, cfg, t, lr, self.xp)
+               scalars: Any) -> None:
+        """One optimizer step; ``scalars`` is (lr, step size, eps) in device memory (``optim.step_scalars``)."""
+        optim.update(params, grads, state, cfg, scalars, self.xp)

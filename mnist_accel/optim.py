@@ -45,9 +45,22 @@ def adam_scalars(cfg: TrainConfig, t: int, lr: float) -> tuple[float, float]:
     return lr * math.sqrt(c2) / c1, cfg.eps * math.sqrt(c2)
 
 
+def step_scalars(cfg: TrainConfig, t: int, lr: float) -> tuple[float, float, float]:
+    """(lr, step size, eps) for update number ``t`` (1-based) at rate ``lr``: the three numbers an update
+    reads. Trainers keep a table of them on the device, so a captured step needs no host arguments."""
+    if cfg.optimizer == "adam":
+        return (lr, *adam_scalars(cfg, t, lr))
+    return lr, lr, 0.0
+
+
 def update(params: Sequence[Any], grads: Sequence[Any], state: list[list[Any]], cfg: TrainConfig,
-           t: int, lr: float, xp: Any) -> None:
-    """One optimizer step over every parameter, in place (the reference for the fused kernels)."""
+           scalars: Any, xp: Any) -> None:
+    """One optimizer step over every parameter, in place (the reference for the fused kernels).
+
+    ``scalars`` holds (lr, step size, eps) from ``step_scalars``, in the parameters' dtype; on a GPU it
+    is device memory, read without a sync.
+    """
+    lr, step, eps = scalars[0], scalars[1], scalars[2]
     for p, g, slots in zip(params, grads, state):
         wd = decay_for(p, cfg.weight_decay)
         if wd:
@@ -65,5 +78,4 @@ def update(params: Sequence[Any], grads: Sequence[Any], state: list[list[Any]], 
             m += (1 - cfg.beta1) * g
             v *= cfg.beta2
             v += (1 - cfg.beta2) * (g * g)
-            step, eps = adam_scalars(cfg, t, lr)
             p -= step * m / (xp.sqrt(v) + eps)

@@ -42,10 +42,14 @@ def mix(x: Any) -> Any:
     return x ^ (x >> 16)
 
 
-def bits(k: int, n: int, xp: Any) -> Any:
-    """``n`` pseudo-random uint32 values for stream ``k``: element i is mix(mix(i ^ k) + k)."""
+def bits(k: Any, n: int, xp: Any) -> Any:
+    """``n`` pseudo-random uint32 values for stream ``k``: element i is mix(mix(i ^ k) + k).
+
+    ``k`` is a key from ``key`` or a uint32 in device memory (read there, so a captured step can
+    take a new key every replay)."""
+    k = k if hasattr(k, "dtype") else xp.uint32(k)
     i = xp.arange(n, dtype=xp.uint32)
-    return mix(mix(i ^ xp.uint32(k)) + xp.uint32(k))
+    return mix(mix(i ^ k) + k)
 
 
 def threshold(p: float) -> int:
@@ -53,7 +57,7 @@ def threshold(p: float) -> int:
     return min(int(round(p * 2.0 ** 32)), _MASK)
 
 
-def dropout_mask(k: int, shape: tuple[int, int], p: float, dtype: Any, xp: Any) -> Any:
+def dropout_mask(k: Any, shape: tuple[int, int], p: float, dtype: Any, xp: Any) -> Any:
     """Inverted-dropout multipliers: 0 for a dropped unit, 1/(1-p) for a kept one."""
     kept = bits(k, shape[0] * shape[1], xp) >= xp.uint32(threshold(p))
     return (kept.reshape(shape) * xp.asarray(1.0 / (1.0 - p), dtype=dtype)).astype(dtype)

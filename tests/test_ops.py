@@ -85,7 +85,7 @@ def test_update(fused, optimizer):
         state = [[dev(s) for s in slots] for slots in optim.init_state([to_host(p) for p in params], optimizer, np)]
         for t in (1, 2, 3):
             grads = [dev(r.normal(size=p.shape).astype(dtype)) for p in params]
-            ops.update(params, grads, state, cfg, t, 1e-2)
+            ops.update(params, grads, state, cfg, dev(np.array(optim.step_scalars(cfg, t, 1e-2), dtype)))
         return np.concatenate([to_host(p).ravel() for p in params])
 
     ops, dev = fused

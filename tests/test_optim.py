@@ -47,7 +47,7 @@ def test_two_steps_by_hand(optimizer, loss):
     m = [np.zeros_like(w) for w in expected]
     v = [np.zeros_like(w) for w in expected]
     for t in (1, 2):  # the same gradient twice, to exercise the optimizer state
-        optim.update(params, g, state, cfg, t, 0.1, np)
+        optim.update(params, g, state, cfg, optim.step_scalars(cfg, t, 0.1), np)
         for i, w in enumerate(expected):
             gi = g[i] + 0.01 * w
             if optimizer == "sgd":
@@ -67,7 +67,8 @@ def test_two_steps_by_hand(optimizer, loss):
 def test_biases_are_not_decayed():
     cfg = resolve(optimizer="sgd", weight_decay=0.5)
     w, b = np.ones((2, 2)), np.ones(2)
-    optim.update([w, b], [np.zeros((2, 2)), np.zeros(2)], optim.init_state([w, b], "sgd", np), cfg, 1, 0.1, np)
+    optim.update([w, b], [np.zeros((2, 2)), np.zeros(2)], optim.init_state([w, b], "sgd", np), cfg,
+                 optim.step_scalars(cfg, 1, 0.1), np)
     assert w[0, 0] == pytest.approx(0.95) and b[0] == 1.0
 
 
