@@ -34,6 +34,7 @@ class FitResult:
     test_accuracy: float = float("nan")  # of the returned parameters
     official: bool = True
     stopped_early: bool = False
+    graphs: str = "off"  # whether training steps replayed a CUDA graph: on, or off (and why)
 
     @property
     def train_seconds(self) -> float:
@@ -193,8 +194,10 @@ class _Run:
 
 
 def _result(run: _Run, be: Backend, data: MnistData, test_accuracy: float) -> FitResult:
+    steps = getattr(run.trainer, "steps", None)  # the loop path has no graphs
     return FitResult(run.cfg, [np.array(to_host(p)) for p in run.trainer.params], run.history, be.name, be.device,
-                     run.trainer.compile_seconds, data.description, test_accuracy, data.official)
+                     run.trainer.compile_seconds, data.description, test_accuracy, data.official,
+                     graphs=steps.status if steps is not None else "off")
 
 
 def _scores(prefix: str, params: list, x, y, cfg: TrainConfig, be: Backend) -> dict[str, float]:

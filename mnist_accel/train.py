@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--seed", type=int, help="random seed (initialisation, shuffling, dropout)")
     a("--dtype", choices=DTYPES, help="floating-point precision")
     a("--threads", type=int, metavar="N", help="BLAS threads on the CPU (default 0: every core)")
+    a("--graphs", action=argparse.BooleanOptionalAction, default=None,
+      help="GPU: replay each training step from a captured CUDA graph (default: on)")
+    a("--tf32", action="store_true", default=None, help="GPU: float32 matmuls on TF32 tensor cores (default: off)")
     a("--data-dir", metavar="DIR", help="folder with the MNIST IDX files (else $MNIST_ACCEL_DATA, cache, download)")
     a("--save", metavar="PATH", help="write the trained model (.npz)")
     a("--metrics-json", metavar="PATH", help="write the run's metrics as JSON")
@@ -60,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 OPTION_NAMES = ("backend", "path", "epochs", "batch_size", "lr", "hidden", "activation", "loss", "optimizer",
                 "dropout", "bias", "init", "weight_decay", "schedule", "val_split", "patience", "train_samples",
-                "test_samples", "seed", "dtype", "threads", "data_dir")
+                "test_samples", "seed", "dtype", "threads", "graphs", "tf32", "data_dir")
 
 
 def _epoch_line(r: dict, total: int) -> str:
@@ -92,7 +95,8 @@ def metrics_payload(result) -> dict:
             "dataset": {"description": result.dataset, "official_mnist": result.official},
             "epochs": result.history, "test_accuracy": result.test_accuracy,
             "train_seconds": result.train_seconds, "compile_seconds": result.compile_seconds,
-            "device": result.device, "stopped_early": result.stopped_early, "version": __version__}
+            "device": result.device, "cuda_graphs": result.graphs, "stopped_early": result.stopped_early,
+            "version": __version__}
 
 
 def _config(args: argparse.Namespace):
@@ -147,7 +151,7 @@ def _run(args: argparse.Namespace) -> int:
         raise
     print(f"{result.backend}/{cfg.path}: test accuracy {result.test_accuracy:.4f} after {len(result.history)} "
           f"epochs, {result.train_seconds:.2f}s training (+{result.compile_seconds:.2f}s compile) on {result.device}; "
-          f"data: {result.dataset}")
+          f"data: {result.dataset}" + (f"; CUDA graphs {result.graphs}" if result.backend == "cuda" else ""))
     _write_outputs(args, cfg, result, data)
     return 0
 

@@ -2,7 +2,9 @@
 
 The training images stay on the device as uint8 and are scaled per batch; shuffling is a device
 permutation; dropout masks come from the counter-based generator; every buffer is allocated once per
-batch size and reused; loss and accuracy accumulate on the device and are read once per epoch.
+batch size and reused; loss and accuracy accumulate on the device and are read once per epoch. A full
+batch's step takes no argument from the host: it reads the step counter, the epoch's order, scalars
+and dropout keys from device memory, so on a GPU it is captured once as a CUDA graph (``graphs.py``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from . import optim, rng as crng
-from .backend import Backend, to_device, to_host
+from .backend import Backend, tf32_matmul, to_device, to_host
+from .graphs import make_steps
 from .config import TrainConfig
 from .data import normalize, one_hot
 from .model import layers
@@ -86,10 +89,25 @@ class VectorizedTrainer:
         self.total_steps = self.steps_per_epoch * cfg.epochs
         self.step = self.epoch = 0
         self._buffers: dict[int, _Buffers] = {}
-        self._step_loss = self.xp.zeros(self.steps_per_epoch, np.float64)  # to name a diverging step
         self._keep = 1.0 - cfg.dropout
+        self._device_state(be)
         self.progress = False  # a progress bar per epoch (set by callers that print to a terminal)
         self.compile_seconds = self.ops.warm_up(cfg)
+        self._tf32 = lambda: tf32_matmul(be, cfg.tf32)
+
+    def _device_state(self, be: Backend) -> None:
+        """The fixed device buffers a step reads instead of host arguments (a captured graph keeps their
+        addresses), and the runner that replays or calls the step."""
+        xp, spe, bs = self.xp, self.steps_per_epoch, min(self.cfg.batch_size, self.n_seen)
+        self._step_loss = xp.zeros(spe, np.float64)  # to name a diverging step
+        self._sched = xp.zeros((spe, 3), self.dtype)  # (lr, step size, eps) per step of this epoch
+        self._keys = xp.zeros((spe, len(self._net) - 1), np.uint32)  # dropout key per step and hidden layer
+        self._cur_sched, self._cur_keys = xp.zeros(3, self.dtype), xp.zeros(len(self._net) - 1, np.uint32)
+        self._order = xp.arange(self.n_seen)  # this epoch's shuffle
+        self._k = xp.zeros((), np.int64)  # the step within the epoch, advanced on the device
+        self._lanes, self._idx, self._batch = xp.arange(bs), xp.zeros(bs, np.int64), xp.zeros(bs, np.int64)
+        self._loss_sum, self._hits = xp.zeros((), np.float64), xp.zeros((), np.float64)
+        self.steps = make_steps(xp, be.on_gpu, self.cfg.graphs, self._device_step)
 
     def buffers(self, n: int) -> _Buffers:
         if n not in self._buffers:
@@ -99,27 +117,61 @@ class VectorizedTrainer:
     def train_epoch(self) -> tuple[Any, Any]:
         """One pass over the training set; returns (summed loss, correct count), still on the device."""
         xp, bs = self.xp, self.cfg.batch_size
-        order = (crng.permutation(crng.key(self.seed, SHUFFLE, self.epoch), self.n_seen, xp) if self.cfg.shuffle
-                 else xp.arange(self.n_seen))
-        total, correct = 0.0, 0
-        with blas_threads(self.cfg.threads), tqdm(total=self.steps_per_epoch, disable=not self.progress, leave=False,
-                                                  unit="batch", desc=f"epoch {self.epoch + 1}") as bar:
-            for k, start in enumerate(range(0, self.n_seen, bs)):
-                loss, hits = self.train_step(order[start:start + bs])
-                self._step_loss[k] = loss  # stays on the device; read only if the epoch's loss is not finite
-                total, correct = total + loss, correct + hits
+        self._plan()
+        if self.cfg.shuffle:
+            self._order[...] = crng.permutation(crng.key(self.seed, SHUFFLE, self.epoch), self.n_seen, xp)
+        self._k[...] = 0
+        self._loss_sum[...] = 0
+        self._hits[...] = 0
+        full = self.n_seen // bs
+        with blas_threads(self.cfg.threads), self._tf32(), self.steps.epoch(), \
+                tqdm(total=self.steps_per_epoch, disable=not self.progress, leave=False, unit="batch",
+                     desc=f"epoch {self.epoch + 1}") as bar:
+            for k in range(self.steps_per_epoch):
+                if k < full:
+                    self.steps()
+                else:  # the short last batch has shapes of its own: run directly, from a host slice
+                    self._step(self._order[k * bs:(k + 1) * bs], k)
+                self.step += 1
                 bar.update()  # a host-side counter: no device sync
         self.epoch += 1
-        return total, correct
+        return self._loss_sum.copy(), self._hits.copy()
 
-    def _mask(self, layer: int, shape: tuple[int, int]) -> Any | None:
-        if not self.cfg.dropout:
-            return None
-        k = crng.key(self.seed, DROPOUT, self.step, layer)
-        return crng.dropout_mask(k, shape, self.cfg.dropout, self.dtype, self.xp)
+    def _plan(self) -> None:
+        """This epoch's per-step (lr, step size, eps) and dropout keys, computed on the host and moved to
+        the device once per epoch, into the fixed buffers the step reads."""
+        cfg, steps = self.cfg, range(self.step, self.step + self.steps_per_epoch)
+        sched = [optim.step_scalars(cfg, s + 1, optim.lr_at(cfg, s, self.total_steps)) for s in steps]
+        self._sched[...] = self.xp.asarray(np.array(sched, self.dtype))
+        if cfg.dropout:
+            keys = [[crng.key(self.seed, DROPOUT, s, i) for i in range(self._keys.shape[1])] for s in steps]
+            self._keys[...] = self.xp.asarray(np.array(keys, np.uint32))
 
-    def train_step(self, batch: Any) -> tuple[Any, Any]:
-        """Forward, backward and update on the samples at indices ``batch``; no host sync."""
+    def _device_step(self) -> None:
+        """Step number ``_k`` of the epoch on a full batch, with every input read from device memory."""
+        xp = self.xp
+        xp.add(self._lanes, self._k * self.cfg.batch_size, out=self._idx)
+        xp.take(self._order, self._idx, out=self._batch)
+        self._step(self._batch, self._k)
+        self._k += 1
+
+    def _step(self, batch: Any, k: Any) -> None:
+        """Train on ``batch`` as step ``k`` of the epoch (a host int, or a device counter)."""
+        scalars, keys = self._row(self._sched, k, self._cur_sched), self._row(self._keys, k, self._cur_keys)
+        loss, hits = self.train_step(batch, scalars, keys)
+        self._step_loss[k] = loss  # stays on the device; read only if the epoch's loss is not finite
+        self._loss_sum += loss
+        self._hits += hits
+
+    def _row(self, table: Any, k: Any, out: Any) -> Any:
+        if isinstance(k, int):
+            return table[k]
+        self.xp.take(table, k, axis=0, out=out)
+        return out
+
+    def train_step(self, batch: Any, scalars: Any, keys: Any) -> tuple[Any, Any]:
+        """Forward, backward and update on the samples at indices ``batch``, with (lr, step size, eps)
+        from ``scalars`` and dropout keys from ``keys``; no host sync."""
         xp, ops, cfg = self.xp, self.ops, self.cfg
         buf = self.buffers(len(batch))
         net = self._net
@@ -134,8 +186,9 @@ class VectorizedTrainer:
                     buf.z[i] += b
                 loss, hits = ops.loss_grad(buf.z[i], self.labels[batch], buf.delta[i], cfg.loss)
             else:
-                masks.append(self._mask(i, buf.z[i].shape))
-                ops.bias_act(buf.z[i], b, cfg.activation, masks[i])
+                mask = crng.dropout_mask(keys[i], buf.z[i].shape, cfg.dropout, self.dtype, xp) if cfg.dropout else None
+                masks.append(mask)
+                ops.bias_act(buf.z[i], b, cfg.activation, mask)
                 h = buf.z[i]
         g = len(buf.grads)
         for i in range(len(net) - 1, -1, -1):
@@ -150,9 +203,7 @@ class VectorizedTrainer:
                 xp.matmul(buf.z[i - 1].T, buf.delta[i], out=buf.grads[g])
                 xp.matmul(buf.delta[i], w.T, out=buf.delta[i - 1])
                 ops.act_backward(buf.delta[i - 1], buf.z[i - 1], cfg.activation, masks[i - 1], 1.0 / self._keep)
-        self.step += 1
-        lr = optim.lr_at(cfg, self.step - 1, self.total_steps)
-        ops.update(self.params, buf.grads, self.state, cfg, self.step, lr)
+        ops.update(self.params, buf.grads, self.state, cfg, scalars)
         return loss, hits
 
     step_name = "step"  # what first_bad counts, for messages

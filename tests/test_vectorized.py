@@ -13,7 +13,8 @@ from mnist_accel.backend import get_backend, to_host
 from mnist_accel.config import resolve
 from mnist_accel.fit import fit
 from mnist_accel.train import main
-from mnist_accel.vectorized import VectorizedTrainer
+from mnist_accel import rng as crng
+from mnist_accel.vectorized import SHUFFLE, VectorizedTrainer
 
 BACKENDS = ["numpy", "numba", pytest.param("cuda", marks=pytest.mark.gpu)]
 SMALL = dict(train_samples=3000, test_samples=1000, epochs=3, hidden=(64,), batch_size=64, path="vectorized")
@@ -89,3 +90,41 @@ def test_default_run_reaches_98_percent(mnist, tmp_path):
     metrics = json.loads(out.read_text())
     assert metrics["config"]["train_samples"] is None and metrics["path"] == "vectorized"
     assert metrics["test_accuracy"] >= 0.98
+
+
+@pytest.mark.parametrize("n", [5000, 5050])  # whole batches only, and a short last batch
+def test_device_driven_steps_equal_host_slices(mnist, n):
+    """A full batch's step reads its batch, scalars and dropout keys from device memory, indexed by a device
+    counter (what a CUDA graph replays); driving the same epochs from host slices must agree bit for bit."""
+    cfg = resolve(backend="numpy", dropout=0.3, hidden=(64, 32), batch_size=100, epochs=2, lr=3e-3)
+    params = model.init_params(np.random.default_rng(0), [784, 64, 32, 10], "he", True, np.float32)
+    device, host = (VectorizedTrainer(cfg, get_backend("numpy"), [p.copy() for p in params], np.random.default_rng(1),
+                                      mnist.train_images[:n], mnist.train_labels[:n]) for _ in range(2))
+    for epoch in range(2):
+        loss, hits = device.train_epoch()
+        host._plan()
+        host._loss_sum[...] = host._hits[...] = 0
+        order = crng.permutation(crng.key(host.seed, SHUFFLE, epoch), n, np)
+        for k in range(host.steps_per_epoch):
+            host._order[...] = order
+            host._step(order[k * 100:(k + 1) * 100], k)
+            host.step += 1
+        assert float(loss) == float(host._loss_sum) and float(hits) == float(host._hits)
+    assert device.step == host.step == 2 * device.steps_per_epoch
+    for a, b in zip(device.params, host.params):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.gpu
+def test_tf32_trains_about_as_well_and_restores_the_matmul_setting(mnist):
+    from mnist_accel.backend import tf32_matmul
+
+    be = get_backend("cuda")
+    linalg = be.xp._core._routines_linalg
+    before = linalg.get_compute_type(np.float32)
+    with tf32_matmul(be, True):
+        assert linalg.get_compute_type(np.float32) == linalg.COMPUTE_TYPE_TF32
+    assert linalg.get_compute_type(np.float32) == before
+    small = dict(SMALL, train_samples=10000)
+    plain, tf32 = (fit(resolve(backend="cuda", tf32=on, **small), mnist) for on in (False, True))
+    assert abs(plain.test_accuracy - tf32.test_accuracy) < 0.01
