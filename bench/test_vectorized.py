@@ -15,9 +15,40 @@ ROUNDS = 5
 
 
 @pytest.mark.benchmark(group=GROUP)
-@pytest.mark.parametrize("backend", ["numpy", "numba", pytest.param("cuda", marks=pytest.mark.gpu)])
-def test_mnist_accel(run_epoch, mnist, samples, backend):
-    run_epoch(lambda: vectorized_run(backend, mnist, samples), ROUNDS, FLOPS, "float32", "vectorized", backend)
+@pytest.mark.parametrize("backend, graphs, tf32", [
+    ("numpy", False, False),
+    ("numba", False, False),
+    pytest.param("cuda", True, False, marks=pytest.mark.gpu),  # the default: steps replayed from a CUDA graph
+    pytest.param("cuda", False, False, marks=pytest.mark.gpu),  # what the graph saves
+    pytest.param("cuda", True, True, marks=pytest.mark.gpu),  # --tf32: speed here, accuracy in the row too
+])
+def test_mnist_accel(run_epoch, mnist, samples, backend, graphs, tf32):
+    name = backend + ("-eager" if backend == "cuda" and not graphs else "") + ("-tf32" if tf32 else "")
+    run = run_epoch(lambda: vectorized_run(backend, mnist, samples, graphs=graphs, tf32=tf32), ROUNDS, FLOPS,
+                    "float32", "vectorized", name)
+    if backend == "cuda" and graphs:
+        from mnist_accel.backend import get_backend
+
+        assert get_backend("cuda").on_gpu and run.accuracy() > 0.5
+
+
+@pytest.mark.gpu
+@pytest.mark.benchmark(group="time-to-98")
+def test_time_to_98_percent(benchmark, mnist):
+    """The default preset on the GPU: training seconds (evaluation excluded) until test accuracy reaches 98%."""
+    from mnist_accel.config import resolve
+    from mnist_accel.fit import fit
+
+    result = benchmark.pedantic(lambda: fit(resolve(backend="cuda", epochs=10), mnist), rounds=1, iterations=1)
+    elapsed, reached = 0.0, None
+    for record in result.history:
+        elapsed += record["seconds"]
+        if record["test_accuracy"] >= 0.98:
+            reached = elapsed
+            break
+    benchmark.extra_info.update(backend="cuda-default-preset", seconds_to_98=reached, graphs=result.graphs,
+                                test_accuracy=result.test_accuracy, device=result.device)
+    assert reached is not None, f"never reached 98% in 10 epochs (best {result.test_accuracy:.4f})"
 
 
 @pytest.mark.benchmark(group=GROUP)
