@@ -2,7 +2,9 @@
 ``mnist_accel.loop.epoch_reference``, but fused, allocation-free, and sparse in the input.
 
 Only about a fifth of MNIST pixels are nonzero, so each sample is stored as (column, value) pairs
-(CSR); the first layer's forward product and weight update touch only those rows of ``w1``.
+(CSR); the first layer's forward product and weight update touch only those rows of ``w1``. Products
+and sums may contract into FMAs (rounding-level differences; the reference agrees to 1e-10 after an
+epoch). Measured per sample, the W1 forward and update cost about 3 us each and dominate.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ def to_csr(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return indptr, cols.astype(np.int32), x[rows, cols]
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 def sgd_epoch(indptr, indices, values, labels, masks, use_masks, scale, w1, b1, w2, b2, use_bias,
               lr, activation, loss):
     """Train one epoch in place; returns (summed loss, correct count, first sample whose loss was not
@@ -51,11 +53,19 @@ def sgd_epoch(indptr, indices, values, labels, masks, use_masks, scale, w1, b1, 
         start, stop = indptr[i], indptr[i + 1]
         for j in range(hidden):
             h[j] = b1[j] if use_bias else dt(0.0)
-        for p in range(start, stop):
+        p = start
+        while p + 4 <= stop:  # four rows per pass over h: a quarter of its loads and stores
+            v0, v1, v2, v3 = values[p], values[p + 1], values[p + 2], values[p + 3]
+            r0, r1, r2, r3 = indices[p], indices[p + 1], indices[p + 2], indices[p + 3]
+            for j in range(hidden):
+                h[j] += (v0 * w1[r0, j] + v1 * w1[r1, j]) + (v2 * w1[r2, j] + v3 * w1[r3, j])
+            p += 4
+        while p < stop:
             v = values[p]
             row = indices[p]
             for j in range(hidden):
                 h[j] += v * w1[row, j]
+            p += 1
         for j in range(hidden):
             z = h[j]
             if activation == RELU:
@@ -75,13 +85,15 @@ def sgd_epoch(indptr, indices, values, labels, masks, use_masks, scale, w1, b1, 
             else:
                 deriv[j] = a * (one - a)
             h[j] = a_dropped
+        for k in range(n_out):
+            out[k] = b2[k] if use_bias else dt(0.0)
+        for j in range(hidden):
+            hj = h[j]
+            for k in range(n_out):
+                out[k] += hj * w2[j, k]
         best = 0
         for k in range(n_out):
-            s = b2[k] if use_bias else dt(0.0)
-            for j in range(hidden):
-                s += h[j] * w2[j, k]
-            out[k] = s
-            if s > out[best]:
+            if out[k] > out[best]:
                 best = k
         label = labels[i]
         correct += best == label
@@ -104,8 +116,10 @@ def sgd_epoch(indptr, indices, values, labels, masks, use_masks, scale, w1, b1, 
             bad = i
         for j in range(hidden):
             s = dt(0.0)
+            hj = h[j]
             for k in range(n_out):
                 s += w2[j, k] * d2[k]
+                w2[j, k] += lr * (hj * d2[k])
             s *= deriv[j]
             if use_masks:
                 s *= masks[i, j]
@@ -115,9 +129,6 @@ def sgd_epoch(indptr, indices, values, labels, masks, use_masks, scale, w1, b1, 
             row = indices[p]
             for j in range(hidden):
                 w1[row, j] += lr * (v * d1[j])
-        for j in range(hidden):
-            for k in range(n_out):
-                w2[j, k] += lr * (h[j] * d2[k])
         if use_bias:
             for j in range(hidden):
                 b1[j] += lr * d1[j]
