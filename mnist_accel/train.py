@@ -111,7 +111,7 @@ def _config(args: argparse.Namespace):
     if fixed:
         flags = ", ".join("--" + k.replace("_", "-") for k in fixed)
         raise ConfigError(f"--resume continues the saved run with its own options; drop {flags} "
-                          "(only --epochs, --threads, --data-dir and --backend may change)")
+                          "(only --epochs, --threads, --graphs, --data-dir and --backend may change)")
     saved = ckpt.load(args.resume)[1]["config"]
     cfg = TrainConfig(**{**saved, "hidden": tuple(saved["hidden"])}).replace(**given)
     validate(cfg)
@@ -149,8 +149,9 @@ def _run(args: argparse.Namespace) -> int:
     except TrainingDiverged as exc:
         _write_outputs(args, cfg, exc.result, data)  # the last finite epoch's model, if there was one
         raise
-    print(f"{result.backend}/{cfg.path}: test accuracy {result.test_accuracy:.4f} after {len(result.history)} "
-          f"epochs, {result.train_seconds:.2f}s training (+{result.compile_seconds:.2f}s compile) on {result.device}; "
+    epochs = len(result.history)
+    print(f"{result.backend}/{cfg.path}: test accuracy {result.test_accuracy:.4f} after {epochs} "
+          f"epoch{'s' if epochs != 1 else ''}, {result.train_seconds:.2f}s training (+{result.compile_seconds:.2f}s compile) on {result.device}; "
           f"data: {result.dataset}" + (f"; CUDA graphs {result.graphs}" if result.backend == "cuda" else ""))
     _write_outputs(args, cfg, result, data)
     return 0
