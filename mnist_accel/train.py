@@ -110,8 +110,9 @@ def _config(args: argparse.Namespace):
     fixed = sorted(k for k in given if k not in ckpt.MAY_CHANGE) + (["preset"] if args.preset != "default" else [])
     if fixed:
         flags = ", ".join("--" + k.replace("_", "-") for k in fixed)
+        free = ["--" + k.replace("_", "-") for k in ckpt.MAY_CHANGE]
         raise ConfigError(f"--resume continues the saved run with its own options; drop {flags} "
-                          "(only --epochs, --threads, --graphs, --data-dir and --backend may change)")
+                          f"(only {', '.join(free[:-1])} and {free[-1]} may change)")
     saved = ckpt.load(args.resume)[1]["config"]
     cfg = TrainConfig(**{**saved, "hidden": tuple(saved["hidden"])}).replace(**given)
     validate(cfg)
@@ -151,8 +152,8 @@ def _run(args: argparse.Namespace) -> int:
         raise
     epochs = len(result.history)
     print(f"{result.backend}/{cfg.path}: test accuracy {result.test_accuracy:.4f} after {epochs} "
-          f"epoch{'s' if epochs != 1 else ''}, {result.train_seconds:.2f}s training (+{result.compile_seconds:.2f}s compile) on {result.device}; "
-          f"data: {result.dataset}" + (f"; CUDA graphs {result.graphs}" if result.backend == "cuda" else ""))
+          f"epoch{'s' if epochs != 1 else ''}, {result.train_seconds:.2f}s training "
+          f"(+{result.compile_seconds:.2f}s compile) on {result.device}; data: {result.dataset}" + (f"; CUDA graphs {result.graphs}" if result.backend == "cuda" else ""))
     _write_outputs(args, cfg, result, data)
     return 0
 

@@ -99,10 +99,11 @@ class VectorizedTrainer:
         """The fixed device buffers a step reads instead of host arguments (a captured graph keeps their
         addresses), and the runner that replays or calls the step."""
         xp, spe, bs = self.xp, self.steps_per_epoch, min(self.cfg.batch_size, self.n_seen)
+        hidden_layers = len(self._net) - 1
         self._step_loss = xp.zeros(spe, np.float64)  # to name a diverging step
         self._sched = xp.zeros((spe, 3), self.dtype)  # (lr, step size, eps) per step of this epoch
-        self._keys = xp.zeros((spe, len(self._net) - 1), np.uint32)  # dropout key per step and hidden layer
-        self._cur_sched, self._cur_keys = xp.zeros(3, self.dtype), xp.zeros(len(self._net) - 1, np.uint32)
+        self._keys = xp.zeros((spe, hidden_layers), np.uint32)  # dropout key per step and hidden layer
+        self._cur_sched, self._cur_keys = xp.zeros(3, self.dtype), xp.zeros(hidden_layers, np.uint32)
         self._order = xp.arange(self.n_seen)  # this epoch's shuffle
         self._k = xp.zeros((), np.int64)  # the step within the epoch, advanced on the device
         self._lanes, self._idx, self._batch = xp.arange(bs), xp.zeros(bs, np.int64), xp.zeros(bs, np.int64)
