@@ -19,6 +19,7 @@ from .model import activate, activation_grad, layers, log_softmax
 
 
 CHUNK = 1000  # samples between progress-bar updates of the reference loop
+MASK_ROWS = 1024  # masks drawn per call: int64 draws stay in cache instead of a 48 MB temporary
 
 
 def draw_masks(rng: np.random.Generator, n: int, hidden: int, dropout: float) -> np.ndarray | None:
@@ -29,9 +30,14 @@ def draw_masks(rng: np.random.Generator, n: int, hidden: int, dropout: float) ->
     """
     if dropout == 0:
         return None
-    if dropout == 0.5:
-        return rng.integers(0, 2, size=(n, hidden)).astype(np.int8)
-    return (rng.random((n, hidden)) >= dropout).astype(np.int8)
+    masks = np.empty((n, hidden), np.int8)
+    for start in range(0, n, MASK_ROWS):  # consecutive calls continue one stream: same masks as one call
+        rows = min(MASK_ROWS, n - start)
+        if dropout == 0.5:
+            masks[start:start + rows] = rng.integers(0, 2, size=(rows, hidden))
+        else:
+            masks[start:start + rows] = rng.random((rows, hidden)) >= dropout
+    return masks
 
 
 def keep_scale(dropout: float, dtype: np.dtype) -> np.floating:
@@ -105,19 +111,20 @@ class LoopTrainer:
         from .kernels import ACTIVATION_CODES, LOSS_CODES
 
         self._codes = (ACTIVATION_CODES[activation], LOSS_CODES[loss])
-        self._to_csr = lambda rows: tuple(xp.asarray(a) for a in loop_cpu.to_csr(rows))
+        layout = loop_cpu.to_csr if engine == "cuda" else loop_cpu.prepare
+        self._prepare = lambda rows: tuple(xp.asarray(a) for a in layout(rows))
         if engine == "cuda":
             from .kernels import loop_cuda
 
             self._result = xp.zeros(3, np.float64)  # (summed loss, correct, first bad sample), read per epoch
-            self._kernel = lambda csr, *rest: loop_cuda.launch(csr, *rest, self._result)
+            self._kernel = lambda inputs, *rest: loop_cuda.launch(inputs, *rest, self._result)
         else:
-            self._kernel = lambda csr, *rest: loop_cpu.sgd_epoch(*csr, *rest)
-        self._csr = self._to_csr(x)
+            self._kernel = lambda inputs, *rest: loop_cpu.sgd_epoch(*inputs, *rest)
+        self._inputs = self._prepare(x)
         self._labels = xp.asarray(self.labels)
         self.compile_seconds = self._warm_up()
 
-    def _run(self, csr, labels, masks, params):
+    def _run(self, inputs, labels, masks, params):
         bias = len(params) == 4
         w1, w2 = params[0], params[2 if bias else 1]
         b1 = params[1] if bias else self.xp.zeros(w1.shape[1], w1.dtype)
@@ -125,7 +132,7 @@ class LoopTrainer:
         use_masks = masks is not None
         masks = self.xp.asarray(masks if use_masks else np.zeros((1, w1.shape[1]), np.int8))
         dt = np.dtype(w1.dtype).type
-        return self._kernel(csr, labels, masks, use_masks, self.scale, w1, b1, w2, b2, bias, dt(self.lr),
+        return self._kernel(inputs, labels, masks, use_masks, self.scale, w1, b1, w2, b2, bias, dt(self.lr),
                             *self._codes)
 
     def _warm_up(self) -> float:
@@ -134,7 +141,7 @@ class LoopTrainer:
 
         start = time.perf_counter()
         masks = None if self.dropout == 0 else np.ones((2, self.hidden), np.int8)
-        self._run(self._to_csr(self.x[:2]), self._labels[:2], masks, [p.copy() for p in self.params])
+        self._run(self._prepare(self.x[:2]), self._labels[:2], masks, [p.copy() for p in self.params])
         return time.perf_counter() - start
 
     def train_epoch(self):
@@ -144,10 +151,10 @@ class LoopTrainer:
         if self.engine == "numpy":
             out = self._reference_epoch(masks)
         elif self.engine == "cuda":
-            self._run(self._csr, self._labels, masks, self.params)
+            self._run(self._inputs, self._labels, masks, self.params)
             out = (self._result[0], self._result[1], self._result[2])
         else:
-            out = self._run(self._csr, self._labels, masks, self.params)
+            out = self._run(self._inputs, self._labels, masks, self.params)
         self.first_bad = out[2]
         return out[0], out[1]
 

@@ -92,3 +92,13 @@ def test_masks_equal_the_tutorials_per_sample_draws():
     np.testing.assert_array_equal(one_call, per_sample)
     assert draw_masks(rng, 5, 4, 0.0) is None
     assert draw_masks(np.random.default_rng(0), 20000, 10, 0.3).mean() == pytest.approx(0.7, abs=0.01)
+
+
+@pytest.mark.parametrize("dropout", [0.5, 0.3])
+def test_masks_drawn_in_pieces_equal_one_draw(dropout):
+    from mnist_accel.loop import MASK_ROWS
+
+    n = 2 * MASK_ROWS + 5
+    rng = np.random.default_rng(11)
+    whole = rng.integers(0, 2, size=(n, 7)) if dropout == 0.5 else rng.random((n, 7)) >= dropout
+    np.testing.assert_array_equal(draw_masks(np.random.default_rng(11), n, 7, dropout), whole)
