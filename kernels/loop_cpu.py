@@ -35,10 +35,9 @@ def to_csr(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def prepare(x: np.ndarray, block: int = BLOCK) -> tuple[np.ndarray, ...]:
-    """Everything ``sgd_epoch`` reads about the inputs, computed once per training set: the CSR arrays,
-    then ``blocks``' grouping of each block's pixels by row of ``w1`` and its Gram matrices."""
-    csr = to_csr(x)
-    return (*csr, *blocks(*csr, x.shape[1], block))
+    """Everything ``sgd_epoch`` reads about the inputs, computed once per training set: ``blocks``'
+    grouping of each block's nonzero pixels by row of ``w1``, and its Gram matrices."""
+    return blocks(*to_csr(x), x.shape[1], block)
 
 
 @njit(cache=True, nogil=True)
@@ -79,7 +78,7 @@ def blocks(indptr, indices, values, n_features, block):
                 esam[q], evals[q] = i - lo, values[p]
                 fill[indices[p]] = q + 1
         for g in range(bgrp[b], ng):
-            for a in range(gptr[g], e if g + 1 == ng else gptr[g + 1]):
+            for a in range(gptr[g], fill[grow[g]]):  # fill has reached the group's end
                 for c in range(gptr[g], a):
                     gram[b, esam[a], esam[c]] += evals[a] * evals[c]
     gptr[ng] = e
@@ -88,8 +87,8 @@ def blocks(indptr, indices, values, n_features, block):
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def sgd_epoch(indptr, indices, values, gptr, grow, esam, evals, bgrp, gram, labels, masks, use_masks, scale,
-              w1, b1, w2, b2, use_bias, lr, activation, loss):
+def sgd_epoch(gptr, grow, esam, evals, bgrp, gram, labels, masks, use_masks, scale, w1, b1, w2, b2, use_bias,
+              lr, activation, loss):
     """Train one epoch in place on ``prepare``'s arrays; returns (summed loss, correct count, first sample
     whose loss was not finite or -1).
 

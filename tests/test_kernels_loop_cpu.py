@@ -18,7 +18,7 @@ def _sparse(rng, n, features):
 @pytest.mark.parametrize("n, block", [(23, 5), (10, 10), (4, 8), (7, 1)])
 def test_blocks_regroup_each_block_by_pixel(n, block):
     x = _sparse(np.random.default_rng(n), n, 30)
-    _, _, _, gptr, grow, esam, evals, bgrp, gram = loop_cpu.prepare(x, block)
+    gptr, grow, esam, evals, bgrp, gram = loop_cpu.prepare(x, block)
     assert len(bgrp) - 1 == -(-n // block) and gram.shape[1:] == (block, block)
     for b in range(len(bgrp) - 1):
         part = x[b * block:(b + 1) * block]
