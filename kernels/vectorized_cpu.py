@@ -2,9 +2,10 @@
 
 Each kernel does in one pass over memory what ``mnist_accel.ops.XpOps`` does in several NumPy calls:
 bias + activation + dropout, the activation's backward, softmax cross-entropy with its gradient, and
-the optimizer update. GEMMs stay with BLAS: at batch 128 a sparse first layer (81% of MNIST pixels are
-zero) measured slower than OpenBLAS here, since each nonzero pixel streams a whole row of W1 that a GEMM
-would reuse.
+the optimizer update. GEMMs stay with BLAS, but the first layer's two run over only the columns a batch
+lights (``inputs_cpu``). A sparse first layer (81% of MNIST pixels are zero) measured slower than
+OpenBLAS at batch 128: each nonzero pixel streams a whole row of W1 that a GEMM would reuse, and
+Numba's inner loops pay LLVM's runtime alias checks on every short row.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from mnist_accel import optim
 from mnist_accel.config import TrainConfig
 from mnist_accel.ops import XpOps
 
-from . import ACTIVATION_CODES
+from . import ACTIVATION_CODES, inputs_cpu
 from .fpenv import flush_subnormals, restore
 
 
@@ -105,46 +106,72 @@ def mse_grad(z, labels, grad):
 
 
 # The updates run with subnormals flushed to zero (see fpenv): weights that decay towards zero would
-# otherwise make every step pay microcode assists. Serial on purpose: a prange version measured 4x faster
-# alone, but 2-9x slower inside training (with Numba's omp or workqueue layer alike), its threads
-# contending with OpenBLAS's, which spin between GEMMs.
+# otherwise make every step pay microcode assists. Each takes the parameter as (rows, columns) and the
+# gradient of only the rows listed in ``rows`` (increasing; the others' gradient is zero), so the first
+# layer's compacted gradient (see inputs_cpu) needs no scatter; a full gradient is one row, ``rows=[0]``.
+# Serial on purpose: a prange version measured 4x faster alone, but 2-9x slower inside training (with
+# Numba's omp or workqueue layer alike), its threads contending with OpenBLAS's, which spin between GEMMs.
 @njit(cache=True, nogil=True, error_model="numpy")
-def adam(p, g, m, v, step, eps, beta1, beta2, wd):
+def adam(p, g, rows, m, v, step, eps, beta1, beta2, wd):
     saved = flush_subnormals()
-    one = p.dtype.type(1)
-    for i in range(p.size):
-        gi = g[i] + wd * p[i]
-        mi = beta1 * m[i] + (one - beta1) * gi
-        vi = beta2 * v[i] + (one - beta2) * (gi * gi)
-        m[i] = mi
-        v[i] = vi
-        p[i] -= step * mi / (np.sqrt(vi) + eps)
+    one, zero = p.dtype.type(1), p.dtype.type(0)
+    k = 0
+    for r in range(p.shape[0]):
+        hit = k < len(rows) and rows[k] == r
+        for j in range(p.shape[1]):
+            gi = (g[k, j] if hit else zero) + wd * p[r, j]
+            mi = beta1 * m[r, j] + (one - beta1) * gi
+            vi = beta2 * v[r, j] + (one - beta2) * (gi * gi)
+            m[r, j] = mi
+            v[r, j] = vi
+            p[r, j] -= step * mi / (np.sqrt(vi) + eps)
+        k += hit
     restore(saved)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def momentum(p, g, vel, lr, mu, wd):
+def momentum(p, g, rows, vel, lr, mu, wd):
     saved = flush_subnormals()
-    for i in range(p.size):
-        vi = mu * vel[i] + (g[i] + wd * p[i])
-        vel[i] = vi
-        p[i] -= lr * vi
+    zero = p.dtype.type(0)
+    k = 0
+    for r in range(p.shape[0]):
+        hit = k < len(rows) and rows[k] == r
+        for j in range(p.shape[1]):
+            vi = mu * vel[r, j] + ((g[k, j] if hit else zero) + wd * p[r, j])
+            vel[r, j] = vi
+            p[r, j] -= lr * vi
+        k += hit
     restore(saved)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def sgd(p, g, lr, wd):
+def sgd(p, g, rows, lr, wd):
     saved = flush_subnormals()
-    for i in range(p.size):
-        p[i] -= lr * (g[i] + wd * p[i])
+    zero = p.dtype.type(0)
+    k = 0
+    for r in range(p.shape[0]):
+        hit = k < len(rows) and rows[k] == r
+        for j in range(p.shape[1]):
+            p[r, j] -= lr * ((g[k, j] if hit else zero) + wd * p[r, j])
+        k += hit
     restore(saved)
+
+
+ONE_ROW = np.zeros(1, np.int64)  # the row list of a full gradient seen as one row
 
 
 class NumbaOps(XpOps):
-    """``XpOps`` on NumPy with the elementwise work and the update fused into the kernels above."""
+    """``XpOps`` on NumPy with the elementwise work and the update fused into the kernels above, and the
+    first layer's GEMMs compacted to the columns each batch lights (``inputs_cpu``)."""
 
     def __init__(self) -> None:
         super().__init__(np)
+        self._lit_grad: tuple | None = None  # (gradient buffer, gradient of its lit rows, their indices)
+
+    def prepare_inputs(self, inputs: np.ndarray, dtype) -> np.ndarray:
+        inputs = super().prepare_inputs(inputs, dtype)
+        self._divisor = self.dtype.type(255 if self._pixels else 1)
+        return inputs
 
     def warm_up(self, cfg: TrainConfig) -> float:
         """Compile (or load from cache) every kernel this configuration uses; returns the seconds spent."""
@@ -156,9 +183,15 @@ class NumbaOps(XpOps):
         self.act_backward(z.copy(), z, cfg.activation, m, 1.0)
         self.act_backward(z.copy(), z, cfg.activation, None, 1.0)
         self.loss_grad(z, np.zeros(2, np.int32), z.copy(), cfg.loss)
-        params = [np.zeros((2, 3), dt), np.zeros(3, dt)]
-        self.update(params, [p.copy() for p in params], optim.init_state(params, cfg.optimizer, np), cfg,
-                    np.zeros(3, dt))
+        params = [np.zeros((20, 3), dt), np.zeros(3, dt)]
+        grads, state = [p.copy() for p in params], optim.init_state(params, cfg.optimizer, np)
+        for lit in (0, 20):  # the compacted path, then the full one
+            inputs = np.zeros((2, 20), np.uint8 if self._pixels else dt)
+            inputs[:, :lit] = 1
+            self.input_matmul(inputs, np.arange(2), params[0], z)
+            self.input_grad(inputs, np.arange(2), z, grads[0])
+            self.update(params, grads, state, cfg, np.zeros(3, dt))
+        self._x.clear()
         return time.perf_counter() - start
 
     def bias_act(self, z: np.ndarray, b: np.ndarray | None, activation: str, mask: np.ndarray | None) -> None:
@@ -173,16 +206,48 @@ class NumbaOps(XpOps):
     def loss_grad(self, z: np.ndarray, labels: np.ndarray, grad: np.ndarray, loss: str) -> tuple[float, int]:
         return (mse_grad if loss == "mse" else xent_grad)(z, labels, grad)
 
+    def input_matmul(self, inputs: np.ndarray, batch: np.ndarray, w: np.ndarray, out: np.ndarray) -> None:
+        """out <- x[batch] @ w, over only the batch's lit columns when they are few enough to pay."""
+        n, f = len(batch), inputs.shape[1]
+        if n not in self._x:
+            self._x[n] = (np.empty((n, f), self.dtype), np.empty(f, np.int64), np.empty(n * f, self.dtype),
+                          np.empty(w.size, self.dtype), np.empty(w.size, self.dtype))
+        x, active, xc, wc, gc = self._x[n]
+        lit = inputs_cpu.gather(inputs, batch, self._divisor, x, active)
+        if lit < inputs_cpu.COMPACT_BELOW * f:
+            xc, wc = xc[:n * lit].reshape(n, lit), wc[:lit * w.shape[1]].reshape(lit, w.shape[1])
+            inputs_cpu.compact(x, w, active, xc, wc)
+            x, w, rows = xc, wc, active[:lit]
+        else:
+            rows = None
+        self._last_x = (x, rows, gc)
+        np.matmul(x, w, out=out)
+
+    def input_grad(self, inputs: np.ndarray, batch: np.ndarray, delta: np.ndarray, out: np.ndarray) -> None:
+        """out <- x.T @ delta for the last ``input_matmul``'s batch; when that was compacted, only the lit
+        rows are computed, and ``update`` reads them in place of ``out`` (the other rows are zero)."""
+        x, rows, gc = self._last_x
+        if rows is None:
+            self._lit_grad = None
+            np.matmul(x.T, delta, out=out)
+        else:
+            gc = gc[:len(rows) * out.shape[1]].reshape(len(rows), out.shape[1])
+            np.matmul(x.T, delta, out=gc)
+            self._lit_grad = (out, gc, rows)
+
     def update(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], state: list[list[np.ndarray]],
                cfg: TrainConfig, scalars: np.ndarray) -> None:
         lr, step, eps = scalars[0], scalars[1], scalars[2]
         for p, g, slots in zip(params, grads, state):
             dt = p.dtype.type
             wd = dt(optim.decay_for(p, cfg.weight_decay))
-            flat = [a.reshape(-1) for a in (p, g, *slots)]
+            if self._lit_grad is not None and g is self._lit_grad[0]:
+                arrays = [p, self._lit_grad[1], self._lit_grad[2], *slots]
+            else:  # one long row: the kernels' loop over rows runs once
+                arrays = [p.reshape(1, -1), g.reshape(1, -1), ONE_ROW, *(s.reshape(1, -1) for s in slots)]
             if cfg.optimizer == "adam":
-                adam(*flat, dt(step), dt(eps), dt(cfg.beta1), dt(cfg.beta2), wd)
+                adam(*arrays, dt(step), dt(eps), dt(cfg.beta1), dt(cfg.beta2), wd)
             elif cfg.optimizer == "momentum":
-                momentum(*flat, dt(lr), dt(cfg.momentum), wd)
+                momentum(*arrays, dt(lr), dt(cfg.momentum), wd)
             else:
-                sgd(*flat, dt(lr), wd)
+                sgd(*arrays, dt(lr), wd)

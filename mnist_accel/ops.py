@@ -26,6 +26,7 @@ class XpOps:
         batch. Any other inputs are features, converted to ``dtype`` once and used as given."""
         self.dtype = np.dtype(dtype)
         self._pixels = inputs.dtype == np.uint8
+        self._x.clear()  # batch buffers of an earlier dtype
         return inputs if self._pixels else inputs.astype(self.dtype, copy=False)
 
     def input_matmul(self, inputs: Any, batch: Any, w: Any, out: Any) -> None:

@@ -39,10 +39,10 @@ def test_adam_flushes_a_decayed_weight():
     """Weight decay times a weight near zero is subnormal: the fused Adam keeps its moments at zero, where
     the same arithmetic in NumPy (no flush) leaves a subnormal first moment behind."""
     f = np.float32
-    p, g = np.full(8, 1e-35, f), np.zeros(8, f)
-    m, v = np.zeros(8, f), np.zeros(8, f)
+    p, g = np.full((1, 8), 1e-35, f), np.zeros((1, 8), f)
+    m, v = np.zeros((1, 8), f), np.zeros((1, 8), f)
     wd, beta1 = f(1e-4), f(0.9)
-    vectorized_cpu.adam(p, g, m, v, f(1e-3), f(1e-8), beta1, f(0.999), wd)
+    vectorized_cpu.adam(p, g, vectorized_cpu.ONE_ROW, m, v, f(1e-3), f(1e-8), beta1, f(0.999), wd)
     assert not m.any() and not v.any()
     assert np.all(p == f(1e-35))  # a zero step: nothing moved
     numpy_m = (f(1) - beta1) * (g + wd * p)
@@ -53,7 +53,7 @@ def test_normal_numbers_are_untouched():
     """Away from the subnormal range the flushed kernels compute exactly what they did before."""
     f = np.float64
     r = np.random.default_rng(0)
-    p, g = r.normal(size=50), r.normal(size=50)
+    p, g = r.normal(size=(1, 50)), r.normal(size=(1, 50))
     expected = p - f(0.1) * (g + f(0.01) * p)
-    vectorized_cpu.sgd(p, g, f(0.1), f(0.01))
+    vectorized_cpu.sgd(p, g, vectorized_cpu.ONE_ROW, f(0.1), f(0.01))
     np.testing.assert_allclose(p, expected, rtol=1e-15)

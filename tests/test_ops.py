@@ -92,3 +92,43 @@ def test_update(fused, optimizer):
     np.testing.assert_allclose(run(ops, dev, np.float64), run(REF, np.asarray, np.float64), rtol=1e-12)
     tol = _tolerance(lambda dt: run(REF, np.asarray, dt))
     np.testing.assert_allclose(run(ops, dev, np.float32), run(REF, np.asarray, np.float64), rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize("pixels", [True, False])
+@pytest.mark.parametrize("lit", [0.2, 1.0])  # a compacted batch, and one that lights every column
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_first_layer_and_update(fused, pixels, lit, optimizer):
+    """input_matmul, input_grad and the update that reads that gradient, on inputs with unlit columns."""
+    cfg = resolve(optimizer=optimizer, weight_decay=0.01)
+
+    def run(ops, dev, dtype):
+        r = np.random.default_rng(3)
+        on = r.random((50, 40)) < lit
+        on[:, 5:9] = lit == 1.0
+        raw = np.where(on, r.integers(1, 256, on.shape), 0)
+        inputs = ops.prepare_inputs(dev(raw.astype(np.uint8) if pixels else (raw / 7).astype(dtype)), dtype)
+        params = [dev(r.normal(size=(40, 6)).astype(dtype)), dev(r.normal(size=6).astype(dtype))]
+        state = [[dev(s) for s in slots] for slots in optim.init_state([to_host(p) for p in params], optimizer, np)]
+        grads = [dev(np.zeros((40, 6), dtype)), dev(np.zeros(6, dtype))]
+        out = dev(np.empty((9, 6), dtype))
+        for t, batch in enumerate(([4, 9, 0, 33, 21, 8, 8, 47, 2], [1, 2, 3, 5, 8, 13, 21, 34, 49]), 1):
+            ops.input_matmul(inputs, dev(np.array(batch)), params[0], out)
+            z = to_host(out).copy()
+            ops.input_grad(inputs, dev(np.array(batch)), dev(np.linspace(-1, 1, 54, dtype=dtype).reshape(9, 6)),
+                           grads[0])
+            ops.update(params, grads, state, cfg, dev(np.array(optim.step_scalars(cfg, t, 1e-2), dtype)))
+        return np.concatenate([z.ravel(), *(to_host(p).ravel() for p in params)])
+
+    ops, dev = fused
+    np.testing.assert_allclose(run(ops, dev, np.float64), run(XpOps(np), np.asarray, np.float64), rtol=1e-12)
+    tol = _tolerance(lambda dt: run(XpOps(np), np.asarray, dt))
+    np.testing.assert_allclose(run(ops, dev, np.float32), run(XpOps(np), np.asarray, np.float64), rtol=0, atol=tol)
+
+
+def test_numba_ops_fuse_every_step():
+    """Each op the trainer calls is NumbaOps' own: one falling back to XpOps' still passes the tests above
+    (XpOps is the reference) but runs several NumPy passes."""
+    from mnist_accel.kernels.vectorized_cpu import NumbaOps
+
+    for name in ("input_matmul", "input_grad", "bias_act", "act_backward", "loss_grad", "update"):
+        assert getattr(NumbaOps, name) is not getattr(XpOps, name), name

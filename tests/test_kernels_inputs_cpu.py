@@ -1,0 +1,48 @@
+"""The first layer's batch gather and column compaction on the CPU, against NumPy indexing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mnist_accel.kernels import inputs_cpu
+
+
+def _inputs(dtype, n=40, features=30, seed=0):
+    r = np.random.default_rng(seed)
+    lit = r.random((n, features)) < 0.2
+    lit[:, ::4] = False  # columns no sample lights
+    if dtype == np.uint8:
+        return np.where(lit, r.integers(1, 256, (n, features)), 0).astype(np.uint8)
+    return np.where(lit, r.normal(size=(n, features)), 0).astype(dtype)
+
+
+@pytest.mark.parametrize("source, dtype", [(np.uint8, np.float32), (np.uint8, np.float64), (np.float32, np.float32),
+                                           (np.float64, np.float64)])
+def test_gather_scales_like_numpy_and_lists_the_lit_columns(source, dtype):
+    inputs = _inputs(source)
+    batch = np.array([7, 3, 3, 39, 0, 12])
+    divisor = np.dtype(dtype).type(255 if source == np.uint8 else 1)
+    x, active = np.empty((len(batch), inputs.shape[1]), dtype), np.empty(inputs.shape[1], np.int64)
+    lit = inputs_cpu.gather(inputs, batch, divisor, x, active)
+    expected = inputs[batch].astype(dtype) / divisor
+    np.testing.assert_array_equal(x, expected)  # bit for bit, as XpOps scales pixels
+    np.testing.assert_array_equal(active[:lit], np.flatnonzero(expected.any(axis=0)))
+
+
+def test_every_pixel_value_scales_exactly():
+    pixels = np.arange(256, dtype=np.uint8).reshape(1, 256)
+    for dtype in (np.float32, np.float64):
+        x, active = np.empty((1, 256), dtype), np.empty(256, np.int64)
+        assert inputs_cpu.gather(pixels, np.array([0]), np.dtype(dtype).type(255), x, active) == 255
+        np.testing.assert_array_equal(x, np.divide(pixels, dtype(255), dtype=dtype))
+
+
+def test_compact_takes_the_lit_columns_and_rows():
+    r = np.random.default_rng(1)
+    x, w = r.normal(size=(5, 12)), r.normal(size=(12, 7))
+    active = np.array([0, 3, 4, 10, 11, -1, -1], np.int64)  # entries past the count are never read
+    xc, wc = np.empty((5, 5)), np.empty((5, 7))
+    inputs_cpu.compact(x, w, active, xc, wc)
+    np.testing.assert_array_equal(xc, x[:, active[:5]])
+    np.testing.assert_array_equal(wc, w[active[:5]])
