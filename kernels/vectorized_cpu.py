@@ -105,6 +105,14 @@ def mse_grad(z, labels, grad):
     return total, correct
 
 
+@njit(cache=True, nogil=True)
+def column_sums(a, out):
+    out[:] = 0
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            out[j] += a[i, j]
+
+
 # The updates run with subnormals flushed to zero (see fpenv): weights that decay towards zero would
 # otherwise make every step pay microcode assists. Each takes the parameter as (rows, columns) and the
 # gradient of only the rows listed in ``rows`` (increasing; the others' gradient is zero), so the first
@@ -167,6 +175,7 @@ class NumbaOps(XpOps):
     def __init__(self) -> None:
         super().__init__(np)
         self._lit_grad: tuple | None = None  # (gradient buffer, gradient of its lit rows, their indices)
+        self._plan: tuple | None = None  # update's arguments, for the (params, grads, state, cfg) it last saw
 
     def prepare_inputs(self, inputs: np.ndarray, dtype) -> np.ndarray:
         inputs = super().prepare_inputs(inputs, dtype)
@@ -183,6 +192,7 @@ class NumbaOps(XpOps):
         self.act_backward(z.copy(), z, cfg.activation, m, 1.0)
         self.act_backward(z.copy(), z, cfg.activation, None, 1.0)
         self.loss_grad(z, np.zeros(2, np.int32), z.copy(), cfg.loss)
+        self.bias_grad(z, np.zeros(3, dt))
         params = [np.zeros((20, 3), dt), np.zeros(3, dt)]
         grads, state = [p.copy() for p in params], optim.init_state(params, cfg.optimizer, np)
         for lit in (0, 20):  # the compacted path, then the full one
@@ -235,19 +245,31 @@ class NumbaOps(XpOps):
             np.matmul(x.T, delta, out=gc)
             self._lit_grad = (out, gc, rows)
 
+    def bias_grad(self, delta: np.ndarray, out: np.ndarray) -> None:
+        column_sums(delta, out)
+
     def update(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], state: list[list[np.ndarray]],
                cfg: TrainConfig, scalars: np.ndarray) -> None:
         lr, step, eps = scalars[0], scalars[1], scalars[2]
-        for p, g, slots in zip(params, grads, state):
-            dt = p.dtype.type
-            wd = dt(optim.decay_for(p, cfg.weight_decay))
-            if self._lit_grad is not None and g is self._lit_grad[0]:
-                arrays = [p, self._lit_grad[1], self._lit_grad[2], *slots]
-            else:  # one long row: the kernels' loop over rows runs once
-                arrays = [p.reshape(1, -1), g.reshape(1, -1), ONE_ROW, *(s.reshape(1, -1) for s in slots)]
+        plan = self._plan
+        if plan is None or plan[0] is not params or plan[1] is not grads or plan[2] is not state or plan[3] is not cfg:
+            plan = self._plan = (params, grads, state, cfg, [self._arguments(*a, cfg) for a in zip(params, grads, state)])
+        for g, full, rows_args, constants in plan[4]:
+            lit = self._lit_grad
+            arrays = full if lit is None or g is not lit[0] else (rows_args[0], lit[1], lit[2], *rows_args[1:])
             if cfg.optimizer == "adam":
-                adam(*arrays, dt(step), dt(eps), dt(cfg.beta1), dt(cfg.beta2), wd)
+                adam(*arrays, step, eps, *constants)
             elif cfg.optimizer == "momentum":
-                momentum(*arrays, dt(lr), dt(cfg.momentum), wd)
+                momentum(*arrays, lr, *constants)
             else:
-                sgd(*arrays, dt(lr), wd)
+                sgd(*arrays, lr, *constants)
+
+    @staticmethod
+    def _arguments(p: np.ndarray, g: np.ndarray, slots: list[np.ndarray], cfg: TrainConfig) -> tuple:
+        """What ``update`` passes for one parameter, built once per (params, grads, state, cfg): the full
+        gradient as one long row, the 2-D arrays for a gradient of lit rows, and the typed constants."""
+        dt = p.dtype.type
+        wd = dt(optim.decay_for(p, cfg.weight_decay))
+        constants = {"adam": (dt(cfg.beta1), dt(cfg.beta2), wd), "momentum": (dt(cfg.momentum), wd)}.get(cfg.optimizer, (wd,))
+        full = (p.reshape(1, -1), g.reshape(1, -1), ONE_ROW, *(s.reshape(1, -1) for s in slots))
+        return g, full, (p, *slots), constants

@@ -97,6 +97,10 @@ class XpOps:
         grad *= 1.0 / n
         return total, correct
 
+    def bias_grad(self, delta: Any, out: Any) -> None:
+        """out <- the bias gradient, delta summed over the batch."""
+        self.xp.sum(delta, axis=0, out=out)
+
     def update(self, params: Sequence[Any], grads: Sequence[Any], state: list[list[Any]], cfg: TrainConfig,
                scalars: Any) -> None:
         """One optimizer step; ``scalars`` is (lr, step size, eps) in device memory (``optim.step_scalars``)."""

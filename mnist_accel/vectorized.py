@@ -196,7 +196,7 @@ class VectorizedTrainer:
             w, b = net[i]
             if b is not None:
                 g -= 1
-                xp.sum(buf.delta[i], axis=0, out=buf.grads[g])
+                ops.bias_grad(buf.delta[i], buf.grads[g])
             g -= 1
             if i == 0:
                 ops.input_grad(self.inputs, batch, buf.delta[0], buf.grads[g])

@@ -75,6 +75,19 @@ def test_loss_grad(fused, loss):
     np.testing.assert_allclose(run(ops, dev, np.float32)[2], ref64[2], atol=tol)
 
 
+def test_bias_grad(fused):
+    def run(ops, dev, dtype):
+        delta, _, _ = _data(dtype, 4)
+        out = dev(np.empty(delta.shape[1], dtype))
+        ops.bias_grad(dev(delta), out)
+        return to_host(out)
+
+    ops, dev = fused
+    np.testing.assert_allclose(run(ops, dev, np.float64), run(REF, np.asarray, np.float64), rtol=1e-13)
+    tol = _tolerance(lambda dt: run(REF, np.asarray, dt))
+    np.testing.assert_allclose(run(ops, dev, np.float32), run(REF, np.asarray, np.float64), rtol=0, atol=tol)
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
 def test_update(fused, optimizer):
     cfg = resolve(optimizer=optimizer, weight_decay=0.01)
@@ -130,5 +143,5 @@ def test_numba_ops_fuse_every_step():
     (XpOps is the reference) but runs several NumPy passes."""
     from mnist_accel.kernels.vectorized_cpu import NumbaOps
 
-    for name in ("input_matmul", "input_grad", "bias_act", "act_backward", "loss_grad", "update"):
+    for name in ("input_matmul", "input_grad", "bias_act", "act_backward", "loss_grad", "bias_grad", "update"):
         assert getattr(NumbaOps, name) is not getattr(XpOps, name), name
