@@ -8,6 +8,8 @@ backward pass multiplies by the 0/1 mask without the forward pass's scale.
 
 from __future__ import annotations
 
+import functools
+import sys
 from typing import Sequence
 
 import numpy as np
@@ -32,12 +34,40 @@ def draw_masks(rng: np.random.Generator, n: int, hidden: int, dropout: float) ->
         return None
     masks = np.empty((n, hidden), np.int8)
     for start in range(0, n, MASK_ROWS):  # consecutive calls continue one stream: same masks as one call
-        rows = min(MASK_ROWS, n - start)
-        if dropout == 0.5:
-            masks[start:start + rows] = rng.integers(0, 2, size=(rows, hidden))
-        else:
-            masks[start:start + rows] = rng.random((rows, hidden)) >= dropout
+        piece = masks[start:start + MASK_ROWS]
+        if dropout != 0.5:
+            piece[...] = rng.random(piece.shape) >= dropout
+        elif not _fast_coins(rng, piece):
+            piece[...] = rng.integers(0, 2, size=piece.shape)
     return masks
+
+
+def _fast_coins(rng: np.random.Generator, out: np.ndarray) -> bool:
+    """Fill ``out`` with exactly the bits ``rng.integers(0, 2, size=out.shape)`` draws, at 2.4x its speed
+    (6M masks an epoch: 10 ms against 23 ms). NumPy draws each from one 32-bit half of a 64-bit PCG64
+    output, low half first (Lemire's method, which for a range of 2 keeps the top bit), so the top bits
+    of the raw outputs seen as uint32 are the draws. Returns False, drawing nothing, where that does not
+    hold: another bit generator, a half-used output pending, an odd count, or a NumPy whose draws differ
+    (checked once per process, on a generator of its own)."""
+    bits = rng.bit_generator
+    if (not isinstance(bits, np.random.PCG64) or out.size % 2 or sys.byteorder != "little"
+            or bits.state["has_uint32"] or not _coins_match_numpy()):
+        return False
+    _coin_bits(bits, out.reshape(-1))  # a view: pieces are whole rows of a C-ordered array
+    return True
+
+
+def _coin_bits(bits: np.random.PCG64, out: np.ndarray) -> None:
+    np.right_shift(bits.random_raw(out.size // 2).view(np.uint32), 31, out=out, casting="unsafe")
+
+
+@functools.cache
+def _coins_match_numpy() -> bool:
+    fast, reference = np.random.default_rng(12345), np.random.default_rng(12345)
+    out = np.empty(1000, np.int8)
+    _coin_bits(fast.bit_generator, out)
+    return bool(np.array_equal(out, reference.integers(0, 2, size=1000))
+                and np.array_equal(fast.integers(0, 2, size=3), reference.integers(0, 2, size=3)))
 
 
 def keep_scale(dropout: float, dtype: np.dtype) -> np.floating:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -92,6 +93,35 @@ def test_masks_equal_the_tutorials_per_sample_draws():
     np.testing.assert_array_equal(one_call, per_sample)
     assert draw_masks(rng, 5, 4, 0.0) is None
     assert draw_masks(np.random.default_rng(0), 20000, 10, 0.3).mean() == pytest.approx(0.7, abs=0.01)
+
+
+@pytest.mark.parametrize("hidden", [100, 7])  # an odd width makes odd pieces, which take NumPy's own call
+@pytest.mark.parametrize("make", [lambda: np.random.default_rng(5), lambda: np.random.Generator(np.random.MT19937(5))])
+@pytest.mark.parametrize("half_used", [False, True])
+def test_coin_masks_equal_numpys_draws_from_any_generator_state(hidden, make, half_used):
+    """The fast fair coins read PCG64's raw output; they must equal rng.integers(0, 2) draw for draw, also
+    from other bit generators and from a generator holding half of a 64-bit output back, and leave the
+    generator in the same state."""
+    from mnist_accel.loop import MASK_ROWS
+
+    n = MASK_ROWS + 9
+    ours, theirs = make(), make()
+    if half_used:
+        ours.integers(0, 2), theirs.integers(0, 2)
+    masks = draw_masks(ours, n, hidden, 0.5)
+    np.testing.assert_array_equal(masks, np.stack([theirs.integers(0, 2, size=hidden) for _ in range(n)]))
+    for draw in (lambda g: g.integers(0, 2, size=3), lambda g: g.random(3)):  # the same state afterwards
+        np.testing.assert_array_equal(draw(ours), draw(theirs))
+
+
+@pytest.mark.skipif(sys.byteorder != "little", reason="the shortcut reads raw output as little-endian halves")
+def test_fast_coins_are_taken_for_numpys_default_generator():
+    """Without this, a shortcut that stopped matching NumPy would silently fall back to the slow draw."""
+    from mnist_accel.loop import _fast_coins
+
+    out, rng = np.empty((4, 10), np.int8), np.random.default_rng(8)
+    assert _fast_coins(rng, out)
+    np.testing.assert_array_equal(out, np.random.default_rng(8).integers(0, 2, size=(4, 10)))
 
 
 @pytest.mark.parametrize("dropout", [0.5, 0.3])
