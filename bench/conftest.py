@@ -83,7 +83,7 @@ def run_epoch(benchmark, samples):
         info.update(samples=samples, dtype=dtype, path=path, backend=backend, device=runs[-1].device,
                     flops_per_epoch=flops * samples, test_accuracy=runs[-1].accuracy(), versions=_versions(), **extra)
         if benchmark.stats is not None:
-            info["samples_per_second"] = samples / benchmark.stats.stats.mean
+            info["samples_per_second"] = samples * extra.get("epochs", 1) / benchmark.stats.stats.mean
         return runs[-1]
 
     return go

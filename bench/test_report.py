@@ -49,6 +49,14 @@ def test_report_tables_targets_and_charts(run, tmp_path, capsys):
     assert main([str(run), "--check"]) == 1  # the float32 target is missed in this made-up run
 
 
+def test_a_fit_of_several_epochs_counts_every_epochs_samples():
+    from bench.report import OURS, rate
+
+    fit = {"stats": {"mean": 2.0}, "extra_info": {"samples": 60000, "epochs": 3}}
+    assert rate(fit) == 90000 and rate({"stats": {"mean": 2.0}, "extra_info": {"samples": 60000}}) == 30000
+    assert "mnist_accel".startswith(OURS) and not "sklearn".startswith(OURS)  # the chart's colours
+
+
 def test_unreadable_run_is_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
