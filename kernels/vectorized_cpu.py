@@ -202,6 +202,7 @@ class NumbaOps(XpOps):
             self.input_grad(inputs, np.arange(2), z, grads[0])
             self.update(params, grads, state, cfg, np.zeros(3, dt))
         self._x.clear()
+        self._lit_grad = self._plan = None  # nothing of the warm-up's arrays outlives it
         return time.perf_counter() - start
 
     def bias_act(self, z: np.ndarray, b: np.ndarray | None, activation: str, mask: np.ndarray | None) -> None:
@@ -252,8 +253,9 @@ class NumbaOps(XpOps):
                cfg: TrainConfig, scalars: np.ndarray) -> None:
         lr, step, eps = scalars[0], scalars[1], scalars[2]
         plan = self._plan
-        if plan is None or plan[0] is not params or plan[1] is not grads or plan[2] is not state or plan[3] is not cfg:
-            plan = self._plan = (params, grads, state, cfg, [self._arguments(*a, cfg) for a in zip(params, grads, state)])
+        if plan is None or any(a is not b for a, b in zip(plan, (params, grads, state, cfg))):
+            arguments = [self._arguments(*a, cfg) for a in zip(params, grads, state)]
+            plan = self._plan = (params, grads, state, cfg, arguments)
         for g, full, rows_args, constants in plan[4]:
             lit = self._lit_grad
             arrays = full if lit is None or g is not lit[0] else (rows_args[0], lit[1], lit[2], *rows_args[1:])
@@ -270,6 +272,7 @@ class NumbaOps(XpOps):
         gradient as one long row, the 2-D arrays for a gradient of lit rows, and the typed constants."""
         dt = p.dtype.type
         wd = dt(optim.decay_for(p, cfg.weight_decay))
-        constants = {"adam": (dt(cfg.beta1), dt(cfg.beta2), wd), "momentum": (dt(cfg.momentum), wd)}.get(cfg.optimizer, (wd,))
+        constants = {"adam": (dt(cfg.beta1), dt(cfg.beta2), wd), "momentum": (dt(cfg.momentum), wd)}.get(
+            cfg.optimizer, (wd,))
         full = (p.reshape(1, -1), g.reshape(1, -1), ONE_ROW, *(s.reshape(1, -1) for s in slots))
         return g, full, (p, *slots), constants
