@@ -52,3 +52,11 @@ def test_deferred_updates_are_exact_sgd_for_any_block_size(block):
     assert total == pytest.approx(ref_total, rel=1e-12)
     for a, b in zip(fast, ref):
         assert np.abs(a - b).max() <= 1e-12 * np.abs(b).max()
+
+
+def test_the_epoch_kernel_promises_llvm_its_arrays_never_overlap():
+    """Where Numba has the noalias flag, the kernel is compiled with it (else LLVM re-checks for overlap
+    before every short vectorized loop); its results are the tests above."""
+    from numba.core import compiler
+
+    assert loop_cpu.sgd_epoch.targetoptions.get("noalias", False) == ("noalias" in compiler.Flags.options)
