@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.report import rate
+
 _OFFLINE = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "mnist"
 if not os.environ.get("MNIST_ACCEL_DATA") and _OFFLINE.is_dir():
     os.environ["MNIST_ACCEL_DATA"] = str(_OFFLINE)
@@ -83,7 +85,7 @@ def run_epoch(benchmark, samples):
         info.update(samples=samples, dtype=dtype, path=path, backend=backend, device=runs[-1].device,
                     flops_per_epoch=flops * samples, test_accuracy=runs[-1].accuracy(), versions=_versions(), **extra)
         if benchmark.stats is not None:
-            info["samples_per_second"] = samples * extra.get("epochs", 1) / benchmark.stats.stats.mean
+            info["samples_per_second"] = rate({"extra_info": info, "stats": {"mean": benchmark.stats.stats.mean}})
         return runs[-1]
 
     return go
