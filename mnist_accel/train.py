@@ -151,9 +151,10 @@ def _run(args: argparse.Namespace) -> int:
         _write_outputs(args, cfg, exc.result, data)  # the last finite epoch's model, if there was one
         raise
     epochs = len(result.history)
+    graphs = f"; CUDA graphs {result.graphs}" if result.backend == "cuda" else ""
     print(f"{result.backend}/{cfg.path}: test accuracy {result.test_accuracy:.4f} after {epochs} "
           f"epoch{'s' if epochs != 1 else ''}, {result.train_seconds:.2f}s training "
-          f"(+{result.compile_seconds:.2f}s compile) on {result.device}; data: {result.dataset}" + (f"; CUDA graphs {result.graphs}" if result.backend == "cuda" else ""))
+          f"(+{result.compile_seconds:.2f}s compile) on {result.device}; data: {result.dataset}{graphs}")
     _write_outputs(args, cfg, result, data)
     return 0
 
