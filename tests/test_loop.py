@@ -52,23 +52,23 @@ def test_tutorial_table_row_for_row(backend, mnist, tmp_path):
     assert rows == expected
 
 
-def _one_epoch(engine, x, labels, activation, loss, bias, dropout, dtype=np.float64):
+def _one_epoch(engine, x, labels, activation, loss, bias, dropout, dtype=np.float64, hidden=64):
     rng = np.random.default_rng(7)
-    params = model.init_params(rng, [784, 64, 10], "tutorial", bias, dtype)
+    params = model.init_params(rng, [784, hidden, 10], "tutorial", bias, dtype)
     trainer = LoopTrainer(params, x.astype(dtype), labels, rng, 0.005, activation, loss, dropout, engine)
     total, correct = trainer.train_epoch()
     return params, total, correct
 
 
-@pytest.mark.parametrize("activation, loss, bias, dropout", [
-    ("relu", "mse", False, 0.5), ("relu", "cross-entropy", True, 0.0), ("tanh", "cross-entropy", True, 0.5),
-    ("sigmoid", "mse", True, 0.3), ("tanh", "mse", False, 0.0),
+@pytest.mark.parametrize("activation, loss, bias, dropout, hidden", [  # 100 and 37 take padded rows
+    ("relu", "mse", False, 0.5, 100), ("relu", "cross-entropy", True, 0.0, 64),
+    ("tanh", "cross-entropy", True, 0.5, 37), ("sigmoid", "mse", True, 0.3, 64), ("tanh", "mse", False, 0.0, 100),
 ])
-def test_numba_loop_matches_reference(mnist, activation, loss, bias, dropout):
+def test_numba_loop_matches_reference(mnist, activation, loss, bias, dropout, hidden):
     x = normalize(mnist.train_images[:2000], np.float64)
     labels = mnist.train_labels[:2000]
-    ref, ref_total, ref_correct = _one_epoch("numpy", x, labels, activation, loss, bias, dropout)
-    fast, total, correct = _one_epoch("numba", x, labels, activation, loss, bias, dropout)
+    ref, ref_total, ref_correct = _one_epoch("numpy", x, labels, activation, loss, bias, dropout, hidden=hidden)
+    fast, total, correct = _one_epoch("numba", x, labels, activation, loss, bias, dropout, hidden=hidden)
     assert correct == ref_correct
     assert total == pytest.approx(ref_total, rel=1e-10)
     for a, b in zip(fast, ref):
@@ -78,8 +78,9 @@ def test_numba_loop_matches_reference(mnist, activation, loss, bias, dropout):
 def test_numba_loop_float32_tracks_reference(mnist):
     x = normalize(mnist.train_images[:500], np.float32)
     labels = mnist.train_labels[:500]
-    ref, ref_total, _ = _one_epoch("numpy", x, labels, "relu", "cross-entropy", True, 0.5, np.float32)
-    fast, total, _ = _one_epoch("numba", x, labels, "relu", "cross-entropy", True, 0.5, np.float32)
+    # hidden 100 pads float32 rows to 112 (whole 64-byte lines of 16)
+    ref, ref_total, _ = _one_epoch("numpy", x, labels, "relu", "cross-entropy", True, 0.5, np.float32, 100)
+    fast, total, _ = _one_epoch("numba", x, labels, "relu", "cross-entropy", True, 0.5, np.float32, 100)
     assert all(p.dtype == np.float32 for p in fast)
     assert total == pytest.approx(ref_total, rel=1e-4)
     for a, b in zip(fast, ref):
