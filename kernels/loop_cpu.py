@@ -2,7 +2,7 @@
 ``mnist_accel.loop.epoch_reference``, but fused, allocation-free, and sparse in the input.
 
 Only about a fifth of MNIST pixels are nonzero, so only those rows of ``w1`` are touched. The epoch runs
-in blocks of BLOCK consecutive samples with the first layer's update deferred to the end of each block,
+in blocks of consecutive samples (``loop_layout``) with the first layer's update deferred to the end of each block,
 which is still exact per-sample SGD: sample m's forward product with the weights it would have seen is
 ``x_m @ w1_block_start + lr * sum over earlier l in the block of (x_m . x_l) * delta_l``. So each row of
 ``w1`` that the block touches is read once for all its forward products and written once for all its
@@ -27,7 +27,6 @@ from .simd import aligned_zeros, axpy, lanes_of, padded
 
 RELU, TANH = ACTIVATION_CODES["relu"], ACTIVATION_CODES["tanh"]
 MSE = LOSS_CODES["mse"]
-BLOCK = 32  # samples per deferred update (16 and 64 measured no faster); its deltas stay in L1 cache
 
 
 def _noalias_option() -> dict:
@@ -52,67 +51,6 @@ def _noalias_option() -> dict:
 NOALIAS = _noalias_option()
 
 
-def to_csr(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows of ``x`` as CSR arrays (indptr int64, indices int32, values of x's dtype)."""
-    nz = x != 0
-    indptr = np.zeros(len(x) + 1, dtype=np.int64)
-    np.cumsum(nz.sum(axis=1), out=indptr[1:])
-    rows, cols = np.nonzero(nz)
-    return indptr, cols.astype(np.int32), x[rows, cols]
-
-
-def prepare(x: np.ndarray, block: int = BLOCK) -> tuple[np.ndarray, ...]:
-    """Everything ``sgd_epoch`` reads about the inputs, computed once per training set: ``blocks``'
-    grouping of each block's nonzero pixels by row of ``w1``, and its Gram matrices."""
-    return blocks(*to_csr(x), x.shape[1], block)
-
-
-@njit(cache=True, nogil=True)
-def blocks(indptr, indices, values, n_features, block):
-    """Each block of ``block`` samples' nonzero pixels grouped by pixel (row of ``w1``).
-
-    Returns (gptr, grow, esam, evals, bgrp, gram): group g is pixel ``grow[g]``, its entries
-    ``gptr[g]:gptr[g + 1]`` hold (sample within the block ``esam``, value ``evals``) in sample order; block
-    b owns groups ``bgrp[b]:bgrp[b + 1]``; ``gram[b, m, l]`` is ``x_m . x_l`` for l < m (zero otherwise).
-    """
-    n = len(indptr) - 1
-    nb = (n + block - 1) // block
-    nnz = indptr[n]
-    esam = np.empty(nnz, np.int32)
-    evals = np.empty(nnz, values.dtype)
-    gptr = np.empty(nnz + 1, np.int64)
-    grow = np.empty(nnz, np.int32)
-    bgrp = np.empty(nb + 1, np.int64)
-    gram = np.zeros((nb, block, block), values.dtype)
-    count = np.zeros(n_features, np.int64)
-    fill = np.zeros(n_features, np.int64)
-    ng = 0
-    e = 0
-    for b in range(nb):
-        bgrp[b] = ng
-        lo, hi = b * block, min(n, b * block + block)
-        for p in range(indptr[lo], indptr[hi]):
-            count[indices[p]] += 1
-        for r in range(n_features):  # pixels in order: the same summation order as a CSR row
-            if count[r]:
-                gptr[ng], grow[ng], fill[r] = e, r, e
-                e += count[r]
-                ng += 1
-                count[r] = 0
-        for i in range(lo, hi):
-            for p in range(indptr[i], indptr[i + 1]):
-                q = fill[indices[p]]
-                esam[q], evals[q] = i - lo, values[p]
-                fill[indices[p]] = q + 1
-        for g in range(bgrp[b], ng):
-            for a in range(gptr[g], fill[grow[g]]):  # fill has reached the group's end
-                for c in range(gptr[g], a):
-                    gram[b, esam[a], esam[c]] += evals[a] * evals[c]
-    gptr[ng] = e
-    bgrp[nb] = ng
-    return gptr[:ng + 1].copy(), grow[:ng].copy(), esam, evals, bgrp, gram
-
-
 @njit(cache=True, nogil=True, fastmath={"contract", "reassoc"})
 def _dot_row(a, k, h, start):
     """start + a[k] . h. A reduction vectorizes only where its sum may be reordered (partial sums in four
@@ -127,7 +65,7 @@ def _dot_row(a, k, h, start):
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"}, **NOALIAS)
 def sgd_epoch(gptr, grow, esam, evals, bgrp, gram, labels, masks, use_masks, scale, w1, b1, w2, b2, use_bias,
               lr, activation, loss):
-    """Train one epoch in place on ``prepare``'s arrays; returns (summed loss, correct count, first sample
+    """Train one epoch in place on ``loop_layout.prepare``'s arrays; returns (summed loss, correct count, first sample
     whose loss was not finite or -1).
 
     ``masks`` is (n, hidden) int8 (ignored unless ``use_masks``); ``b1``/``b2`` are ignored unless

@@ -136,12 +136,10 @@ class LoopTrainer:
         if engine == "numpy":
             self._y = (self.labels[:, None] == np.arange(params[-1].shape[-1])).astype(x.dtype)
             return
-        from .kernels import loop_cpu
-
-        from .kernels import ACTIVATION_CODES, LOSS_CODES
+        from .kernels import ACTIVATION_CODES, LOSS_CODES, loop_cpu, loop_layout
 
         self._codes = (ACTIVATION_CODES[activation], LOSS_CODES[loss])
-        layout = loop_cpu.to_csr if engine == "cuda" else loop_cpu.prepare
+        layout = loop_layout.to_csr if engine == "cuda" else loop_layout.prepare
         self._prepare = lambda rows: tuple(xp.asarray(a) for a in layout(rows))
         if engine == "cuda":
             from .kernels import loop_cuda
