@@ -1,9 +1,9 @@
 """The tutorial's per-sample SGD as one Numba-compiled epoch: same algorithm and quirks as
-``mnist_accel.loop.epoch_reference``, but fused, allocation-free, and sparse in the input.
+``mnist_accel.loop.epoch_reference``, but fused, with no allocation inside its loops, and sparse in the input.
 
 Only about a fifth of MNIST pixels are nonzero, so only those rows of ``w1`` are touched. The epoch runs
-in blocks of consecutive samples (``loop_layout``) with the first layer's update deferred to the end of each block,
-which is still exact per-sample SGD: sample m's forward product with the weights it would have seen is
+in blocks of consecutive samples (``loop_layout``) with the first layer's update deferred to the end of
+each block, which is still exact per-sample SGD: sample m's forward product with the weights it would have seen is
 ``x_m @ w1_block_start + lr * sum over earlier l in the block of (x_m . x_l) * delta_l``. So each row of
 ``w1`` that the block touches is read once for all its forward products and written once for all its
 updates (about 14 rows per sample instead of 150), and the rest runs in L1 cache. Sums are ordered
@@ -65,8 +65,8 @@ def _dot_row(a, k, h, start):
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"}, **NOALIAS)
 def sgd_epoch(gptr, grow, esam, evals, bgrp, gram, labels, masks, use_masks, scale, w1, b1, w2, b2, use_bias,
               lr, activation, loss):
-    """Train one epoch in place on ``loop_layout.prepare``'s arrays; returns (summed loss, correct count, first sample
-    whose loss was not finite or -1).
+    """Train one epoch in place on ``loop_layout.prepare``'s arrays; returns (summed loss, correct count,
+    first sample whose loss was not finite or -1).
 
     ``masks`` is (n, hidden) int8 (ignored unless ``use_masks``); ``b1``/``b2`` are ignored unless
     ``use_bias``. ``activation`` and ``loss`` take the integer codes defined in this module.

@@ -51,6 +51,8 @@ def test_axpy_refuses_what_it_cannot_step():
         _step(np.zeros(16, np.int64), 0, 1, np.zeros(16, np.int64), 0)
     with pytest.raises(TypingError):
         _step(np.zeros(16), 0, 1.0, np.zeros(16, np.float32), 0)
+    with pytest.raises(TypingError):
+        _step(np.zeros(16), 0.0, 1.0, np.zeros(16), 0)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
