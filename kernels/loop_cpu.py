@@ -62,6 +62,54 @@ def _dot_row(a, k, h, start):
     return acc
 
 
+@njit(cache=True, nogil=True, fastmath={"contract"}, **NOALIAS)
+def _forward(fwd, w1p, width, step, gptr, grow, esam, evals, g0, g1):
+    """Add each entry of groups g0:g1 times its row of ``w1p`` to its sample's row of ``fwd`` (flat arrays,
+    rows ``width`` apart). A separate function so that LLVM knows its arrays apart (noalias): inlined, the
+    kernel's own buffers would not be, and every step would reload ``w1p``."""
+    for g in range(g0, g1):  # each row of w1 read once for the whole block
+        base = grow[g] * width
+        p, stop = gptr[g], gptr[g + 1]
+        while p + 4 <= stop:
+            v0, v1, v2, v3 = evals[p], evals[p + 1], evals[p + 2], evals[p + 3]
+            o0, o1, o2, o3 = esam[p] * width, esam[p + 1] * width, esam[p + 2] * width, esam[p + 3] * width
+            for j in range(0, width, step):
+                axpy(fwd, o0 + j, v0, w1p, base + j)
+                axpy(fwd, o1 + j, v1, w1p, base + j)
+                axpy(fwd, o2 + j, v2, w1p, base + j)
+                axpy(fwd, o3 + j, v3, w1p, base + j)
+            p += 4
+        while p < stop:
+            v0, o0 = evals[p], esam[p] * width
+            for j in range(0, width, step):
+                axpy(fwd, o0 + j, v0, w1p, base + j)
+            p += 1
+
+
+@njit(cache=True, nogil=True, fastmath={"contract"}, **NOALIAS)
+def _update(w1p, delta, lr, width, step, gptr, grow, esam, evals, g0, g1):
+    """Apply the deferred updates of groups g0:g1: each row of ``w1p`` gains lr times its entries' values
+    times their samples' rows of ``delta``. Separate for the same reason as ``_forward``: four updates then
+    share one load and one store of the row instead of storing after each."""
+    for g in range(g0, g1):  # each row written once
+        base = grow[g] * width
+        p, stop = gptr[g], gptr[g + 1]
+        while p + 4 <= stop:
+            c0, c1, c2, c3 = lr * evals[p], lr * evals[p + 1], lr * evals[p + 2], lr * evals[p + 3]
+            o0, o1, o2, o3 = esam[p] * width, esam[p + 1] * width, esam[p + 2] * width, esam[p + 3] * width
+            for j in range(0, width, step):
+                axpy(w1p, base + j, c0, delta, o0 + j)
+                axpy(w1p, base + j, c1, delta, o1 + j)
+                axpy(w1p, base + j, c2, delta, o2 + j)
+                axpy(w1p, base + j, c3, delta, o3 + j)
+            p += 4
+        while p < stop:
+            c0, o0 = lr * evals[p], esam[p] * width
+            for j in range(0, width, step):
+                axpy(w1p, base + j, c0, delta, o0 + j)
+            p += 1
+
+
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"}, **NOALIAS)
 def sgd_epoch(gptr, grow, esam, evals, bgrp, gram, labels, masks, use_masks, scale, w1, b1, w2, b2, use_bias,
               lr, activation, loss):
@@ -96,23 +144,7 @@ def sgd_epoch(gptr, grow, esam, evals, bgrp, gram, labels, masks, use_masks, sca
     n = len(labels)
     for b in range(len(bgrp) - 1):
         fwd_flat[:] = 0
-        for g in range(bgrp[b], bgrp[b + 1]):  # each row of w1 read once for the whole block
-            base = grow[g] * width
-            p, stop = gptr[g], gptr[g + 1]
-            while p + 4 <= stop:
-                v0, v1, v2, v3 = evals[p], evals[p + 1], evals[p + 2], evals[p + 3]
-                o0, o1, o2, o3 = esam[p] * width, esam[p + 1] * width, esam[p + 2] * width, esam[p + 3] * width
-                for j in range(0, width, step):
-                    axpy(fwd_flat, o0 + j, v0, w1p, base + j)
-                    axpy(fwd_flat, o1 + j, v1, w1p, base + j)
-                    axpy(fwd_flat, o2 + j, v2, w1p, base + j)
-                    axpy(fwd_flat, o3 + j, v3, w1p, base + j)
-                p += 4
-            while p < stop:
-                v0, o0 = evals[p], esam[p] * width
-                for j in range(0, width, step):
-                    axpy(fwd_flat, o0 + j, v0, w1p, base + j)
-                p += 1
+        _forward(fwd_flat, w1p, width, step, gptr, grow, esam, evals, bgrp[b], bgrp[b + 1])
         lo = b * block
         for m in range(min(block, n - lo)):
             i = lo + m
@@ -179,23 +211,7 @@ def sgd_epoch(gptr, grow, esam, evals, bgrp, gram, labels, masks, use_masks, sca
                     b1[j] += lr * delta[m, j]
                 for k in range(n_out):
                     b2[k] += lr * d2[k]
-        for g in range(bgrp[b], bgrp[b + 1]):  # the block's deferred updates, each row written once
-            base = grow[g] * width
-            p, stop = gptr[g], gptr[g + 1]
-            while p + 4 <= stop:  # one read and one write of the row for four samples' updates
-                c0, c1, c2, c3 = lr * evals[p], lr * evals[p + 1], lr * evals[p + 2], lr * evals[p + 3]
-                o0, o1, o2, o3 = esam[p] * width, esam[p + 1] * width, esam[p + 2] * width, esam[p + 3] * width
-                for j in range(0, width, step):
-                    axpy(w1p, base + j, c0, delta_flat, o0 + j)
-                    axpy(w1p, base + j, c1, delta_flat, o1 + j)
-                    axpy(w1p, base + j, c2, delta_flat, o2 + j)
-                    axpy(w1p, base + j, c3, delta_flat, o3 + j)
-                p += 4
-            while p < stop:
-                c0, o0 = lr * evals[p], esam[p] * width
-                for j in range(0, width, step):
-                    axpy(w1p, base + j, c0, delta_flat, o0 + j)
-                p += 1
+        _update(w1p, delta_flat, lr, width, step, gptr, grow, esam, evals, bgrp[b], bgrp[b + 1])
     for r in range(n_features):
         w1[r] = w1p[r * width:r * width + hidden]
     w2[...] = w2t.T
