@@ -32,8 +32,9 @@ def test_deferred_updates_are_exact_sgd_for_any_block_size(block, hidden):
 
 
 def test_the_epoch_kernel_promises_llvm_its_arrays_never_overlap():
-    """Where Numba has the noalias flag, the kernel is compiled with it (else LLVM re-checks for overlap
-    before every short vectorized loop); its results are the tests above."""
+    """Where Numba has the noalias flag, the kernel and its two row passes are compiled with it (else LLVM
+    re-checks for overlap before short loops, and stores a row after each update); results: the tests above."""
     from numba.core import compiler
 
-    assert loop_cpu.sgd_epoch.targetoptions.get("noalias", False) == ("noalias" in compiler.Flags.options)
+    for kernel in (loop_cpu.sgd_epoch, loop_cpu._forward, loop_cpu._update):
+        assert kernel.targetoptions.get("noalias", False) == ("noalias" in compiler.Flags.options)
