@@ -3,16 +3,18 @@
 
 Only about a fifth of MNIST pixels are nonzero, so only those rows of ``w1`` are touched. The epoch runs
 in blocks of consecutive samples (``loop_layout``) with the first layer's update deferred to the end of
-each block, which is still exact per-sample SGD: sample m's forward product with the weights it would have seen is
-``x_m @ w1_block_start + lr * sum over earlier l in the block of (x_m . x_l) * delta_l``. So each row of
-``w1`` that the block touches is read once for all its forward products and written once for all its
-updates (about 14 rows per sample instead of 150), and the rest runs in L1 cache. Sums are ordered
-differently and may contract into FMAs: rounding-level differences (the reference agrees to 1e-10 after
-an epoch).
+each block, which is still exact per-sample SGD: sample m's forward product with the weights it would
+have seen is ``x_m @ w1_block_start + lr * sum over earlier l in the block of (x_m . x_l) * delta_l``. So
+each row of ``w1`` that the block touches is read once for all its forward products and written once for
+all its updates (about 14 rows per sample instead of 150), and the rest runs in L1 cache. Sums are
+ordered differently and may contract into FMAs: rounding-level differences (the reference agrees to 1e-10
+after an epoch).
 
-Those two row passes are most of an epoch and are bound by stores, so they run on a working copy of ``w1``
-(and buffers) whose rows are padded to whole 64-byte cache lines and aligned, in ``simd.axpy``'s explicit
-cache-line-wide steps: 1.9x (forward) and 1.55x (deferred updates) faster than LLVM's own 256-bit loops.
+Those two row passes are most of an epoch and are bound by stores. They walk pairs of rows (the layout's
+pairs of pixels), so a sample's forward row is stored once for two pixels, and they run on a working copy
+of ``w1`` (and buffers) whose rows are padded to whole 64-byte cache lines and aligned, in ``simd.axpy``'s
+explicit cache-line-wide steps: 1.9x (forward) and 1.55x (deferred updates) faster than LLVM's own
+256-bit loops.
 """
 
 from __future__ import annotations
@@ -64,49 +66,61 @@ def _dot_row(a, k, h, start):
 
 @njit(cache=True, nogil=True, fastmath={"contract"}, **NOALIAS)
 def _forward(fwd, w1p, width, step, gptr, grow, esam, evals, g0, g1):
-    """Add each entry of groups g0:g1 times its row of ``w1p`` to its sample's row of ``fwd`` (flat arrays,
-    rows ``width`` apart). A separate function so that LLVM knows its arrays apart (noalias): inlined, the
-    kernel's own buffers would not be, and every step would reload ``w1p``."""
-    for g in range(g0, g1):  # each row of w1 read once for the whole block
-        base = grow[g] * width
+    """Add each entry of groups g0:g1 times its two rows of ``w1p`` to its sample's row of ``fwd`` (flat
+    arrays, rows ``width`` apart). A separate function so that LLVM knows its arrays apart (noalias):
+    inlined, the kernel's own buffers would not be, and each step would store and reload the row."""
+    for g in range(g0, g1):  # each pair of rows of w1 read once for the whole block
+        ra, rb = grow[g, 0] * width, grow[g, 1] * width
         p, stop = gptr[g], gptr[g + 1]
         while p + 4 <= stop:
-            v0, v1, v2, v3 = evals[p], evals[p + 1], evals[p + 2], evals[p + 3]
+            a0, a1, a2, a3 = evals[p, 0], evals[p + 1, 0], evals[p + 2, 0], evals[p + 3, 0]
+            b0, b1, b2, b3 = evals[p, 1], evals[p + 1, 1], evals[p + 2, 1], evals[p + 3, 1]
             o0, o1, o2, o3 = esam[p] * width, esam[p + 1] * width, esam[p + 2] * width, esam[p + 3] * width
-            for j in range(0, width, step):
-                axpy(fwd, o0 + j, v0, w1p, base + j)
-                axpy(fwd, o1 + j, v1, w1p, base + j)
-                axpy(fwd, o2 + j, v2, w1p, base + j)
-                axpy(fwd, o3 + j, v3, w1p, base + j)
+            for j in range(0, width, step):  # pixel by pixel, as the reference sums: one store per sample
+                axpy(fwd, o0 + j, a0, w1p, ra + j)
+                axpy(fwd, o0 + j, b0, w1p, rb + j)
+                axpy(fwd, o1 + j, a1, w1p, ra + j)
+                axpy(fwd, o1 + j, b1, w1p, rb + j)
+                axpy(fwd, o2 + j, a2, w1p, ra + j)
+                axpy(fwd, o2 + j, b2, w1p, rb + j)
+                axpy(fwd, o3 + j, a3, w1p, ra + j)
+                axpy(fwd, o3 + j, b3, w1p, rb + j)
             p += 4
         while p < stop:
-            v0, o0 = evals[p], esam[p] * width
+            a0, b0, o0 = evals[p, 0], evals[p, 1], esam[p] * width
             for j in range(0, width, step):
-                axpy(fwd, o0 + j, v0, w1p, base + j)
+                axpy(fwd, o0 + j, a0, w1p, ra + j)
+                axpy(fwd, o0 + j, b0, w1p, rb + j)
             p += 1
 
 
 @njit(cache=True, nogil=True, fastmath={"contract"}, **NOALIAS)
 def _update(w1p, delta, lr, width, step, gptr, grow, esam, evals, g0, g1):
-    """Apply the deferred updates of groups g0:g1: each row of ``w1p`` gains lr times its entries' values
-    times their samples' rows of ``delta``. Separate for the same reason as ``_forward``: four updates then
-    share one load and one store of the row instead of storing after each."""
+    """Apply the deferred updates of groups g0:g1: each of a group's two rows of ``w1p`` gains lr times
+    its entries' values times their samples' rows of ``delta``. Separate for the same reason as
+    ``_forward``: a pass's four updates of a row then share one load and one store of it."""
     for g in range(g0, g1):  # each row written once
-        base = grow[g] * width
+        ra, rb = grow[g, 0] * width, grow[g, 1] * width
         p, stop = gptr[g], gptr[g + 1]
         while p + 4 <= stop:
-            c0, c1, c2, c3 = lr * evals[p], lr * evals[p + 1], lr * evals[p + 2], lr * evals[p + 3]
+            a0, a1, a2, a3 = lr * evals[p, 0], lr * evals[p + 1, 0], lr * evals[p + 2, 0], lr * evals[p + 3, 0]
+            b0, b1, b2, b3 = lr * evals[p, 1], lr * evals[p + 1, 1], lr * evals[p + 2, 1], lr * evals[p + 3, 1]
             o0, o1, o2, o3 = esam[p] * width, esam[p + 1] * width, esam[p + 2] * width, esam[p + 3] * width
             for j in range(0, width, step):
-                axpy(w1p, base + j, c0, delta, o0 + j)
-                axpy(w1p, base + j, c1, delta, o1 + j)
-                axpy(w1p, base + j, c2, delta, o2 + j)
-                axpy(w1p, base + j, c3, delta, o3 + j)
+                axpy(w1p, ra + j, a0, delta, o0 + j)
+                axpy(w1p, ra + j, a1, delta, o1 + j)
+                axpy(w1p, ra + j, a2, delta, o2 + j)
+                axpy(w1p, ra + j, a3, delta, o3 + j)
+                axpy(w1p, rb + j, b0, delta, o0 + j)
+                axpy(w1p, rb + j, b1, delta, o1 + j)
+                axpy(w1p, rb + j, b2, delta, o2 + j)
+                axpy(w1p, rb + j, b3, delta, o3 + j)
             p += 4
         while p < stop:
-            c0, o0 = lr * evals[p], esam[p] * width
+            a0, b0, o0 = lr * evals[p, 0], lr * evals[p, 1], esam[p] * width
             for j in range(0, width, step):
-                axpy(w1p, base + j, c0, delta, o0 + j)
+                axpy(w1p, ra + j, a0, delta, o0 + j)
+                axpy(w1p, rb + j, b0, delta, o0 + j)
             p += 1
 
 
@@ -124,7 +138,9 @@ def sgd_epoch(gptr, grow, esam, evals, bgrp, gram, labels, masks, use_masks, sca
     dt = w1.dtype.type
     n_features = w1.shape[0]
     width, step = padded(hidden, w1), lanes_of(w1)  # row stride of the padded copies; elements per step
-    w1p = aligned_zeros(n_features * width, w1)  # w1 for the epoch; its padding, like delta's, stays zero
+    # w1 for the epoch, and a last row of zeros that an odd pixel out pairs with (its padding, like
+    # delta's, stays zero; the zero row gains only zero updates)
+    w1p = aligned_zeros((n_features + 1) * width, w1)
     for r in range(n_features):
         w1p[r * width:r * width + hidden] = w1[r]
     fwd_flat = aligned_zeros(block * width, w1)
