@@ -1,4 +1,5 @@
-"""The measured SGEMM peaks (the CPU's, and the GPU's where there is one), saved with the run so the report can state each row's share of it."""
+"""The measured SGEMM peaks (the CPU's, and the GPU's where there is one), saved with the run so the report
+can state each row's share of it."""
 
 from __future__ import annotations
 
