@@ -54,8 +54,11 @@ def blocks(indptr, indices, values, n_features, block):
     pixels = np.empty(n_features + 1, np.int64)
     start = np.zeros(n_features + 2, np.int64)  # lit pixel k's entries: tsam/tval[start[k]:start[k + 1]]
     fill = np.zeros(n_features, np.int64)
-    tsam = np.empty(n_features * block, np.int32)
-    tval = np.empty(n_features * block, values.dtype)
+    most = 0  # the most entries one block holds
+    for lo in range(0, n, block):
+        most = max(most, indptr[min(n, lo + block)] - indptr[lo])
+    tsam = np.empty(most, np.int32)  # a block's entries grouped by pixel, before they are paired
+    tval = np.empty(most, values.dtype)
     ng = 0
     e = 0
     for b in range(nb):
