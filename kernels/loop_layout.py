@@ -47,8 +47,9 @@ def blocks(indptr, indices, values, n_features, block):
     nnz = indptr[n]
     esam = np.empty(nnz, np.int32)
     evals = np.zeros((nnz, 2), values.dtype)
-    gptr = np.empty(nnz + 1, np.int64)
-    grow = np.empty((nnz, 2), np.int32)
+    groups = min(nnz, nb * ((n_features + 1) // 2))  # at most: every pixel lit in every block
+    gptr = np.empty(groups + 1, np.int64)
+    grow = np.empty((groups, 2), np.int32)
     bgrp = np.empty(nb + 1, np.int64)
     gram = np.zeros((nb, block, block), values.dtype)
     pixels = np.empty(n_features + 1, np.int64)
