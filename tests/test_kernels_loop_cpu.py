@@ -1,5 +1,5 @@
-"""The Numba loop kernel: an epoch of deferred updates against the NumPy reference for several block sizes
-and padded widths, and the compile option it relies on."""
+"""The Numba loop kernel: an epoch of deferred updates against the NumPy reference for several block sizes,
+padded widths and degenerate inputs, and the compile option it relies on."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from mnist_accel import model
 from mnist_accel.kernels import loop_cpu, loop_layout
-from mnist_accel.loop import draw_masks, epoch_reference, keep_scale
+from mnist_accel.loop import LoopTrainer, draw_masks, epoch_reference, keep_scale
 
 
 # hidden 13 and 5 pad the kernel's rows to a whole cache line (16 and 8 float64); 16 needs no padding
@@ -38,3 +38,20 @@ def test_the_epoch_kernel_promises_llvm_its_arrays_never_overlap():
 
     for kernel in (loop_cpu.sgd_epoch, loop_cpu._forward, loop_cpu._update):
         assert kernel.targetoptions.get("noalias", False) == ("noalias" in compiler.Flags.options)
+
+
+@pytest.mark.parametrize("x", [np.zeros((5, 20)), np.ones((1, 20)), np.eye(20)[:3]],
+                         ids=["all-dark", "one-image", "one-pixel-each"])
+def test_degenerate_inputs_train_as_the_reference_does(x):
+    """Blocks with no lit pixel, a single image, and images whose only pixel pairs with the zero row."""
+    results = []
+    for engine in ("numpy", "numba"):
+        rng = np.random.default_rng(0)
+        params = model.init_params(rng, [20, 7, 10], "tutorial", True, np.float64)
+        trainer = LoopTrainer(params, x, np.arange(len(x)) % 10, rng, 0.01, "relu", "mse", 0.5, engine)
+        results.append((trainer.train_epoch(), trainer.params))
+    (ref_total, ref_correct), ref = results[0]
+    (total, correct), fast = results[1]
+    assert correct == ref_correct and total == pytest.approx(ref_total, rel=1e-12)
+    for a, b in zip(fast, ref):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
