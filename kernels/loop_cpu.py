@@ -67,8 +67,8 @@ def _dot_row(a, k, h, start):
 @njit(cache=True, nogil=True, fastmath={"contract"}, **NOALIAS)
 def _forward(fwd, w1p, width, step, gptr, grow, esam, evals, g0, g1):
     """Add each entry of groups g0:g1 times its two rows of ``w1p`` to its sample's row of ``fwd`` (flat
-    arrays, rows ``width`` apart). A separate function so that LLVM knows its arrays apart (noalias): the
-    kernel's own buffers it cannot, and there each step reloaded the rows of ``w1p``."""
+    arrays, rows ``width`` apart). A separate function so that LLVM knows its arrays apart (noalias); it
+    cannot tell the kernel's own buffers apart, and inside the kernel each step reloaded the rows of w1p."""
     for g in range(g0, g1):  # each pair of rows of w1 read once for the whole block
         ra, rb = grow[g, 0] * width, grow[g, 1] * width
         p, stop = gptr[g], gptr[g + 1]
