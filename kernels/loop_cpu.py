@@ -65,10 +65,11 @@ def _dot_row(a, k, h, start):
 
 
 @njit(cache=True, nogil=True, fastmath={"contract"}, **NOALIAS)
-def _forward(fwd, w1p, width, step, gptr, grow, esam, evals, g0, g1):
+def _forward(fwd, w1p, width, gptr, grow, esam, evals, g0, g1):
     """Add each entry of groups g0:g1 times its two rows of ``w1p`` to its sample's row of ``fwd`` (flat
     arrays, rows ``width`` apart). A separate function so that LLVM knows its arrays apart (noalias); it
     cannot tell the kernel's own buffers apart, and inside the kernel each step reloaded the rows of w1p."""
+    step = lanes_of(w1p)
     for g in range(g0, g1):  # each pair of rows of w1 read once for the whole block
         ra, rb = grow[g, 0] * width, grow[g, 1] * width
         p, stop = gptr[g], gptr[g + 1]
@@ -95,10 +96,11 @@ def _forward(fwd, w1p, width, step, gptr, grow, esam, evals, g0, g1):
 
 
 @njit(cache=True, nogil=True, fastmath={"contract"}, **NOALIAS)
-def _update(w1p, delta, lr, width, step, gptr, grow, esam, evals, g0, g1):
+def _update(w1p, delta, lr, width, gptr, grow, esam, evals, g0, g1):
     """Apply the deferred updates of groups g0:g1: each of a group's two rows of ``w1p`` gains lr times
     its entries' values times their samples' rows of ``delta``. Separate for the same reason as
     ``_forward``: a pass's four updates of a row then share one load and one store of it."""
+    step = lanes_of(w1p)
     for g in range(g0, g1):  # each row written once
         ra, rb = grow[g, 0] * width, grow[g, 1] * width
         p, stop = gptr[g], gptr[g + 1]
@@ -137,7 +139,7 @@ def sgd_epoch(gptr, grow, esam, evals, bgrp, gram, labels, masks, use_masks, sca
     block = gram.shape[1]
     dt = w1.dtype.type
     n_features = w1.shape[0]
-    width, step = padded(hidden, w1), lanes_of(w1)  # row stride of the padded copies; elements per step
+    width = padded(hidden, w1)  # row stride of the padded copies
     # w1 for the epoch, and a last row of zeros that an odd pixel out pairs with (its padding, like
     # delta's, stays zero; the zero row gains only zero updates)
     w1p = aligned_zeros((n_features + 1) * width, w1)
@@ -160,7 +162,7 @@ def sgd_epoch(gptr, grow, esam, evals, bgrp, gram, labels, masks, use_masks, sca
     n = len(labels)
     for b in range(len(bgrp) - 1):
         fwd_flat[:] = 0
-        _forward(fwd_flat, w1p, width, step, gptr, grow, esam, evals, bgrp[b], bgrp[b + 1])
+        _forward(fwd_flat, w1p, width, gptr, grow, esam, evals, bgrp[b], bgrp[b + 1])
         lo = b * block
         for m in range(min(block, n - lo)):
             i = lo + m
@@ -227,7 +229,7 @@ def sgd_epoch(gptr, grow, esam, evals, bgrp, gram, labels, masks, use_masks, sca
                     b1[j] += lr * delta[m, j]
                 for k in range(n_out):
                     b2[k] += lr * d2[k]
-        _update(w1p, delta_flat, lr, width, step, gptr, grow, esam, evals, bgrp[b], bgrp[b + 1])
+        _update(w1p, delta_flat, lr, width, gptr, grow, esam, evals, bgrp[b], bgrp[b + 1])
     for r in range(n_features):
         w1[r] = w1p[r * width:r * width + hidden]
     w2[...] = w2t.T
