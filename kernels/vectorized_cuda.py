@@ -1,80 +1,20 @@
-"""``CudaOps``: the ops interface of ``mnist_accel.ops.XpOps`` on CuPy, with the elementwise work and the
-optimizer update in the fused CUDA C kernels of ``vectorized_cuda.cu`` (compiled once by NVRTC).
-
-CuPy reaches this module only as the ``xp`` the backend passes in; nothing here imports it.
+"""The fused CUDA C kernels of the vectorized trainer (``vectorized_cuda.cu``): their source, names and
+launch shape. ``mnist_accel.ops.cuda_ops.CudaOps`` compiles them with NVRTC (through the ``xp`` it is
+given) and launches them; this module imports neither CuPy nor anything of ``mnist_accel``.
 """
 
 from __future__ import annotations
 
-import time
 from importlib import resources
-from typing import Any, Sequence
-
-import numpy as np
-
-from mnist_accel import optim
-from mnist_accel.config import TrainConfig
-from mnist_accel.ops import XpOps
-
-from . import ACTIVATION_CODES
 
 KERNELS = ("bias_act", "act_backward", "loss_grad", "adam", "momentum", "sgd")
-BLOCK = 256
+BLOCK = 256  # threads per block: every kernel is one thread per element (or per row, for loss_grad)
 
 
 def source() -> str:
     return resources.files(__package__).joinpath("vectorized_cuda.cu").read_text()
 
 
-class CudaOps(XpOps):
-    def __init__(self, xp: Any) -> None:
-        super().__init__(xp)
-        names = [f"{k}<{t}>" for k in KERNELS for t in ("float", "double")]
-        self._module = xp.RawModule(code=source(), options=("-std=c++17",), name_expressions=names)
-        self._rows: dict[int, tuple[Any, Any]] = {}
-
-    def warm_up(self, cfg: TrainConfig) -> float:
-        """Compile (NVRTC, cached by CuPy on disk) every kernel for the run's dtype, outside epoch times."""
-        start = time.perf_counter()
-        for name in KERNELS:
-            self._kernel(name, np.dtype(cfg.dtype))
-        return time.perf_counter() - start
-
-    def _kernel(self, name: str, dtype: Any):
-        return self._module.get_function(f"{name}<{'float' if np.dtype(dtype) == np.float32 else 'double'}>")
-
-    def _launch(self, name: str, dtype: Any, n: int, *args: Any) -> None:
-        self._kernel(name, dtype)(((n + BLOCK - 1) // BLOCK,), (BLOCK,), args)
-
-    def bias_act(self, z: Any, b: Any | None, activation: str, mask: Any | None) -> None:
-        rows, cols = z.shape
-        self._launch("bias_act", z.dtype, z.size, z, z if b is None else b, np.int32(b is not None),
-                     z if mask is None else mask, np.int32(mask is not None), np.int64(rows), np.int32(cols),
-                     np.int32(ACTIVATION_CODES[activation]))
-
-    def act_backward(self, delta: Any, h: Any, activation: str, mask: Any | None, inv_scale: float) -> None:
-        self._launch("act_backward", delta.dtype, delta.size, delta, h, delta if mask is None else mask,
-                     np.int32(mask is not None), np.int64(delta.size), np.int32(ACTIVATION_CODES[activation]),
-                     delta.dtype.type(inv_scale))
-
-    def loss_grad(self, z: Any, labels: Any, grad: Any, loss: str) -> tuple[Any, Any]:
-        rows, k = z.shape
-        if rows not in self._rows:
-            self._rows[rows] = (self.xp.empty(rows, np.float64), self.xp.empty(rows, np.int32))
-        row_loss, row_hit = self._rows[rows]
-        self._launch("loss_grad", z.dtype, rows, z, labels, grad, row_loss, row_hit, np.int32(rows), np.int32(k),
-                     np.int32(loss == "mse"))
-        return row_loss.sum(), row_hit.sum()
-
-    def update(self, params: Sequence[Any], grads: Sequence[Any], state: list[list[Any]], cfg: TrainConfig,
-               scalars: Any) -> None:
-        for p, g, slots in zip(params, grads, state):
-            dt = p.dtype.type
-            wd = dt(optim.decay_for(p, cfg.weight_decay))
-            n = np.int64(p.size)
-            if cfg.optimizer == "adam":
-                self._launch("adam", p.dtype, p.size, p, g, *slots, n, scalars, dt(cfg.beta1), dt(cfg.beta2), wd)
-            elif cfg.optimizer == "momentum":
-                self._launch("momentum", p.dtype, p.size, p, g, *slots, n, scalars, dt(cfg.momentum), wd)
-            else:
-                self._launch("sgd", p.dtype, p.size, p, g, n, scalars, wd)
+def name_expressions() -> list[str]:
+    """Every kernel at float and double, as NVRTC's name expressions (``bias_act<float>``)."""
+    return [f"{k}<{t}>" for k in KERNELS for t in ("float", "double")]

@@ -23,23 +23,9 @@ from .graphs import make_steps
 from .config import TrainConfig
 from .data import normalize, one_hot
 from .model import layers
+from .ops import make_ops
 
 SHUFFLE, DROPOUT = 1, 2  # stream purposes for the counter-based generator
-
-
-def make_ops(be: Backend):
-    """The elementwise ops for a backend: fused Numba kernels on the CPU, fused CUDA C kernels on the GPU."""
-    if be.name == "numba":
-        from .kernels.vectorized_cpu import NumbaOps
-
-        return NumbaOps()
-    if be.name == "cuda":
-        from .kernels.vectorized_cuda import CudaOps
-
-        return CudaOps(be.xp)
-    from .ops import XpOps
-
-    return XpOps(be.xp)
 
 
 def blas_threads(threads: int):

@@ -19,10 +19,10 @@ REF = XpOps(np)
 def fused(request):
     """(ops, to_device): the fused ops and how to put a host array where they work."""
     if request.param == "numba":
-        from mnist_accel.kernels.vectorized_cpu import NumbaOps
+        from mnist_accel.ops.numba_ops import NumbaOps
 
         return NumbaOps(), lambda a: a
-    from mnist_accel.kernels.vectorized_cuda import CudaOps
+    from mnist_accel.ops.cuda_ops import CudaOps
 
     xp = get_backend("cuda").xp
     return CudaOps(xp), xp.asarray
@@ -141,7 +141,7 @@ def test_first_layer_and_update(fused, pixels, lit, optimizer):
 def test_numba_ops_fuse_every_step():
     """Each op the trainer calls is NumbaOps' own: one falling back to XpOps' still passes the tests above
     (XpOps is the reference) but runs several NumPy passes."""
-    from mnist_accel.kernels.vectorized_cpu import NumbaOps
+    from mnist_accel.ops.numba_ops import NumbaOps
 
     for name in ("input_matmul", "input_grad", "bias_act", "act_backward", "loss_grad", "bias_grad", "update"):
         assert getattr(NumbaOps, name) is not getattr(XpOps, name), name

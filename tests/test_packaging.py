@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import zipfile
@@ -28,6 +29,7 @@ def test_wheel_layout(wheel):
     assert "mnist_accel/kernels/loop_cpu.py" in names and "mnist_accel/kernels/vectorized_cuda.cu" in names
     assert not [n for n in names if n.startswith("kernels/")]
     assert "mnist_accel/train.py" in names and "mnist_accel/classifier.py" in names
+    assert {"mnist_accel/ops/xp_ops.py", "mnist_accel/ops/numba_ops.py", "mnist_accel/ops/cuda_ops.py"} <= set(names)
 
 
 def test_installed_package_runs_from_another_folder(wheel, tmp_path):
@@ -42,3 +44,28 @@ def test_installed_package_runs_from_another_folder(wheel, tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "mnist_accel.kernels.loop_cpu"
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module a file imports, relative imports resolved against its package."""
+    package = path.parent.relative_to(REPO).parts
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = ".".join(package[:len(package) - node.level + 1]) if node.level else ""
+            names.add(".".join(p for p in (base, node.module or "") if p))
+    return names
+
+
+def test_kernels_are_a_leaf():
+    """kernels/ holds kernels alone: the ops that call them live in the package above, never the reverse."""
+    for path in sorted((REPO / "kernels").glob("*.py")):
+        assert not [n for n in _imports(path) if n.startswith("mnist_accel")], path.name
+
+
+def test_only_the_backend_imports_cupy():
+    for path in sorted([*(REPO / "mnist_accel").rglob("*.py"), *(REPO / "kernels").glob("*.py")]):
+        if path.name != "backend.py":
+            assert not [n for n in _imports(path) if n.split(".")[0] == "cupy"], path.name

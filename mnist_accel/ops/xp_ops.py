@@ -1,7 +1,6 @@
-"""The elementwise parts of a training step, written once against ``xp`` (NumPy or CuPy).
+"""``XpOps``: the elementwise parts of a training step written once against ``xp`` (NumPy or CuPy), the
+reference every fused implementation is tested against.
 
-The vectorized trainer calls these through an ops object chosen once per run, so the trainer never
-branches on the backend: ``XpOps`` here, ``NumbaOps`` (fused kernels) in ``mnist_accel.kernels``.
 Everything works in place on preallocated buffers and returns device scalars (no host sync).
 """
 
@@ -11,8 +10,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import optim
-from .config import TrainConfig
+from .. import optim
+from ..config import TrainConfig
 
 
 class XpOps:

@@ -1,0 +1,128 @@
+"""``NumbaOps``: the ops of ``XpOps`` on NumPy, with the elementwise work and the optimizer update in the
+fused Numba kernels of ``mnist_accel.kernels.vectorized_cpu``, and the first layer's GEMMs compacted to
+the columns each batch lights (``mnist_accel.kernels.inputs_cpu``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import numpy as np
+
+from .. import optim
+from ..config import TrainConfig
+from ..kernels import ACTIVATION_CODES, inputs_cpu
+from ..kernels.vectorized_cpu import (ONE_ROW, act_backward, adam, bias_act, column_sums, momentum, mse_grad, sgd,
+                                      xent_grad)
+from .xp_ops import XpOps
+
+
+class NumbaOps(XpOps):
+    """``XpOps`` on NumPy with the elementwise work and the update fused into the kernels above, and the
+    first layer's GEMMs compacted to the columns each batch lights (``inputs_cpu``)."""
+
+    def __init__(self) -> None:
+        super().__init__(np)
+        self._lit_grad: tuple | None = None  # (gradient buffer, gradient of its lit rows, their indices)
+        self._plan: tuple | None = None  # update's arguments, for the (params, grads, state, cfg) it last saw
+
+    def prepare_inputs(self, inputs: np.ndarray, dtype) -> np.ndarray:
+        inputs = super().prepare_inputs(inputs, dtype)
+        self._divisor = self.dtype.type(255 if self._pixels else 1)
+        return inputs
+
+    def warm_up(self, cfg: TrainConfig) -> float:
+        """Compile (or load from cache) every kernel this configuration uses; returns the seconds spent."""
+        start = time.perf_counter()
+        dt = np.dtype(cfg.dtype)
+        z, m = np.zeros((2, 3), dt), np.ones((2, 3), dt)
+        self.bias_act(z, np.zeros(3, dt), cfg.activation, m)
+        self.bias_act(z, None, cfg.activation, None)
+        self.act_backward(z.copy(), z, cfg.activation, m, 1.0)
+        self.act_backward(z.copy(), z, cfg.activation, None, 1.0)
+        self.loss_grad(z, np.zeros(2, np.int32), z.copy(), cfg.loss)
+        self.bias_grad(z, np.zeros(3, dt))
+        params = [np.zeros((20, 3), dt), np.zeros(3, dt)]
+        grads, state = [p.copy() for p in params], optim.init_state(params, cfg.optimizer, np)
+        for lit in (0, 20):  # the compacted path, then the full one
+            inputs = np.zeros((2, 20), np.uint8 if self._pixels else dt)
+            inputs[:, :lit] = 1
+            self.input_matmul(inputs, np.arange(2), params[0], z)
+            self.input_grad(inputs, np.arange(2), z, grads[0])
+            self.update(params, grads, state, cfg, np.zeros(3, dt))
+        self._x.clear()
+        self._lit_grad = self._plan = None  # nothing of the warm-up's arrays outlives it
+        return time.perf_counter() - start
+
+    def bias_act(self, z: np.ndarray, b: np.ndarray | None, activation: str, mask: np.ndarray | None) -> None:
+        bias_act(z, z[0] if b is None else b, b is not None, ACTIVATION_CODES[activation], z if mask is None else mask,
+                 mask is not None)
+
+    def act_backward(self, delta: np.ndarray, h: np.ndarray, activation: str, mask: np.ndarray | None,
+                     inv_scale: float) -> None:
+        act_backward(delta, h, ACTIVATION_CODES[activation], delta if mask is None else mask, mask is not None,
+                     h.dtype.type(inv_scale))
+
+    def loss_grad(self, z: np.ndarray, labels: np.ndarray, grad: np.ndarray, loss: str) -> tuple[float, int]:
+        return (mse_grad if loss == "mse" else xent_grad)(z, labels, grad)
+
+    def input_matmul(self, inputs: np.ndarray, batch: np.ndarray, w: np.ndarray, out: np.ndarray) -> None:
+        """out <- x[batch] @ w, over only the batch's lit columns when they are few enough to pay."""
+        n, f = len(batch), inputs.shape[1]
+        if n not in self._x:
+            self._x[n] = (np.empty((n, f), self.dtype), np.empty(f, np.int64), np.empty(n * f, self.dtype),
+                          np.empty(w.size, self.dtype), np.empty(w.size, self.dtype))
+        x, active, xc, wc, gc = self._x[n]
+        lit = inputs_cpu.gather(inputs, batch, self._divisor, x, active)
+        if lit < inputs_cpu.COMPACT_BELOW * f:
+            xc, wc = xc[:n * lit].reshape(n, lit), wc[:lit * w.shape[1]].reshape(lit, w.shape[1])
+            inputs_cpu.compact(x, w, active, xc, wc)
+            x, w, rows = xc, wc, active[:lit]
+        else:
+            rows = None
+        self._last_x = (x, rows, gc)
+        np.matmul(x, w, out=out)
+
+    def input_grad(self, inputs: np.ndarray, batch: np.ndarray, delta: np.ndarray, out: np.ndarray) -> None:
+        """out <- x.T @ delta for the last ``input_matmul``'s batch; when that was compacted, only the lit
+        rows are computed, and ``update`` reads them in place of ``out`` (the other rows are zero)."""
+        x, rows, gc = self._last_x
+        if rows is None:
+            self._lit_grad = None
+            np.matmul(x.T, delta, out=out)
+        else:
+            gc = gc[:len(rows) * out.shape[1]].reshape(len(rows), out.shape[1])
+            np.matmul(x.T, delta, out=gc)
+            self._lit_grad = (out, gc, rows)
+
+    def bias_grad(self, delta: np.ndarray, out: np.ndarray) -> None:
+        column_sums(delta, out)
+
+    def update(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], state: list[list[np.ndarray]],
+               cfg: TrainConfig, scalars: np.ndarray) -> None:
+        lr, step, eps = scalars[0], scalars[1], scalars[2]
+        plan = self._plan
+        if plan is None or any(a is not b for a, b in zip(plan, (params, grads, state, cfg))):
+            arguments = [self._arguments(*a, cfg) for a in zip(params, grads, state)]
+            plan = self._plan = (params, grads, state, cfg, arguments)
+        for g, full, rows_args, constants in plan[4]:
+            lit = self._lit_grad
+            arrays = full if lit is None or g is not lit[0] else (rows_args[0], lit[1], lit[2], *rows_args[1:])
+            if cfg.optimizer == "adam":
+                adam(*arrays, step, eps, *constants)
+            elif cfg.optimizer == "momentum":
+                momentum(*arrays, lr, *constants)
+            else:
+                sgd(*arrays, lr, *constants)
+
+    @staticmethod
+    def _arguments(p: np.ndarray, g: np.ndarray, slots: list[np.ndarray], cfg: TrainConfig) -> tuple:
+        """What ``update`` passes for one parameter, built once per (params, grads, state, cfg): the full
+        gradient as one long row, the 2-D arrays for a gradient of lit rows, and the typed constants."""
+        dt = p.dtype.type
+        wd = dt(optim.decay_for(p, cfg.weight_decay))
+        constants = {"adam": (dt(cfg.beta1), dt(cfg.beta2), wd), "momentum": (dt(cfg.momentum), wd)}.get(
+            cfg.optimizer, (wd,))
+        full = (p.reshape(1, -1), g.reshape(1, -1), ONE_ROW, *(s.reshape(1, -1) for s in slots))
+        return g, full, (p, *slots), constants
