@@ -51,7 +51,8 @@ __global__ void loss_grad(const T* z, const int* labels, T* grad, double* row_lo
     const T* zr = z + (long long)r * k;
     T* gr = grad + (long long)r * k;
     int label = labels[r], best = 0;
-    for (int j = 1; j < k; ++j) if (zr[j] > zr[best]) best = j;
+    // The first maximum wins, and a NaN wins as in NumPy's argmax (a comparison with NaN is false).
+    for (int j = 1; j < k && zr[best] == zr[best]; ++j) if (zr[j] > zr[best] || zr[j] != zr[j]) best = j;
     row_hit[r] = best == label;
     T inv_n = T(1) / T(rows);
     if (mse) {
@@ -73,14 +74,23 @@ __global__ void loss_grad(const T* z, const int* labels, T* grad, double* row_lo
 
 // The optimizers read (lr, step size, eps) from device memory `s` (optim.step_scalars), never from
 // arguments, so one captured CUDA graph serves every step. Adam's step and eps fold in its bias corrections.
+// Decay is added only where there is some, as optim.update does: 0 * p is NaN for an infinite p.
 template <typename T>
-__global__ void adam(T* p, const T* g, T* m, T* v, long long n, const T* s, T beta1, T beta2, T wd) {
+__device__ T decayed(T g, T p, T wd) {
+    return wd != T(0) ? g + wd * p : g;
+}
+
+// beta1c and beta2c are 1 - beta computed in double on the host: in float, T(1) - float(0.999) is
+// 0.00099998713, which put v 1.3e-5 (relative) off optim.update's.
+template <typename T>
+__global__ void adam(T* p, const T* g, T* m, T* v, long long n, const T* s, T beta1, T beta1c, T beta2, T beta2c,
+                     T wd) {
     long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
     if (i >= n) return;
     T step = s[1], eps = s[2];
-    T gi = g[i] + wd * p[i];
-    T mi = beta1 * m[i] + (T(1) - beta1) * gi;
-    T vi = beta2 * v[i] + (T(1) - beta2) * (gi * gi);
+    T gi = decayed(g[i], p[i], wd);
+    T mi = beta1 * m[i] + beta1c * gi;
+    T vi = beta2 * v[i] + beta2c * (gi * gi);
     m[i] = mi;
     v[i] = vi;
     p[i] -= step * mi / (sqrt(vi) + eps);
@@ -91,7 +101,7 @@ __global__ void momentum(T* p, const T* g, T* vel, long long n, const T* s, T mu
     long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
     if (i >= n) return;
     T lr = s[0];
-    T vi = mu * vel[i] + (g[i] + wd * p[i]);
+    T vi = mu * vel[i] + decayed(g[i], p[i], wd);
     vel[i] = vi;
     p[i] -= lr * vi;
 }
@@ -101,7 +111,7 @@ __global__ void sgd(T* p, const T* g, long long n, const T* s, T wd) {
     long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
     if (i >= n) return;
     T lr = s[0];
-    p[i] -= lr * (g[i] + wd * p[i]);
+    p[i] -= lr * decayed(g[i], p[i], wd);
 }
 
 // Explicit instantiations, so that nvcc compiles every kernel on its own (the tests do).
@@ -109,7 +119,7 @@ __global__ void sgd(T* p, const T* g, long long n, const T* s, T wd) {
     template __global__ void bias_act<T>(T*, const T*, int, const T*, int, long long, int, int);        \
     template __global__ void act_backward<T>(T*, const T*, const T*, int, long long, int, T);           \
     template __global__ void loss_grad<T>(const T*, const int*, T*, double*, int*, int, int, int);      \
-    template __global__ void adam<T>(T*, const T*, T*, T*, long long, const T*, T, T, T);              \
+    template __global__ void adam<T>(T*, const T*, T*, T*, long long, const T*, T, T, T, T, T);        \
     template __global__ void momentum<T>(T*, const T*, T*, long long, const T*, T, T);                   \
     template __global__ void sgd<T>(T*, const T*, long long, const T*, T);
 INSTANTIATE(float)

@@ -66,7 +66,8 @@ class CudaOps(XpOps):
             wd = dt(optim.decay_for(p, cfg.weight_decay))
             n = np.int64(p.size)
             if cfg.optimizer == "adam":
-                self._launch("adam", p.dtype, p.size, p, g, *slots, n, scalars, dt(cfg.beta1), dt(cfg.beta2), wd)
+                self._launch("adam", p.dtype, p.size, p, g, *slots, n, scalars, dt(cfg.beta1), dt(1 - cfg.beta1),
+                             dt(cfg.beta2), dt(1 - cfg.beta2), wd)
             elif cfg.optimizer == "momentum":
                 self._launch("momentum", p.dtype, p.size, p, g, *slots, n, scalars, dt(cfg.momentum), wd)
             else:
