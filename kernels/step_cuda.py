@@ -1,0 +1,131 @@
+"""The fused whole-step CUDA C kernels (``step_cuda.cu``): their source, names, tile sizes, launch shapes,
+the order one training step launches them in, and the rule for when they replace the cuBLAS step.
+
+A step of 784-256-10 is five launches (``dense_forward``, ``output_loss``, ``grad_update`` twice,
+``finish_step``) instead of ~25 CuPy calls, with no cuBLAS call, so it can be captured as one CUDA graph;
+each further hidden layer adds a ``dense_forward``, a ``dense_backward`` and a ``grad_update`` (3H + 2
+launches for H hidden layers, ``launch_order``).
+This module imports neither CuPy nor anything of ``mnist_accel``.
+
+Tiles: 32 x 32 outputs per block of 16 x 16 threads, 2 x 2 outputs per thread, k-steps of 32. At MNIST
+shapes the GEMMs are small: with 64 x 64 tiles, 784-256 at batch 128 is 8 blocks on the H200's 132 SMs,
+so the step is bound by occupancy and latency, not by shared-memory bandwidth; 32 x 32 tiles give four
+times the blocks (32 there, 128 for the default 784-512 at batch 256), and 8 warps per block keep all
+four schedulers of an SM busy. Where a 2 x 2 micro-tile's one FMA per shared load would start to bind
+(large batches, wide layers), ``use_fused`` hands the step back to cuBLAS.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import numpy as np
+
+KERNELS = ("dense_forward", "output_loss", "dense_backward", "grad_update")  # templated on the float type
+UNTEMPLATED = ("finish_step",)  # loss, hits and the step counter: double and integer only
+
+TILE, KT, THREADS_1D = 32, 32, 16  # step_cuda.cu's constants (a test keeps them equal)
+MICRO = TILE // THREADS_1D
+OL_ROWS, OL_MAX_M = 16, 16  # output_loss: rows per block, most outputs it takes
+OL_THREADS = OL_ROWS * OL_MAX_M
+FINISH_THREADS = 256
+
+INPUT_KINDS = {"dense": 0, "pixels": 1, "features": 2}  # a layer's input: buffer, gathered uint8, gathered T
+OPTIMIZER_CODES = {"sgd": 0, "momentum": 1, "adam": 2}
+
+FUSED_MAX_WIDTH = 2048  # widest hidden layer the tile sizes were chosen for
+# Largest step (FLOPs, see step_flops) that the fused kernels take; estimates for an H200, to calibrate
+# there. Fused: ~10 TFLOP/s float32 (half in float64) plus ~3 us per graph node. cuBLAS, outside a
+# graph: ~40 TFLOP/s SGEMM (DGEMM on FP64 tensor cores ~50) but ~25 launches of ~8 us of host time
+# each. They break even near 2.5 GFLOP a step in float32 and 1 GFLOP in float64.
+FUSED_MAX_STEP_FLOPS = {"float32": 2e9, "float64": 1e9}
+
+
+def source() -> str:
+    return resources.files(__package__).joinpath("step_cuda.cu").read_text()
+
+
+def name_expressions() -> list[str]:
+    """Every kernel as NVRTC's name expressions: the templated ones at float and double."""
+    return [f"{k}<{t}>" for k in KERNELS for t in ("float", "double")] + list(UNTEMPLATED)
+
+
+def kernel_name(kernel: str, dtype) -> str:
+    if kernel in UNTEMPLATED:
+        return kernel
+    return f"{kernel}<{'float' if np.dtype(dtype) == np.float32 else 'double'}>"
+
+
+def update_constants(optimizer: str, momentum: float, beta1: float, beta2: float) -> tuple[float, ...]:
+    """grad_update's (beta1, beta1c, beta2, beta2c): momentum's mu in the first place; the complements are
+    1 - beta in double, so that cast to the float type they round as optim.update's (1 - cfg.beta1) does."""
+    if optimizer == "adam":
+        return beta1, 1.0 - beta1, beta2, 1.0 - beta2
+    return (momentum if optimizer == "momentum" else 0.0), 0.0, 0.0, 0.0
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+Shape = tuple[tuple[int, int, int], tuple[int, int, int]]  # (grid, block)
+
+
+def dense_forward_shape(n: int, m: int) -> Shape:
+    """(grid, block) for ``n`` rows of a layer ``m`` wide."""
+    return (_cdiv(n, TILE), _cdiv(m, TILE), 1), (THREADS_1D, THREADS_1D, 1)
+
+
+def output_loss_shape(n: int) -> Shape:
+    return (_cdiv(n, OL_ROWS), 1, 1), (OL_THREADS, 1, 1)
+
+
+def dense_backward_shape(n: int, f: int) -> Shape:
+    """(grid, block) for the delta of ``n`` rows of the ``f``-wide layer below."""
+    return (_cdiv(n, TILE), _cdiv(f, TILE), 1), (THREADS_1D, THREADS_1D, 1)
+
+
+def grad_update_shape(f: int, m: int) -> Shape:
+    """(grid, block) for an ``f`` x ``m`` weight matrix (and its bias)."""
+    return (_cdiv(f, TILE), _cdiv(m, TILE), 1), (THREADS_1D, THREADS_1D, 1)
+
+
+def finish_step_shape() -> Shape:
+    return (1, 1, 1), (FINISH_THREADS, 1, 1)
+
+
+def launch_order(n_layers: int) -> list[tuple[str, int]]:
+    """(kernel, weight layer) for one step of a net of ``n_layers`` weight layers (at least 2).
+
+    A layer's weights are read by the kernel that back-propagates through them (``output_loss`` for
+    the last, ``dense_backward`` for the others) before its ``grad_update`` changes them; a
+    ``grad_update`` reads the layer's input, which no later launch of the step overwrites.
+    """
+    if n_layers < 2:
+        raise ValueError("the fused step needs at least one hidden layer")
+    last = n_layers - 1
+    order = [("dense_forward", i) for i in range(last)] + [("output_loss", last), ("grad_update", last)]
+    for i in range(last - 1, 0, -1):
+        order += [("dense_backward", i), ("grad_update", i)]
+    return order + [("grad_update", 0), ("finish_step", -1)]
+
+
+def step_flops(batch: int, sizes: list[int]) -> int:
+    """Multiply-adds x 2 of one step: forward and weight gradient for every layer, the delta for all but
+    the first (the elementwise work and the update are a few percent at these shapes)."""
+    products = [f * m for f, m in zip(sizes[:-1], sizes[1:])]
+    return 2 * batch * (3 * sum(products) - products[0])
+
+
+def use_fused(batch: int, sizes: list[int], dtype) -> bool:
+    """Whether a step of ``batch`` rows through layer ``sizes`` ([n_in, hidden..., n_out]) runs on these
+    kernels (captured as one graph) rather than on cuBLAS, launched call by call.
+
+    The rule: at least one hidden layer, at most ``OL_MAX_M`` outputs (``output_loss`` holds a row's
+    outputs in registers), no hidden layer wider than ``FUSED_MAX_WIDTH``, and a step of at most
+    ``FUSED_MAX_STEP_FLOPS[dtype]``: beyond that, cuBLAS's faster GEMMs win back its launch overhead.
+    784-512-10 at batch 256 (0.42 GFLOP) is fused; 784-2048-10 at batch 4096 (27 GFLOP) is not.
+    """
+    if len(sizes) < 3 or sizes[-1] > OL_MAX_M or max(sizes[1:-1]) > FUSED_MAX_WIDTH or batch < 1:
+        return False
+    return step_flops(batch, sizes) <= FUSED_MAX_STEP_FLOPS[np.dtype(dtype).name]
