@@ -150,8 +150,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 if score > self.best_validation_score_:
                     self.best_validation_score_, best = score, [p.copy() for p in trainer.params]
             else:
-                improved = loss < self.best_loss_ - self.tol
-                self.best_loss_ = min(self.best_loss_, loss)
+                best_loss = np.inf if self.best_loss_ is None else self.best_loss_  # None after early stopping
+                improved = loss < best_loss - self.tol
+                self.best_loss_ = min(best_loss, loss)
             self._no_improve = 0 if improved else self._no_improve + 1
             if not incremental and self._no_improve > self.n_iter_no_change:
                 stopped = True

@@ -134,7 +134,7 @@ def fit(cfg: TrainConfig, data: MnistData | None = None,
                                   f"continue with --resume {target}") from None
     if stopped:  # early stopping keeps the best epoch
         for p, best in zip(trainer.params, run.best_params):
-            p[...] = best
+            p[...] = to_device(best, be)  # CuPy refuses a host array on the right of an assignment
     final = _scores("test", trainer.params, x_test, y_test, cfg, be)["test_accuracy"] if stopped else \
         run.history[-1]["test_accuracy"]
     result = _result(run, be, data, final)

@@ -29,6 +29,9 @@ class DirectSteps:
         yield
 
 
+NOTHING_CAPTURED = "off (no second full batch to capture)"
+
+
 class GraphSteps:
     """Runs the first step directly (it compiles kernels and sets up cuBLAS outside any capture), captures
     the second, and replays the graph from then on. If capture fails, every step runs directly and
@@ -40,7 +43,7 @@ class GraphSteps:
         self.pool = xp.cuda.MemoryPool()
         self.graph: Any = None
         self.calls = 0
-        self.status = "pending"  # then "on", or "off (reason)"
+        self.status = NOTHING_CAPTURED  # until the second full batch: then "on", or "off (reason)"
 
     @contextlib.contextmanager
     def epoch(self) -> Iterator[None]:

@@ -70,6 +70,8 @@ def test_early_stopping_and_partial_fit(blobs):
     X, y = blobs
     clf = MLPClassifier(max_iter=500, early_stopping=True, n_iter_no_change=3, random_state=0).fit(X, y)
     assert clf.n_iter_ < 500 and clf.best_loss_ is None and len(clf.validation_scores_) == clf.n_iter_
+    clf.partial_fit(X, y)  # early stopping left best_loss_ None, which the next partial_fit must accept
+    assert clf.n_iter_ == len(clf.loss_curve_) and clf.best_loss_ == clf.loss_curve_[-1]
     inc = MLPClassifier(random_state=0, learning_rate_init=0.01)
     with pytest.raises(ValueError, match="classes"):
         inc.partial_fit(X, y)
@@ -135,3 +137,17 @@ def test_device_inputs_train_on_the_gpu_backend(blobs, monkeypatch):
     X, y = blobs
     MLPClassifier(max_iter=2, random_state=0).fit(X.view(_DeviceArray), y)
     assert asked == ["cuda"]
+
+
+@pytest.mark.standin
+def test_device_inputs_train_on_the_standin_gpu(blobs):
+    """CuPy arrays in, the cuda backend trains (here the CuPy stand-in), host arrays come out."""
+    from cuda_standin import activate
+
+    X, y = blobs
+    with activate() as cp:
+        clf = MLPClassifier(max_iter=3, random_state=0).fit(cp.asarray(X), y)
+    host = MLPClassifier(max_iter=3, random_state=0, backend="numpy").fit(X, y)
+    assert all(isinstance(c, np.ndarray) for c in clf.coefs_)
+    for a, b in zip(clf.coefs_, host.coefs_):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-9 * np.abs(b).max())

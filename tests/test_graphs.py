@@ -12,7 +12,7 @@ import pytest
 from mnist_accel import model
 from mnist_accel.backend import get_backend, to_host
 from mnist_accel.config import resolve
-from mnist_accel.graphs import DirectSteps, GraphSteps, make_steps
+from mnist_accel.graphs import NOTHING_CAPTURED, DirectSteps, GraphSteps, make_steps
 from mnist_accel.vectorized import VectorizedTrainer
 
 
@@ -81,7 +81,7 @@ def _runner(fail: bool = False):
 
 def test_first_step_direct_second_captured_then_replayed():
     steps, cuda = _runner()
-    assert steps.status == "pending"
+    assert steps.status == NOTHING_CAPTURED
     with steps.epoch():
         for _ in range(4):
             steps()

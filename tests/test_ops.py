@@ -4,6 +4,8 @@ in float64."""
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -15,17 +17,22 @@ from mnist_accel.ops import XpOps
 REF = XpOps(np)
 
 
-@pytest.fixture(params=["numba", pytest.param("cuda", marks=pytest.mark.gpu)])
+@pytest.fixture(params=["numba", pytest.param("standin", marks=pytest.mark.standin),
+                        pytest.param("cuda", marks=pytest.mark.gpu)])
 def fused(request):
-    """(ops, to_device): the fused ops and how to put a host array where they work."""
+    """(ops, to_device): the fused ops and how to put a host array where they work. ``standin`` is CudaOps on
+    the CuPy stand-in: its kernels compiled for the CPU, its arguments converted and checked as CuPy does."""
     if request.param == "numba":
         from mnist_accel.ops.numba_ops import NumbaOps
 
-        return NumbaOps(), lambda a: a
+        yield NumbaOps(), lambda a: a
+        return
+    from cuda_standin import activate
     from mnist_accel.ops.cuda_ops import CudaOps
 
-    xp = get_backend("cuda").xp
-    return CudaOps(xp), xp.asarray
+    with activate() if request.param == "standin" else contextlib.nullcontext():
+        xp = get_backend("cuda").xp
+        yield CudaOps(xp), xp.asarray
 
 
 def _data(dtype, seed=0):
