@@ -72,10 +72,10 @@ def test_one_epoch_matches_numpy_as_closely_as_numba(cuda, mnist):
 
 
 def test_early_stopping_restores_the_best_epoch_on_the_device(cuda, mnist):
-    cfg = resolve(backend="cuda", train_samples=600, test_samples=200, epochs=8, hidden=(32,), lr=0.05,
-                  optimizer="sgd", val_split=0.3, patience=1, schedule="constant")
+    cfg = resolve(backend="cuda", train_samples=600, test_samples=200, epochs=12, hidden=(32,), lr=0.3,
+                  optimizer="sgd", val_split=0.3, patience=1, schedule="constant", batch_size=50)
     got, want = fit(cfg, mnist), fit(cfg.replace(backend="numpy"), mnist)
-    assert got.stopped_early == want.stopped_early and len(got.history) == len(want.history)
+    assert got.stopped_early and want.stopped_early and len(got.history) == len(want.history)
     assert got.test_accuracy == want.test_accuracy
 
 
