@@ -124,7 +124,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         params = model.init_params(rng, sizes, cfg.init, True, np.dtype(cfg.dtype)) if first else self._params()
         trainer = VectorizedTrainer(cfg, be, params, rng, X, labels)
         if not first and getattr(self, "_state", None) is not None and len(self._state[0]) == len(trainer.state[0]):
-            trainer.state = [[be.xp.asarray(s) for s in slots] for slots in self._state]
+            for slots, saved in zip(trainer.state, self._state):  # in place: a fused GPU step holds these arrays
+                for slot, value in zip(slots, saved):
+                    slot[...] = be.xp.asarray(value)
             trainer.step = self._t
         trainer.progress = bool(self.verbose)
         if first:

@@ -23,7 +23,7 @@ from .graphs import make_steps
 from .config import TrainConfig
 from .data import normalize, one_hot
 from .model import layers
-from .ops import make_ops
+from .ops import StepBuffers, make_ops
 
 SHUFFLE, DROPOUT = 1, 2  # stream purposes for the counter-based generator
 
@@ -94,7 +94,11 @@ class VectorizedTrainer:
         self._k = xp.zeros((), np.int64)  # the step within the epoch, advanced on the device
         self._lanes, self._idx, self._batch = xp.arange(bs), xp.zeros(bs, np.int64), xp.zeros(bs, np.int64)
         self._loss_sum, self._hits = xp.zeros((), np.float64), xp.zeros((), np.float64)
-        self.steps = make_steps(xp, be.on_gpu, self.cfg.graphs, self._device_step)
+        self._fused = self.ops.fused_step(self.cfg, self.params, self.state, StepBuffers(
+            self.inputs, self.labels, self._order, self._k, self._sched, self._keys, self._step_loss, self._loss_sum,
+            self._hits))
+        step = self._device_step if self._fused is None else lambda: self._fused(bs)
+        self.steps = make_steps(xp, be.on_gpu, self.cfg.graphs, step)
 
     def buffers(self, n: int) -> _Buffers:
         if n not in self._buffers:
@@ -117,7 +121,9 @@ class VectorizedTrainer:
             for k in range(self.steps_per_epoch):
                 if k < full:
                     self.steps()
-                else:  # the short last batch has shapes of its own: run directly, from a host slice
+                elif self._fused is not None:  # the short last batch has shapes of its own: run directly
+                    self._fused(self.n_seen - k * bs)
+                else:  # from a host slice
                     self._step(self._order[k * bs:(k + 1) * bs], k)
                 self.step += 1
                 bar.update()  # a host-side counter: no device sync

@@ -14,9 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mnist_accel import model
 from mnist_accel.backend import get_backend
 from mnist_accel.config import resolve
 from mnist_accel.fit import fit
+from mnist_accel.vectorized import VectorizedTrainer
 
 pytestmark = pytest.mark.standin
 TESTS = Path(__file__).resolve().parent
@@ -56,11 +58,27 @@ def test_auto_keeps_a_cpu_backend_while_cuda_is_the_standin(cuda):
 ], ids=["adam-dropout", "sgd-mse-tanh-f64", "momentum-2-layers", "adam-f64-val-nobias"])
 def test_fit_on_cuda_trains_the_numpy_model(cuda, mnist, graphs, variant):
     cfg = resolve(backend="cuda", graphs=graphs, **{**SMALL, **variant}).replace(eps=1e-3)  # see test_vectorized
-    result = _agree(cfg, mnist)
-    if graphs:  # today's step calls cuBLAS, which CuPy refuses during capture: it says so and runs directly
-        assert result.graphs.startswith("off (NotImplementedError: calling cuBLAS API during stream capture")
-    else:
-        assert result.graphs == "off"
+    assert _agree(cfg, mnist).graphs == ("on" if graphs else "off")
+
+
+def test_a_step_too_large_for_the_fused_kernels_runs_on_cublas_and_says_why(cuda, mnist):
+    """Past step_cuda.use_fused's rule the step is CuPy calls with cuBLAS GEMMs, which CuPy refuses during
+    capture: the run goes on with direct steps and its graphs field says why."""
+    cfg = resolve(backend="cuda", train_samples=300, test_samples=100, hidden=(2100,), batch_size=100,
+                  epochs=1).replace(eps=1e-3)
+    assert _agree(cfg, mnist).graphs.startswith("off (NotImplementedError: calling cuBLAS API during stream capture")
+
+
+@pytest.mark.parametrize("hidden,nodes", [((256,), 5), ((64, 32), 8)])
+def test_a_replayed_step_is_a_few_graph_nodes(cuda, mnist, hidden, nodes):
+    """784-256-10 with dropout and Adam replays 5 kernels a step (3H + 2 for H hidden layers), where the
+    composed step would be about 30 CuPy calls."""
+    cfg = resolve(backend="cuda", hidden=hidden, batch_size=128, dropout=0.2, epochs=1)
+    params = model.init_params(np.random.default_rng(0), [784, *hidden, 10], "he", True, np.float32)
+    trainer = VectorizedTrainer(cfg, get_backend("cuda"), params, np.random.default_rng(1), mnist.train_images[:600],
+                                mnist.train_labels[:600])
+    trainer.train_epoch()
+    assert trainer.steps.status == "on" and trainer.steps.graph.num_nodes == nodes
 
 
 def test_one_epoch_matches_numpy_as_closely_as_numba(cuda, mnist):
@@ -120,9 +138,9 @@ def test_cli_backend_cuda_saves_checkpoints_resumes_on_another_backend_and_plots
                  "--save", "m.npz", "--metrics-json", "m.json", "--plot", "p.png", cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     summary = first.stdout.strip().splitlines()[-1]
-    assert summary.startswith("cuda/vectorized: test accuracy") and "CUDA graphs off (NotImplementedError" in summary
+    assert summary.startswith("cuda/vectorized: test accuracy") and summary.endswith("CUDA graphs on")
     metrics = json.loads((tmp_path / "m.json").read_text())
-    assert metrics["backend"] == "cuda" and metrics["cuda_graphs"].startswith("off (")
+    assert metrics["backend"] == "cuda" and metrics["cuda_graphs"] == "on"
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     from mnist_accel.persist import load_model
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .xp_ops import XpOps
+from .xp_ops import StepBuffers, XpOps
 
 if TYPE_CHECKING:
     from ..backend import Backend
 
-__all__ = ["XpOps", "make_ops"]
+__all__ = ["StepBuffers", "XpOps", "make_ops"]
 
 
 def make_ops(be: Backend) -> XpOps:

@@ -13,8 +13,10 @@ import numpy as np
 
 from .. import optim
 from ..config import TrainConfig
-from ..kernels import ACTIVATION_CODES, vectorized_cuda
-from .xp_ops import XpOps
+from ..kernels import ACTIVATION_CODES, step_cuda, vectorized_cuda
+from ..model import layers
+from .cuda_step import CudaStep
+from .xp_ops import StepBuffers, XpOps
 
 BLOCK = vectorized_cuda.BLOCK
 
@@ -25,6 +27,7 @@ class CudaOps(XpOps):
         self._module = xp.RawModule(code=vectorized_cuda.source(), options=("-std=c++17",),
                                     name_expressions=vectorized_cuda.name_expressions())
         self._rows: dict[int, tuple[Any, Any]] = {}
+        self._step_module: Any = None  # step_cuda's kernels, compiled when a run first uses them
 
     def warm_up(self, cfg: TrainConfig) -> float:
         """Compile (NVRTC, cached by CuPy on disk) every kernel for the run's dtype, outside epoch times."""
@@ -32,6 +35,18 @@ class CudaOps(XpOps):
         for name in vectorized_cuda.KERNELS:
             self._kernel(name, np.dtype(cfg.dtype))
         return time.perf_counter() - start
+
+    def fused_step(self, cfg: TrainConfig, params: Sequence[Any], state: Sequence[Sequence[Any]],
+                   buffers: StepBuffers) -> CudaStep | None:
+        """The step as the fused kernels of ``step_cuda`` (no cuBLAS, so it can be captured) where
+        ``step_cuda.use_fused`` says they win; else None, and the step runs on cuBLAS and the kernels above."""
+        sizes = [params[0].shape[0], *(w.shape[1] for w, _ in layers(params))]
+        if cfg.tf32 or not step_cuda.use_fused(cfg.batch_size, sizes, cfg.dtype):
+            return None
+        if self._step_module is None:
+            self._step_module = self.xp.RawModule(code=step_cuda.source(), options=("-std=c++17",),
+                                                  name_expressions=step_cuda.name_expressions())
+        return CudaStep(self.xp, self._step_module, cfg, params, state, buffers, self._pixels)
 
     def _kernel(self, name: str, dtype: Any):
         return self._module.get_function(f"{name}<{'float' if np.dtype(dtype) == np.float32 else 'double'}>")

@@ -6,12 +6,28 @@ Everything works in place on preallocated buffers and returns device scalars (no
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from .. import optim
 from ..config import TrainConfig
+
+
+@dataclass(frozen=True)
+class StepBuffers:
+    """The device memory a step reads and writes besides the model: the trainer owns these."""
+
+    inputs: Any  # the training set: uint8 pixels or features in the model's dtype
+    labels: Any  # int32 label per training sample
+    order: Any  # int64: this epoch's shuffle
+    k: Any  # int64 0-d: the step within the epoch, advanced by the step's last kernel
+    sched: Any  # (steps, 3) of (lr, step size, eps), one row per step
+    keys: Any  # uint32 (steps, hidden layers): dropout keys
+    step_loss: Any  # float64 per step: its summed loss
+    loss_sum: Any  # float64 0-d: the epoch's summed loss
+    hits: Any  # float64 0-d: the epoch's correct count
 
 
 class XpOps:
@@ -46,6 +62,12 @@ class XpOps:
 
     def warm_up(self, cfg: TrainConfig) -> float:
         return 0.0
+
+    def fused_step(self, cfg: TrainConfig, params: Sequence[Any], state: Sequence[Sequence[Any]],
+                   buffers: StepBuffers) -> Callable[[int], None] | None:
+        """A whole training step as one call ``step(n)``, reading what changes per step from ``buffers``
+        (``StepBuffers``), or None: the trainer then composes the step from the ops below."""
+        return None
 
     def bias_act(self, z: Any, b: Any | None, activation: str, mask: Any | None) -> None:
         """z <- act(z + b) * mask, in place."""
