@@ -1,115 +1,393 @@
-"""The tutorial's per-sample SGD on the GPU: one persistent kernel per epoch (Numba CUDA).
+"""The tutorial's per-sample SGD on the GPU: one persistent kernel per epoch, one thread block (Numba CUDA).
 
-A single thread block walks the samples in order, as SGD must; its threads split each sample's work
-by hidden unit (column j of W1 and row j of W2 belong to thread j), with barriers only around the
-10-wide output layer. Sums run in a fixed order, so a run is bit-reproducible. Inputs are CSR rows of
-nonzero pixels, and masks, quirks and integer codes are those of ``loop_cpu`` and the NumPy reference.
-It also runs in Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``): that is how the tests check it on
-machines without a GPU.
+``loop_cpu``'s block-deferred algorithm (its docstring shows it is exact SGD) on ``prepare``'s inputs: CSR
+rows, ``loop_layout.blocks``' pixel pairs and Gram matrices, and a workspace. Per block of B samples:
+(1) all threads compute the block's first-layer products from its start weights, a (sample, 4 columns)
+task per lane; (2) the samples in order, hidden units split across threads: 2 block barriers a sample
+(the output layer reads all of h; the backward pass all outputs), outputs and softmax lane-parallel in
+every warp that owns units (1 __syncwarp for MSE, 3 for softmax); (3) each touched pair of w1 rows takes
+the block's updates once. Plus 3 barriers a block. Fixed orders, no atomics: bit-reproducible. State per
+unit (products then deltas, w2 transposed, h, masks) is in shared memory while it fits the 48 KiB a kernel
+gets unasked (784-100-10 float64: 44 KiB), else in the workspace (global memory; correct, slower). Numba's
+simulator (NUMBA_ENABLE_CUDASIM=1) has no __syncwarp: a Python barrier per warp stands in.
+
+Cost on paper, 784-100-10 float64, B = 32, 256 threads (ptxas: 150 registers, so not 512), an H200 at
+1.98 GHz. A block (MNIST: 4,800 lit pixels, 449 rows of w1, 2,800 pixel-pair entries) is bound by the SM's
+L1/shared port, one warp-wide access (<= 128 B) a clock, not by FLOPs (480k FMAs, 3.8 us at 64 FP64 FMAs a
+clock) nor HBM (230 MB of layout an epoch: 50 us at 4.8 TB/s): (1) 2 broadcast loads and 7 wavefronts of
+gathers per entry, 43k clocks, 22 us; (3) 3 + 7 per entry, 28k clocks, 14 us; ~2 us of first touches of
+CSR rows in HBM (~0.6 us, a wave of 8 samples at a time). If the block's 360 KB of rows fall out of L1,
+gathers wait on L2 (~250 clocks, 32 in flight) and (1) takes up to twice as long. A sample, latency-bound
+(shared ~30 clocks, dependent FMA ~8, barrier 20-40 ns): 2 barriers 60 ns; Gram corrections, a chain of
+16 FMAs on average, 100 ns; slice sums, 10 FMAs, 60 ns; output sums and __syncwarp 70 ns; backward 65 ns:
+~0.35 us for relu and MSE; softmax adds a float64 exp, a 10-term sum, a division and 2 __syncwarp (+0.2
+us); tanh or sigmoid +0.08 us. Epoch of 60,000: 1,875 x 38 us of passes (71 ms) + 21-33 ms of samples =
+~90-105 ms, 1.5-2.5x the Numba CPU loop's 0.16-0.23 s; float32 (one wavefront a gather) ~70-80 ms against
+its 0.10-0.14 s. Not the 3x: one SM's L1 port caps the passes at ~1.2 us a sample. Spreading (1) and (3)
+over 16 SMs (a cooperative grid, 3 grid syncs of ~1.5 us a block, products and deltas through L2; Numba's
+simulator runs one block only) would make them ~8 us a block: ~35-50 ms an epoch.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 
-from numba import cuda, float64
+import numpy as np
+from numba import config, cuda, int8
 
-MAX_OUT = 16  # output units kept in shared memory (MNIST has 10)
-MAX_HIDDEN = 2048  # hidden units kept in shared memory: 2 x 16 KiB of float64
-THREADS = 128
+from . import ACTIVATION_CODES, LOSS_CODES
+from .loop_layout import BLOCK, blocks, to_csr
+
+MAX_OUT = 16  # output units (MNIST has 10)
+MAX_HIDDEN = 2048
+THREADS = 256  # the passes want warps in flight; at 150 registers a thread 512 would not launch
+WARP = 32  # lanes that share a __syncwarp; only the simulator may be given fewer
+SHARED_BYTES = 48 * 1024  # dynamic shared memory a kernel may use without opting in
+BOOK = MAX_OUT + 2  # a sample's bookkeeping row: outputs, then the loss (first the softmax's sum), a hit
+RELU, TANH, IDENTITY = ACTIVATION_CODES["relu"], ACTIVATION_CODES["tanh"], ACTIVATION_CODES["identity"]
+MSE = LOSS_CODES["mse"]
+
+
+def prepare(x: np.ndarray, hidden: int, n_out: int, dtype=None, block: int = BLOCK) -> tuple[np.ndarray, ...]:
+    """``launch``'s inputs for the rows of ``x``: CSR rows, ``loop_layout.blocks``, and the kernel's
+    workspace (per-unit state that shared memory cannot hold, a mask buffer, bookkeeping), made once so
+    that a launch allocates nothing."""
+    dtype = np.dtype(x.dtype if dtype is None else dtype)
+    csr = to_csr(x)
+    return (*csr, *blocks(*csr, x.shape[1], block), np.zeros(_units(block, hidden, n_out), dtype),
+            np.zeros(block * hidden, np.int8), np.zeros((block, BOOK)))
+
+
+def _units(block, hidden, n_out):
+    return (block + n_out + 3) * hidden  # forward products / deltas, w2 transposed, h, derivative, b1
+
+
+def plan(block: int, hidden: int, n_out: int, itemsize: int, threads: int, warp: int) -> tuple[int, bool, int]:
+    """(slices of the output layer's sums, whether per-unit state fits in shared memory, shared bytes)."""
+    slices = max(1, min(hidden, round(math.sqrt(hidden))))  # balances the slice sums against their sum
+    owners = -(-min(hidden, threads) // warp)
+    small = block * (block - 1) // 2 + slices * n_out + 2 * owners * n_out + n_out
+    everything = (small + _units(block, hidden, n_out)) * itemsize + block + block * hidden
+    fits = everything <= SHARED_BYTES
+    return slices, fits, everything if fits else small * itemsize + block
+
+
+if config.ENABLE_CUDASIM:
+    _SIM = {}
+
+    def _syncwarp():
+        """The simulator has no __syncwarp: its threads are Python threads, one barrier per warp."""
+        _SIM["barriers"][threading.current_thread().threadIdx.x // _SIM["warp"]].wait()
+else:
+    @cuda.jit(device=True)
+    def _syncwarp():
+        cuda.syncwarp()
+
+
+@cuda.jit(device=True)
+def _forward(t, nt, warp, lo, nb, b, indptr, indices, values, gram, labels, masks, use_masks, w1, lr, one, st, sm,
+             mk, dyn8, lab0):
+    """The block's x_m @ w1 into st[m * hidden + j], a warp per (sample, 128 columns); also its masks,
+    labels and lr * Gram (lower triangle) moved into shared memory, off the sample loop's latency path."""
+    hidden = w1.shape[1]
+    blk = gram.shape[1]
+    zero = one - one
+    tasks = nb * warp  # a task: one sample, four columns a lane (a warp apart): one pixel load feeds four
+    for q in range(t, (hidden + 4 * warp - 1) // (4 * warp) * tasks, nt):
+        c = q // tasks
+        m = (q - c * tasks) // warp
+        j = q - c * tasks - m * warp + 4 * c * warp
+        a0 = a1 = a2 = a3 = zero
+        for p in range(indptr[lo + m], indptr[lo + m + 1]):
+            row, v = indices[p], values[p]
+            a0 += v * w1[row, j] if j < hidden else zero
+            a1 += v * w1[row, j + warp] if j + warp < hidden else zero
+            a2 += v * w1[row, j + 2 * warp] if j + 2 * warp < hidden else zero
+            a3 += v * w1[row, j + 3 * warp] if j + 3 * warp < hidden else zero
+        for i, a in ((0, a0), (1, a1), (2, a2), (3, a3)):
+            if j + i * warp < hidden:
+                st[m * hidden + j + i * warp] = a
+                if use_masks:
+                    mk[m * hidden + j + i * warp] = masks[lo + m, j + i * warp]
+    for q in range(t, nb * blk, nt):
+        m = q // blk
+        l = q - m * blk
+        if l < m:
+            sm[m * (m - 1) // 2 + l] = lr * gram[b, m, l]
+    for m in range(t, nb, nt):
+        dyn8[lab0 + m] = labels[lo + m]
+
+
+@cuda.jit(device=True)
+def _hidden(t, nt, m, hidden, use_masks, scale, use_bias, activation, one, st, sm, mk, h0, b10):
+    """Sample m's hidden units owned by thread t: forward product plus the pending updates of the block's
+    earlier samples (Gram corrections), activation, dropout; h and the derivative into st."""
+    zero = one - one
+    tri = m * (m - 1) // 2
+    for j in range(t, hidden, nt):
+        z = st[m * hidden + j]
+        if use_bias:
+            z = st[b10 + j] + z
+        for l in range(m):
+            c = sm[tri + l]
+            if c != 0:
+                z += c * st[l * hidden + j]
+        if activation == RELU:
+            a = z if z >= 0 else zero
+        elif activation == TANH:
+            a = math.tanh(z)
+        elif activation == IDENTITY:
+            a = z
+        else:
+            a = one / (one + math.exp(-z))
+        hj = a * (mk[m * hidden + j] * scale) if use_masks else a
+        if activation == RELU:
+            deriv = one if hj >= 0 else zero  # the tutorial's relu2deriv, after dropout
+        elif activation == TANH:
+            deriv = one - a * a
+        elif activation == IDENTITY:
+            deriv = one
+        else:
+            deriv = a * (one - a)
+        st[h0 + j] = hj
+        st[h0 + hidden + j] = deriv
+
+
+@cuda.jit(device=True)
+def _slices(t, nt, hidden, n_out, slices, use_bias, one, st, sm, w2t0, h0, q0, b20):
+    """Partial sums of the outputs over contiguous slices of h, one (slice, output) per thread: a chain
+    of hidden / slices FMAs instead of hidden; slice 0 starts from the bias."""
+    for q in range(t, slices * n_out, nt):
+        r = q // n_out
+        k = q - r * n_out
+        acc = sm[b20 + k] if use_bias and r == 0 else one - one
+        for j in range(r * hidden // slices, (r + 1) * hidden // slices):
+            acc += st[h0 + j] * st[w2t0 + k * hidden + j]
+        sm[q0 + q] = acc
+
+
+@cuda.jit(device=True)
+def _outputs(lane, warp, wid, m, n_out, slices, loss, label, lr, one, use_bias, sm, book, q0, ax, ex, b20):
+    """Sample m's outputs and their error, by every warp that owns hidden units (each for itself: no
+    block barrier), lanes over outputs: sm[ax + k] <- y_k - out_k or y_k - softmax_k. Warp 0 keeps the
+    outputs (and the softmax's sum) for the block's bookkeeping and updates b2."""
+    zero = one - one
+    for k in range(lane, n_out, warp):
+        o = sm[q0 + k]
+        for r in range(1, slices):
+            o += sm[q0 + r * n_out + k]
+        if wid == 0:
+            book[m, k] = o
+        sm[ax + k] = ((one if k == label else zero) - o) if loss == MSE else o
+    _syncwarp()
+    if loss != MSE:
+        peak = sm[ax]
+        for k in range(1, n_out):
+            if sm[ax + k] > peak:
+                peak = sm[ax + k]
+        for k in range(lane, n_out, warp):
+            sm[ex + k] = math.exp(sm[ax + k] - peak)
+        _syncwarp()
+        norm = zero
+        for k in range(n_out):
+            norm += sm[ex + k]
+        for k in range(lane, n_out, warp):
+            sm[ax + k] = (one if k == label else zero) - sm[ex + k] / norm
+        if wid == 0 and lane == 0:
+            book[m, MAX_OUT] = norm
+        _syncwarp()
+    if wid == 0 and use_bias:
+        for k in range(lane, n_out, warp):
+            sm[b20 + k] += lr * sm[ax + k]
+
+
+@cuda.jit(device=True)
+def _backward(t, nt, m, hidden, n_out, use_masks, use_bias, lr, one, st, sm, mk, w2t0, h0, b10, ax):
+    """Thread t's hidden units: error sent back through w2 (before its update), w2's update, and the
+    delta that the Gram corrections and the block's deferred w1 update read (over the forward product)."""
+    for j in range(t, hidden, nt):
+        hj = st[h0 + j]
+        back = one - one
+        for k in range(n_out):
+            dk = sm[ax + k]
+            back += st[w2t0 + k * hidden + j] * dk
+            st[w2t0 + k * hidden + j] += lr * (hj * dk)
+        s = back * st[h0 + hidden + j]
+        delta = s * mk[m * hidden + j] if use_masks else s
+        st[m * hidden + j] = delta
+        if use_bias:
+            st[b10 + j] += lr * delta
+
+
+@cuda.jit(device=True)
+def _update(t, nt, warp, g0, g1, gptr, grow, esam, evals, lr, one, w1, st):
+    """The block's deferred first-layer update: each (pixel pair, unit) adds its samples' updates in
+    sample order, as the reference applies them, and writes the two values of w1 once; four columns a
+    lane, a warp apart, so that one load of an entry's sample and values feeds four."""
+    n_feat, hidden = w1.shape
+    zero = one - one
+    per = (hidden + 4 * warp - 1) // (4 * warp) * warp  # tasks per pixel pair
+    for q in range(t, (g1 - g0) * per, nt):
+        g = g0 + q // per
+        j = q - (q // per) * per
+        j = j + 3 * (j // warp) * warp
+        ra, rb = grow[g, 0], grow[g, 1]
+        rb_real = rb < n_feat  # else the zero row an odd pixel pairs with: nothing to read or write
+        a0, b0 = _pair(w1, ra, rb, rb_real, j, zero)
+        a1, b1 = _pair(w1, ra, rb, rb_real, j + warp, zero)
+        a2, b2 = _pair(w1, ra, rb, rb_real, j + 2 * warp, zero)
+        a3, b3 = _pair(w1, ra, rb, rb_real, j + 3 * warp, zero)
+        for e in range(gptr[g], gptr[g + 1]):
+            row = esam[e] * hidden
+            va, vb = lr * evals[e, 0], lr * evals[e, 1]
+            d0 = st[row + j] if j < hidden else zero
+            d1 = st[row + j + warp] if j + warp < hidden else zero
+            d2 = st[row + j + 2 * warp] if j + 2 * warp < hidden else zero
+            d3 = st[row + j + 3 * warp] if j + 3 * warp < hidden else zero
+            a0, b0, a1, b1 = a0 + va * d0, b0 + vb * d0, a1 + va * d1, b1 + vb * d1
+            a2, b2, a3, b3 = a2 + va * d2, b2 + vb * d2, a3 + va * d3, b3 + vb * d3
+        for i, a, b in ((0, a0, b0), (1, a1, b1), (2, a2, b2), (3, a3, b3)):
+            if j + i * warp < hidden:
+                w1[ra, j + i * warp] = a
+                if rb_real:
+                    w1[rb, j + i * warp] = b
+
+
+@cuda.jit(device=True)
+def _pair(w1, ra, rb, rb_real, j, zero):
+    if j >= w1.shape[1]:
+        return zero, zero
+    return w1[ra, j], w1[rb, j] if rb_real else zero
+
+
+@cuda.jit(device=True)
+def _book(lane, warp, lo, nb, n_out, loss, book, dyn8, lab0, total, correct, bad):
+    """The block's losses and hits, one sample per lane, summed in sample order by lane 0."""
+    for m in range(lane, nb, warp):
+        label = dyn8[lab0 + m]
+        best = 0
+        for k in range(1, n_out):
+            if book[m, k] > book[m, best]:
+                best = k
+        s = 0.0
+        if loss == MSE:
+            for k in range(n_out):
+                d = (1.0 if k == label else 0.0) - book[m, k]
+                s += d * d
+        elif label < n_out:
+            s = -(book[m, label] - book[m, best] - math.log(book[m, MAX_OUT]))
+        book[m, MAX_OUT] = s
+        book[m, MAX_OUT + 1] = 1.0 if best == label else 0.0
+    _syncwarp()
+    if lane == 0:
+        for m in range(nb):
+            total += book[m, MAX_OUT]
+            correct += int(book[m, MAX_OUT + 1])
+            if bad < 0 and not math.isfinite(total):
+                bad = lo + m
+    return total, correct, bad
 
 
 @cuda.jit
-def sgd_epoch(indptr, indices, values, labels, masks, use_masks, scale, w1, b1, w2, b2, use_bias,
-              lr, activation, loss, result):
+def sgd_epoch(indptr, indices, values, gptr, grow, esam, evals, bgrp, gram, ws, wsm, book, labels, masks,
+              use_masks, scale, w1, b1, w2, b2, use_bias, lr, activation, loss, result, warp, slices, in_shared):
     """Train one epoch in place; result <- (summed loss, correct count, first sample whose loss was not
-    finite or -1)."""
-    tid = cuda.threadIdx.x
-    nthreads = cuda.blockDim.x
+    finite or -1). ``plan`` gives ``slices`` and ``in_shared``."""
+    t, nt = cuda.threadIdx.x, cuda.blockDim.x
+    lane, wid = t % warp, t // warp
     hidden, n_out = w2.shape
-    h = cuda.shared.array(MAX_HIDDEN, float64)
-    deriv = cuda.shared.array(MAX_HIDDEN, float64)
-    out = cuda.shared.array(MAX_OUT, float64)
-    d2 = cuda.shared.array(MAX_OUT, float64)
-    total = 0.0
-    correct = 0
-    bad = -1
-    for i in range(labels.shape[0]):
-        start, stop = indptr[i], indptr[i + 1]
-        for j in range(tid, hidden, nthreads):
-            z = b1[j] if use_bias else 0.0
-            for p in range(start, stop):
-                z += values[p] * w1[indices[p], j]
-            if activation == 0:
-                a = z if z >= 0 else 0.0
-            elif activation == 1:
-                a = math.tanh(z)
-            else:
-                a = 1.0 / (1.0 + math.exp(-z))
-            hj = a * (masks[i, j] * scale) if use_masks else a
-            if activation == 0:
-                deriv[j] = 1.0 if hj >= 0 else 0.0  # the tutorial's relu2deriv, after dropout
-            elif activation == 1:
-                deriv[j] = 1.0 - a * a
-            else:
-                deriv[j] = a * (1.0 - a)
-            h[j] = hj
+    blk = gram.shape[1]
+    owners = (min(hidden, nt) + warp - 1) // warp  # warps that own hidden units
+    one = w1.dtype.type(1.0)  # constants in the weights' type: a float literal would make float32 float64
+    # shared: lr * Gram, slice sums, two per-warp output rows, b2 | per-unit state if it fits | labels, masks
+    q0 = blk * (blk - 1) // 2
+    ax0 = q0 + slices * n_out
+    b20 = ax0 + 2 * owners * n_out
+    small = b20 + n_out
+    w2t0 = blk * hidden  # per-unit state: [forward products, then deltas | w2 transposed | h | deriv | b1]
+    h0 = w2t0 + n_out * hidden
+    b10 = h0 + 2 * hidden
+    dyn = cuda.shared.array(0, w1.dtype)
+    dyn8 = cuda.shared.array(0, int8)
+    st = dyn[small:] if in_shared else ws
+    lab0 = (small + b10 + hidden) * w1.itemsize if in_shared else small * w1.itemsize
+    mk = dyn8[lab0 + blk:] if in_shared else wsm
+    for j in range(t, hidden, nt):
+        for k in range(n_out):
+            st[w2t0 + k * hidden + j] = w2[j, k]
+        st[b10 + j] = b1[j]
+    if wid == 0:
+        for k in range(lane, n_out, warp):
+            dyn[b20 + k] = b2[k]
+    total, correct, bad = 0.0, 0, -1
+    for b in range(bgrp.shape[0] - 1):
+        lo = b * blk
+        nb = min(blk, labels.shape[0] - lo)
+        _forward(t, nt, warp, lo, nb, b, indptr, indices, values, gram, labels, masks, use_masks, w1, lr, one, st,
+                 dyn, mk, dyn8, lab0)
         cuda.syncthreads()
-        for k in range(tid, n_out, nthreads):
-            s = b2[k] if use_bias else 0.0
-            for j in range(hidden):
-                s += h[j] * w2[j, k]
-            out[k] = s
-        cuda.syncthreads()
-        if tid == 0:
-            best = 0
-            for k in range(1, n_out):
-                if out[k] > out[best]:
-                    best = k
-            label = labels[i]
-            if best == label:
-                correct += 1
-            if loss == 0:
-                for k in range(n_out):
-                    d2[k] = (1.0 if k == label else 0.0) - out[k]
-                    total += d2[k] * d2[k]
-            else:
-                norm = 0.0
-                for k in range(n_out):
-                    norm += math.exp(out[k] - out[best])
-                log_norm = math.log(norm)
-                total -= out[label] - out[best] - log_norm
-                for k in range(n_out):
-                    d2[k] = (1.0 if k == label else 0.0) - math.exp(out[k] - out[best] - log_norm)
-            if bad < 0 and not math.isfinite(total):
-                bad = i
-        cuda.syncthreads()
-        for j in range(tid, hidden, nthreads):
-            s = 0.0
-            for k in range(n_out):
-                s += w2[j, k] * d2[k]
-            s *= deriv[j]
-            if use_masks:
-                s *= masks[i, j]
-            for p in range(start, stop):
-                w1[indices[p], j] += lr * (values[p] * s)
-            for k in range(n_out):
-                w2[j, k] += lr * (h[j] * d2[k])
-            if use_bias:
-                b1[j] += lr * s
-        if use_bias:
-            for k in range(tid, n_out, nthreads):
-                b2[k] += lr * d2[k]
-        cuda.syncthreads()  # the next sample's output layer reads every row of w2
-    if tid == 0:
+        for m in range(nb):
+            _hidden(t, nt, m, hidden, use_masks, scale, use_bias, activation, one, st, dyn, mk, h0, b10)
+            cuda.syncthreads()  # the slices read every unit's h
+            _slices(t, nt, hidden, n_out, slices, use_bias, one, st, dyn, w2t0, h0, q0, b20)
+            cuda.syncthreads()  # the outputs read every slice
+            if wid < owners:
+                ax = ax0 + 2 * wid * n_out
+                _outputs(lane, warp, wid, m, n_out, slices, loss, dyn8[lab0 + m], lr, one, use_bias, dyn, book,
+                         q0, ax, ax + n_out, b20)
+                _backward(t, nt, m, hidden, n_out, use_masks, use_bias, lr, one, st, dyn, mk, w2t0, h0, b10, ax)
+        cuda.syncthreads()  # the update reads every delta; the bookkeeping, warp 0's outputs
+        if wid == 0:
+            total, correct, bad = _book(lane, warp, lo, nb, n_out, loss, book, dyn8, lab0, total, correct, bad)
+        _update(t, nt, warp, bgrp[b], bgrp[b + 1], gptr, grow, esam, evals, lr, one, w1, st)
+        cuda.syncthreads()  # the next block's forward products read the updated rows
+    for j in range(t, hidden, nt):
+        for k in range(n_out):
+            w2[j, k] = st[w2t0 + k * hidden + j]
+        b1[j] = st[b10 + j]
+    if wid == 0:
+        for k in range(lane, n_out, warp):
+            b2[k] = dyn[b20 + k]
+    if t == 0:
         result[0] = total
         result[1] = correct
         result[2] = bad
 
 
-def launch(csr, labels, masks, use_masks, scale, w1, b1, w2, b2, use_bias, lr, activation, loss, result):
-    """One block of THREADS threads; the caller passes device (or, in the simulator, host) arrays."""
-    if w2.shape[0] > MAX_HIDDEN or w2.shape[1] > MAX_OUT:
+class _SameMemory:
+    """A host view of a ``__cuda_array_interface__`` exporter: what numba-cuda does with a CuPy array on a
+    device (wrap its pointer, copy nothing), done for Numba's simulator, which passes such objects into the
+    kernel untouched. Only the simulator needs it, where "device" memory is host memory."""
+
+    def __init__(self, exporter) -> None:
+        cai = exporter.__cuda_array_interface__
+        self.__array_interface__ = {"version": 3, "shape": cai["shape"], "typestr": cai["typestr"],
+                                    "data": cai["data"], "strides": cai.get("strides")}
+
+
+def _as_kernel_arg(a):
+    if config.ENABLE_CUDASIM and hasattr(a, "__cuda_array_interface__") and not isinstance(a, np.ndarray):
+        return np.asarray(_SameMemory(a))
+    return a
+
+
+def launch(inputs, labels, masks, use_masks, scale, w1, b1, w2, b2, use_bias, lr, activation, loss, result,
+           stream=0):
+    """One block of THREADS threads on ``prepare``'s inputs, on device arrays (anything exporting
+    ``__cuda_array_interface__``, as CuPy's do) or, in the simulator, host arrays."""
+    hidden, n_out = w2.shape
+    if hidden > MAX_HIDDEN or n_out > MAX_OUT:
         raise ValueError(f"the GPU loop holds at most {MAX_HIDDEN} hidden and {MAX_OUT} output units")
-    sgd_epoch[1, THREADS](*csr, labels, masks, use_masks, scale, w1, b1, w2, b2, use_bias, lr, activation,
-                          loss, result)
+    *layout, ws, wsm, book = inputs
+    block = layout[-1].shape[1]
+    if ws.dtype != w1.dtype or ws.shape[0] < _units(block, hidden, n_out) or wsm.shape[0] < block * hidden:
+        raise ValueError("inputs prepared for another model: call prepare(x, hidden, n_out, dtype) again")
+    if THREADS % WARP or not (WARP == 32 or config.ENABLE_CUDASIM):
+        raise ValueError("THREADS must be whole warps of 32 lanes (fewer only in the simulator)")
+    slices, in_shared, nbytes = plan(block, hidden, n_out, np.dtype(w1.dtype).itemsize, THREADS, WARP)
+    if config.ENABLE_CUDASIM:
+        _SIM.update(warp=WARP, barriers=[threading.Barrier(WARP, timeout=120) for _ in range(THREADS // WARP)])
+    args = [*layout, ws, wsm, book, labels, masks, use_masks, scale, w1, b1, w2, b2, use_bias, lr, activation,
+            loss, result, WARP, slices, in_shared]
+    sgd_epoch[1, THREADS, stream, nbytes](*map(_as_kernel_arg, args))

@@ -6,7 +6,8 @@ of ``w1`` is then read once for all the block's forward products and written onc
 the Gram matrix supplies what the earlier samples' pending updates add to a later sample's forward product.
 Pairs, because MNIST's strokes light neighbouring pixels together: merging each pixel's samples with the
 next lit pixel's leaves 58% of the entries, and the forward pass stores a sample's row once per entry
-(an epoch 0.19 -> 0.145 s; the zeros this adds change no sum). The GPU loop reads plain CSR rows.
+(an epoch 0.19 -> 0.145 s; the zeros this adds change no sum). The GPU loop (``loop_cuda``) reads the same
+blocks for its deferred updates and Gram corrections, and CSR rows for its forward products.
 """
 
 from __future__ import annotations

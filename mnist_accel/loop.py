@@ -139,15 +139,17 @@ class LoopTrainer:
         from .kernels import ACTIVATION_CODES, LOSS_CODES, loop_cpu, loop_layout
 
         self._codes = (ACTIVATION_CODES[activation], LOSS_CODES[loss])
-        layout = loop_layout.to_csr if engine == "cuda" else loop_layout.prepare
-        self._prepare = lambda rows: tuple(xp.asarray(a) for a in layout(rows))
+        layout = loop_layout.prepare
         if engine == "cuda":
             from .kernels import loop_cuda
 
+            layout = functools.partial(loop_cuda.prepare, hidden=self.hidden, n_out=params[-1].shape[-1],
+                                       dtype=params[0].dtype)
             self._result = xp.zeros(3, np.float64)  # (summed loss, correct, first bad sample), read per epoch
             self._kernel = lambda inputs, *rest: loop_cuda.launch(inputs, *rest, self._result)
         else:
             self._kernel = lambda inputs, *rest: loop_cpu.sgd_epoch(*inputs, *rest)
+        self._prepare = lambda rows: tuple(xp.asarray(a) for a in layout(rows))
         self._inputs = self._prepare(x)
         self._labels = xp.asarray(self.labels)
         self.compile_seconds = self._warm_up()
