@@ -20,11 +20,11 @@ from typing import Any
 TARGETS = [
     ("loop", "numba-float64", "numpy-float64", 40.0, "Numba loop vs NumPy reference loop (float64)"),
     ("loop", "numba-float32", "numba-float64", 1.0, "Numba loop: float32 at least as fast as float64"),
-    ("loop", "cuda-float64", "numba-float64", 5.0, "GPU loop vs Numba loop (float64)"),
+    ("loop", "cuda-float64", "numba-float64", 3.0, "GPU loop vs Numba loop (float64)"),
     ("vectorized", "numba", "torch-cpu", 1.5, "vectorized (numba) vs PyTorch CPU"),
     ("vectorized", "numba", "numpy", 1.0, "vectorized: numba faster than numpy"),
     ("classifier", "mnist_accel", "sklearn", 3.0, "MLPClassifier fit (3 epochs) vs scikit-learn's"),
-    ("vectorized", "cuda", "torch-cuda", 3.0, "vectorized on the GPU vs PyTorch eager"),
+    ("vectorized", "cuda", "torch-cuda", 10.0, "vectorized on the GPU vs PyTorch eager"),
     ("vectorized", "cuda", "torch-cuda-graphs", 1.0, "vectorized on the GPU vs PyTorch with CUDA graphs"),
 ]
 REFERENCE = {"loop": "numpy-float64", "vectorized": "torch-cpu", "classifier": "sklearn"}

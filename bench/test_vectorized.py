@@ -15,16 +15,15 @@ ROUNDS = 5
 
 
 @pytest.mark.benchmark(group=GROUP)
-@pytest.mark.parametrize("backend, graphs, tf32", [
-    ("numpy", False, False),
-    ("numba", False, False),
-    pytest.param("cuda", True, False, marks=pytest.mark.gpu),  # the default: steps replayed from a CUDA graph
-    pytest.param("cuda", False, False, marks=pytest.mark.gpu),  # what the graph saves
-    pytest.param("cuda", True, True, marks=pytest.mark.gpu),  # --tf32: speed here, accuracy in the row too
+@pytest.mark.parametrize("backend, graphs", [
+    ("numpy", False),
+    ("numba", False),
+    pytest.param("cuda", True, marks=pytest.mark.gpu),  # the default: the fused step replayed from a CUDA graph
+    pytest.param("cuda", False, marks=pytest.mark.gpu),  # the same kernels launched one by one: what the graph saves
 ])
-def test_mnist_accel(run_epoch, mnist, samples, backend, graphs, tf32):
-    name = backend + ("-eager" if backend == "cuda" and not graphs else "") + ("-tf32" if tf32 else "")
-    run = run_epoch(lambda: vectorized_run(backend, mnist, samples, graphs=graphs, tf32=tf32), ROUNDS, FLOPS,
+def test_mnist_accel(run_epoch, mnist, samples, backend, graphs):
+    name = backend + ("-eager" if backend == "cuda" and not graphs else "")
+    run = run_epoch(lambda: vectorized_run(backend, mnist, samples, graphs=graphs), ROUNDS, FLOPS,
                     "float32", "vectorized", name)
     if backend == "cuda" and graphs:
         assert run.accuracy() > 0.5

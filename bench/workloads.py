@@ -62,12 +62,12 @@ def loop_run(backend: str, data: MnistData, n: int, dtype: str = "float64") -> R
 
 
 def vectorized_run(backend: str, data: MnistData, n: int, hidden: int = VEC_SIZES[1], batch: int = VEC_BATCH,
-                   graphs: bool = True, tf32: bool = False) -> Run:
+                   graphs: bool = True) -> Run:
     from mnist_accel.vectorized import VectorizedTrainer
 
     be = get_backend(backend)
     cfg = resolve(backend=backend, hidden=(hidden,), batch_size=batch, lr=1e-3, schedule="constant",
-                  epochs=1, init="he", graphs=graphs, tf32=tf32)
+                  epochs=1, init="he", graphs=graphs)
     rng = np.random.default_rng(0)
     params = model.init_params(rng, (784, hidden, 10), cfg.init, True, np.float32)
     trainer = VectorizedTrainer(cfg, be, params, rng, data.train_images[:n], data.train_labels[:n])

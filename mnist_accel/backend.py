@@ -7,11 +7,10 @@ for. Trainers receive ``backend.xp`` and never ask again; ``to_device``/``to_hos
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -106,22 +105,6 @@ def get_backend(name: str = "auto") -> Backend:
     if name not in ("numpy", "numba"):
         raise BackendUnavailable(f"unknown backend {name!r}; choose auto, numpy, numba or cuda")
     return Backend(name, np, cpu_name())
-
-
-@contextlib.contextmanager
-def tf32_matmul(backend: Backend, enabled: bool) -> Iterator[None]:
-    """Within the block, float32 matmuls on the GPU may use TF32 tensor cores (CuPy's compute-type switch,
-    the one ``CUPY_TF32=1`` sets); the previous setting comes back on exit."""
-    if not (enabled and backend.on_gpu):
-        yield
-        return
-    linalg = backend.xp._core._routines_linalg
-    before = linalg.get_compute_type(np.float32)
-    linalg.set_compute_type(np.float32, linalg.COMPUTE_TYPE_TF32)
-    try:
-        yield
-    finally:
-        linalg.set_compute_type(np.float32, before)
 
 
 def to_device(array: Any, backend: Backend) -> Any:

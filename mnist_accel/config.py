@@ -47,7 +47,6 @@ class TrainConfig:
     patience: int = 0  # epochs without validation improvement before stopping; 0 disables
     threads: int = 0  # CPU threads for BLAS; 0: every core
     graphs: bool = True  # GPU: replay each training step from a captured CUDA graph
-    tf32: bool = False  # GPU: let float32 matmuls use TF32 tensor cores (10-bit mantissa inputs)
     data_dir: str | None = None  # None: $MNIST_ACCEL_DATA, then the cache, then download
 
     def replace(self, **changes: Any) -> "TrainConfig":
@@ -120,9 +119,6 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"--val-split must be in [0, 1), got {cfg.val_split}")
     if not (math.isfinite(cfg.weight_decay) and cfg.weight_decay >= 0):
         raise ConfigError(f"--weight-decay must be finite and at least 0, got {cfg.weight_decay}")
-    if cfg.tf32 and (cfg.dtype != "float32" or cfg.path != "vectorized" or cfg.backend in ("numpy", "numba")):
-        raise ConfigError("--tf32 changes float32 matmuls on the GPU: it needs --backend cuda (or auto), "
-                          "--path vectorized and --dtype float32")
     if cfg.patience < 0:
         raise ConfigError(f"--patience must be at least 0, got {cfg.patience}")
     if cfg.patience and not cfg.val_split:

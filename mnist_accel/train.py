@@ -48,7 +48,6 @@ def build_parser() -> argparse.ArgumentParser:
     a("--threads", type=int, metavar="N", help="BLAS threads on the CPU (default 0: every core)")
     a("--graphs", action=argparse.BooleanOptionalAction, default=None,
       help="GPU: replay each training step from a captured CUDA graph (default: on)")
-    a("--tf32", action="store_true", default=None, help="GPU: float32 matmuls on TF32 tensor cores (default: off)")
     a("--data-dir", metavar="DIR", help="folder with the MNIST IDX files (else $MNIST_ACCEL_DATA, cache, download)")
     a("--save", metavar="PATH", help="write the trained model (.npz)")
     a("--metrics-json", metavar="PATH", help="write the run's metrics as JSON")
@@ -63,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 OPTION_NAMES = ("backend", "path", "epochs", "batch_size", "lr", "hidden", "activation", "loss", "optimizer",
                 "dropout", "bias", "init", "weight_decay", "schedule", "val_split", "patience", "train_samples",
-                "test_samples", "seed", "dtype", "threads", "graphs", "tf32", "data_dir")
+                "test_samples", "seed", "dtype", "threads", "graphs", "data_dir")
 
 
 def _epoch_line(r: dict, total: int) -> str:

@@ -18,7 +18,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from . import optim, rng as crng
-from .backend import Backend, tf32_matmul, to_device, to_host
+from .backend import Backend, to_device, to_host
 from .graphs import make_steps
 from .config import TrainConfig
 from .data import normalize, one_hot
@@ -79,7 +79,6 @@ class VectorizedTrainer:
         self._device_state(be)
         self.progress = False  # a progress bar per epoch (set by callers that print to a terminal)
         self.compile_seconds = self.ops.warm_up(cfg)
-        self._tf32 = lambda: tf32_matmul(be, cfg.tf32)
 
     def _device_state(self, be: Backend) -> None:
         """The fixed device buffers a step reads instead of host arguments (a captured graph keeps their
@@ -115,7 +114,7 @@ class VectorizedTrainer:
         self._loss_sum[...] = 0
         self._hits[...] = 0
         full = self.n_seen // bs
-        with blas_threads(self.cfg.threads), self._tf32(), self.steps.epoch(), \
+        with blas_threads(self.cfg.threads), self.steps.epoch(), \
                 tqdm(total=self.steps_per_epoch, disable=not self.progress, leave=False, unit="batch",
                      desc=f"epoch {self.epoch + 1}") as bar:
             for k in range(self.steps_per_epoch):

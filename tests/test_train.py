@@ -33,8 +33,6 @@ BAD = [
     (["--metrics-json", "/nonexistent/dir/m.json"], "does not exist"),
     (["--resume", "/nonexistent/ck.npz"], "--resume /nonexistent/ck.npz: no such file"),
     (["--preset", "fast"], "invalid choice"),
-    (["--tf32", "--backend", "numba"], "--tf32 changes float32 matmuls on the GPU"),
-    (["--tf32", "--dtype", "float64"], "--tf32 changes float32 matmuls on the GPU"),
 ]
 
 

@@ -113,18 +113,3 @@ def test_device_driven_steps_equal_host_slices(mnist, n):
     assert device.step == host.step == 2 * device.steps_per_epoch
     for a, b in zip(device.params, host.params):
         np.testing.assert_array_equal(a, b)
-
-
-@pytest.mark.gpu
-def test_tf32_trains_about_as_well_and_restores_the_matmul_setting(mnist):
-    from mnist_accel.backend import tf32_matmul
-
-    be = get_backend("cuda")
-    linalg = be.xp._core._routines_linalg
-    before = linalg.get_compute_type(np.float32)
-    with tf32_matmul(be, True):
-        assert linalg.get_compute_type(np.float32) == linalg.COMPUTE_TYPE_TF32
-    assert linalg.get_compute_type(np.float32) == before
-    small = dict(SMALL, train_samples=10000)
-    plain, tf32 = (fit(resolve(backend="cuda", tf32=on, **small), mnist) for on in (False, True))
-    assert abs(plain.test_accuracy - tf32.test_accuracy) < 0.01

@@ -41,7 +41,7 @@ class CudaOps(XpOps):
         """The step as the fused kernels of ``step_cuda`` (no cuBLAS, so it can be captured) where
         ``step_cuda.use_fused`` says they win; else None, and the step runs on cuBLAS and the kernels above."""
         sizes = [params[0].shape[0], *(w.shape[1] for w, _ in layers(params))]
-        if cfg.tf32 or not step_cuda.use_fused(cfg.batch_size, sizes, cfg.dtype):
+        if not step_cuda.use_fused(cfg.batch_size, sizes, cfg.dtype):
             return None
         if self._step_module is None:
             self._step_module = self.xp.RawModule(code=step_cuda.source(), options=("-std=c++17",),
