@@ -26,7 +26,15 @@ def save(path: str | os.PathLike, arrays: list[np.ndarray], meta: dict[str, Any]
 
 
 def load(path: str | os.PathLike) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """The arrays and metadata of a checkpoint written by this version of mnist-accel (ConfigError for
+    another version's, DataError for anything that is not a checkpoint)."""
     arrays, meta = read_npz(path, FORMAT, "checkpoint")
+    version = meta.get("version")
+    if version != __version__:  # trainers' state layouts may change between versions
+        shown = isinstance(version, str) and version.isprintable() and len(version) <= 40
+        saved = f"mnist-accel {version}" if shown else "another version of mnist-accel"
+        raise ConfigError(f"{path} was written by {saved}, and this is {__version__}: resume it with that version, "
+                          "or start the run again without --resume")
     for key in ("config", "history", "trainer", "trainer_arrays"):
         if key not in meta:
             raise DataError(f"{path}: checkpoint lacks {key!r}")

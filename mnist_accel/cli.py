@@ -1,6 +1,8 @@
 """What every command-line entry point shares: one-line errors with documented exit codes.
 
-Bad input exits 2, runtime failures exit 1, Ctrl-C exits 130; ``--debug`` shows the traceback.
+Bad input exits 2, runtime failures exit 1, Ctrl-C exits 130, and the stop signals of job schedulers
+(SIGTERM, SIGHUP, SIGUSR1; see ``mnist_accel.signals``) 128 + the signal's number; ``--debug`` shows
+the traceback.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import traceback
 from typing import Callable, NoReturn, Sequence
 
 from .errors import BackendUnavailable, ConfigError, DataError, DataUnavailable
+from .signals import stop_on_signals
 
 USAGE_ERRORS = (ConfigError, BackendUnavailable)
 RUNTIME_ERRORS = (DataError, DataUnavailable, OSError, FloatingPointError, RuntimeError, ValueError)
@@ -34,7 +37,7 @@ def run_guarded(prog: str, debug: bool, body: Callable[[], int]) -> int:
     try:
         return body()
     except KeyboardInterrupt as exc:
-        return fail(prog, str(exc) or "interrupted", 130)
+        return fail(prog, str(exc) or "interrupted", getattr(exc, "exit_code", 130))
     except USAGE_ERRORS as exc:
         if debug:
             traceback.print_exc()
@@ -51,10 +54,12 @@ def run_guarded(prog: str, debug: bool, body: Callable[[], int]) -> int:
 
 def entry(prog: str, build_parser: Callable[[], argparse.ArgumentParser],
           run: Callable[[argparse.Namespace], int]) -> Callable[..., int]:
-    """A command's ``main(argv=None) -> exit code``: parse, then run guarded (every parser has --debug)."""
+    """A command's ``main(argv=None) -> exit code``: parse, then run guarded (every parser has --debug),
+    stopping on a scheduler's signals as on Ctrl-C; the process's signal handlers are restored after."""
 
     def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
-        return run_guarded(prog, args.debug, lambda: run(args))
+        with stop_on_signals():
+            return run_guarded(prog, args.debug, lambda: run(args))
 
     return main

@@ -6,6 +6,7 @@ measures each epoch's training time apart from data loading, compilation and eva
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -15,11 +16,11 @@ from typing import Callable
 import numpy as np
 
 from . import checkpoint as ckpt
-from . import model, optim
+from . import divergence, model, optim
 from .backend import Backend, get_backend, to_device, to_host
 from .config import TrainConfig, validate
 from .data import MnistData, load_mnist, normalize, one_hot
-from .errors import ConfigError, TrainingDiverged, TrainingInterrupted
+from .errors import ConfigError, Stopped, TrainingDiverged, TrainingInterrupted
 
 
 @dataclass
@@ -72,9 +73,10 @@ def fit(cfg: TrainConfig, data: MnistData | None = None,
     """Train per ``cfg`` and return the trained parameters with per-epoch metrics.
 
     ``checkpoint``: write the full training state there after every epoch. ``resume``: continue the run
-    saved in that checkpoint. On Ctrl-C the last completed epoch's state goes to ``checkpoint`` (else
-    ``interrupt_path``, if given) and TrainingInterrupted is raised. A loss that stops being finite raises
-    TrainingDiverged carrying the model of the last finite epoch.
+    saved in that checkpoint. On Ctrl-C (or a stop signal inside ``signals.stop_on_signals``) the last
+    completed epoch's state goes to ``checkpoint`` (else ``interrupt_path``, if given) and
+    TrainingInterrupted is raised. A loss that stops being finite or leaves its plausible range (see
+    ``mnist_accel.divergence``) raises TrainingDiverged carrying the model of the last sound epoch.
     """
     validate(cfg)
     be = get_backend(cfg.backend)
@@ -85,6 +87,8 @@ def fit(cfg: TrainConfig, data: MnistData | None = None,
     sizes = [train_images[0].size, *cfg.hidden, 10]
     _check_memory(cfg, sizes, len(train_images), be)
     params = model.init_params(rng, sizes, cfg.init, cfg.bias, dtype)
+    # from the initial weights, before the trainer takes them over, so a resumed run gets the same value
+    reference = divergence.reference_loss(params, train_images, train_labels, cfg.activation, cfg.loss)
     trainer = _make_trainer(cfg, be, params, rng, train_images, train_labels)
     trainer.progress = progress
     x_test = normalize(to_device(test_images, be), dtype, be.xp)
@@ -102,21 +106,24 @@ def fit(cfg: TrainConfig, data: MnistData | None = None,
                 loss_sum, correct = trainer.train_epoch()
             loss_sum, correct = float(to_host(loss_sum)), int(to_host(correct))  # the epoch's one sync
             seconds = time.perf_counter() - start
-            if not math.isfinite(loss_sum):
-                bad = int(to_host(trainer.first_bad))
+            why = divergence.reason(loss_sum / trainer.n_seen, reference)
+            if why is not None:
+                finite = math.isfinite(loss_sum)  # else the trainer knows the first step that was not
+                bad = -1 if finite else int(to_host(trainer.first_bad))
                 run.restore(snapshot)
                 result = _result(run, be, data, run.history[-1]["test_accuracy"] if run.history else float("nan"))
-                where = f"{trainer.step_name} {bad + 1}" if bad >= 0 else "its end"
-                kept = f"the model kept is from epoch {epoch}" if epoch else "no epoch finished, so no model is kept"
-                raise TrainingDiverged(
-                    f"training diverged in epoch {epoch + 1} at {where} (the loss became NaN or infinite); "
-                    f"{kept}; try a smaller --lr than {cfg.lr:g}", result)
-            record = {"epoch": epoch, "train_loss": loss_sum / trainer.n_seen,
-                      "train_accuracy": correct / trainer.n_seen,
-                      **_scores("test", trainer.params, x_test, y_test, cfg, be), "seconds": seconds}
-            if getattr(trainer, "val", None) is not None:
-                record.update(_scores("val", trainer.params, *trainer.val, cfg, be))
-                run.track_validation(record["val_loss"])
+                where = "" if finite else f" at {trainer.step_name} {bad + 1}" if bad >= 0 else " at its end"
+                kept = f"the model kept is from epoch {epoch}" if epoch else \
+                    "no epoch finished before it, so no model is kept"
+                raise TrainingDiverged(f"training diverged in epoch {epoch + 1}{where} ({why}); "
+                                       f"{kept}; try a smaller --lr than {cfg.lr:g}", result)
+            with getattr(trainer, "scoring", contextlib.nullcontext)():  # the epochs' BLAS threads (vectorized.py)
+                record = {"epoch": epoch, "train_loss": loss_sum / trainer.n_seen,
+                          "train_accuracy": correct / trainer.n_seen,
+                          **_scores("test", trainer.params, x_test, y_test, cfg, be), "seconds": seconds}
+                if getattr(trainer, "val", None) is not None:
+                    record.update(_scores("val", trainer.params, *trainer.val, cfg, be))
+                    run.track_validation(record["val_loss"])
             run.history.append(record)
             stopped = bool(cfg.patience) and run.waited >= cfg.patience
             snapshot = run.snapshot()
@@ -124,14 +131,15 @@ def fit(cfg: TrainConfig, data: MnistData | None = None,
                 ckpt.save(checkpoint, *snapshot)
             if on_epoch is not None:
                 on_epoch(record)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or Stopped by a scheduler's signal
         target = checkpoint if checkpoint is not None else interrupt_path
         if target is None:
             raise
         ckpt.save(target, *snapshot)
         done = len(snapshot[1]["history"])
-        raise TrainingInterrupted(f"interrupted; the state after epoch {done} is saved in {target}: "
-                                  f"continue with --resume {target}") from None
+        cause = str(exc) if isinstance(exc, Stopped) else "interrupted"
+        raise TrainingInterrupted(f"{cause}; the state after epoch {done} is saved in {target}: "
+                                  f"continue with --resume {target}", getattr(exc, "exit_code", 130)) from None
     if stopped:  # early stopping keeps the best epoch
         for p, best in zip(trainer.params, run.best_params):
             p[...] = to_device(best, be)  # CuPy refuses a host array on the right of an assignment

@@ -10,10 +10,17 @@ the contrast stretched so the strongest ink is 1, as in MNIST.
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
+from .errors import DataError
+
 INK_THRESHOLD = 0.1  # after background removal, brightness above this counts as ink
+# Plain raster decoders only (Pillow would read EPS by running Ghostscript on it); messages name these
+FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP")
+MAX_PIXELS = 89_478_485  # Pillow's default decompression-bomb limit, about 9,500 x 9,500
+MAX_SIDE = 1024  # larger pictures are box-averaged down first; the digit ends up 20 pixels tall anyway
 
 
 def to_mnist(gray: np.ndarray) -> np.ndarray:
@@ -56,15 +63,65 @@ def _shift(a: np.ndarray, dy: int, dx: int) -> np.ndarray:
 
 
 def load_digit(path: str | os.PathLike) -> np.ndarray:
-    """Read a PNG/JPEG (any mode, alpha composited on white) as an MNIST-style (28, 28) array."""
+    """Read a PNG, JPEG, BMP, GIF or WebP file (any mode; alpha composited on white) as an MNIST-style
+    (28, 28) array. A file that cannot give one (missing, not an image, damaged, too large, blank) is a
+    DataError whose one-line message names the file and the reason."""
+    gray = _read_gray(path)
+    try:
+        return to_mnist(gray)
+    except ValueError as exc:
+        raise DataError(f"{path}: {exc}") from None
+
+
+def _read_gray(path: str | os.PathLike) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    if not os.path.isfile(path):  # a folder fails to open, but a pipe or device would block or never end
+        raise DataError(f"{path}: no such file" if not os.path.exists(path) else f"{path} is not a regular file")
+    try:
+        with warnings.catch_warnings():
+            # between the limit and twice it Pillow only warns, and would decode the whole picture
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path, formats=FORMATS) as img:
+                width, height = img.size
+                if width * height > MAX_PIXELS:  # checked before decoding, whatever Image.MAX_IMAGE_PIXELS says
+                    raise DataError(_too_large(path, f"{width} x {height} pixels, "))
+                return _grayscale(img)
+    except DataError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise DataError(_too_large(path)) from None
+    except FileNotFoundError:  # removed since the check above
+        raise DataError(f"{path}: no such file") from None
+    except PermissionError:
+        raise DataError(f"{path}: permission denied") from None
+    except UnidentifiedImageError:
+        raise DataError(f"{path}: not a readable PNG, JPEG, BMP, GIF or WebP image") from None
+    except Exception as exc:  # decoders raise many types (OSError, SyntaxError, ValueError...) on damaged bytes
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())  # one line, whatever the decoder said
+        raise DataError(f"{path}: damaged or unsupported image ({detail})") from None
+
+
+def _too_large(path: str | os.PathLike, size: str = "") -> str:
+    return (f"{path}: the image is too large ({size}over {MAX_PIXELS / 1e6:.0f} megapixels, the limit "
+            "against decompression bombs); scale it down")
+
+
+def _grayscale(img) -> np.ndarray:
+    """Brightness in [0, 1] of a Pillow image, at most MAX_SIDE pixels a side."""
     from PIL import Image
 
-    with Image.open(path) as img:
-        img.load()
-        if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
-            rgba = img.convert("RGBA")
-            canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            canvas.alpha_composite(rgba)
-            img = canvas
-        gray = np.asarray(img.convert("L"), dtype=np.float64) / 255
-    return to_mnist(gray)
+    if img.mode == "I" or img.mode.startswith("I;16"):  # 16-bit PNG: converting to L would clip at 255
+        img, full_scale = img.convert("I"), 65535.0
+    elif img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
+        img, full_scale = img.convert("RGBA"), 255.0
+    else:
+        img, full_scale = img.convert("L"), 255.0
+    factor = -(-max(img.size) // MAX_SIDE)
+    if factor > 1:  # box-average first, so a large picture costs no more memory downstream than a small one
+        img = img.reduce(factor)
+    if img.mode == "RGBA":
+        canvas = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        canvas.alpha_composite(img)
+        img = canvas.convert("L")
+    return np.clip(np.asarray(img, dtype=np.float64) / full_scale, 0.0, 1.0)

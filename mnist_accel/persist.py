@@ -19,7 +19,9 @@ FORMAT_VERSION = 1
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], binary: bool = True) -> None:
     """Call ``write(file)`` on a temporary file beside ``path``, then rename it over ``path``.
 
-    A failure (full disk, Ctrl-C) removes the temporary file; ``path`` is never left half-written.
+    A failure (full disk, Ctrl-C) removes the temporary file; ``path`` is never left half-written. Each
+    writer gets a temporary name of its own, so writers racing on one ``path`` (two runs with the same
+    ``--save``) leave one complete file, the last one renamed, never a mixture.
     """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -33,6 +35,21 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], binary: 
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _sync_folder(path.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the rename durable: until the folder is synced, a power cut can bring the old file back."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # Windows cannot open a folder as a file; nothing more can be done there
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems cannot sync a folder; the rename still happened
+        pass
+    finally:
+        os.close(fd)
 
 
 def _umask() -> int:

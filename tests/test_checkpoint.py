@@ -15,7 +15,7 @@ from mnist_accel import checkpoint as ckpt
 from mnist_accel.config import resolve
 from mnist_accel.errors import ConfigError, DataError, TrainingInterrupted
 from mnist_accel.fit import fit
-from mnist_accel.persist import load_model
+from mnist_accel.persist import load_model, write_npz
 from mnist_accel.train import main
 
 CONFIGS = {
@@ -101,3 +101,20 @@ def test_sigint_to_a_real_process_saves_and_resumes(with_flag, tmp_path, mnist):
     assert main([*common, "--save", str(whole), "--quiet"]) == 0
     for a, b in zip(load_model(resumed)[0], load_model(whole)[0]):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_checkpoint_from_another_version_is_refused(mnist, tmp_path, capsys):
+    path = tmp_path / "ck.npz"
+    fit(resolve(**{**CONFIGS["vectorized"], "epochs": 1}), mnist, checkpoint=path)
+    arrays, meta = ckpt.load(path)
+    old = tmp_path / "old.npz"
+    write_npz(old, ckpt.FORMAT, arrays, {**meta, "version": "0.0.1"})
+    with pytest.raises(ConfigError, match=r"old.npz was written by mnist-accel 0.0.1, and this is "):
+        ckpt.load(old)
+    assert main(["--resume", str(old)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "written by mnist-accel 0.0.1" in err and "without --resume" in err
+    unknown = {k: v for k, v in meta.items() if k != "version"}
+    write_npz(old, ckpt.FORMAT, arrays, unknown)
+    with pytest.raises(ConfigError, match="written by another version of mnist-accel"):
+        fit(resolve(**{**CONFIGS["vectorized"], "epochs": 1}), mnist, resume=old)

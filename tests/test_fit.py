@@ -1,6 +1,9 @@
-"""fit(): divergence stops the run and keeps the last finite epoch; sizes that cannot fit are refused."""
+"""fit(): divergence (NaN, or a loss that explodes and stays finite) stops the run and keeps the last sound
+epoch; sizes that cannot fit are refused."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
@@ -32,6 +35,40 @@ def test_divergence_keeps_the_last_finite_epoch(mnist, monkeypatch):
     assert len(result.history) == 1 and len(calls) == 2
     for kept, reference in zip(result.params, clean.params):
         np.testing.assert_array_equal(kept, reference)
+
+
+def test_a_finite_explosion_is_divergence_and_keeps_the_last_sound_epoch(mnist, monkeypatch):
+    clean = fit(resolve(**{**SMALL, "epochs": 1}), mnist)
+    original, calls = VectorizedTrainer.train_epoch, []
+
+    def blown_up(self):
+        calls.append(1)
+        if len(calls) == 2:
+            self.params[2][...] *= np.float32(1e4)  # logits in the thousands: huge losses, all finite in float32
+        return original(self)
+
+    monkeypatch.setattr(VectorizedTrainer, "train_epoch", blown_up)
+    with pytest.raises(TrainingDiverged, match=r"diverged in epoch 2 \(its mean training loss .* is over 100 times "
+                                               r"the untrained model's .*kept is from epoch 1.* --lr") as info:
+        fit(resolve(**SMALL), mnist)
+    assert "NaN" not in str(info.value)
+    result = info.value.result
+    assert len(result.history) == 1 and len(calls) == 2
+    for kept, reference in zip(result.params, clean.params):
+        np.testing.assert_array_equal(kept, reference)
+
+
+def test_cli_finite_divergence_exits_1_and_saves_nothing(mnist, tmp_path, capsys):
+    out, metrics = tmp_path / "model.npz", tmp_path / "m.json"
+    argv = ["--lr", "1e6", "--epochs", "2", "--train-samples", "2000", "--test-samples", "500", "--save", str(out),
+            "--metrics-json", str(metrics), "--backend", "numba"]
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err and captured.out == ""
+    assert "diverged in epoch 1 (its mean training loss" in err and "smaller --lr than 1e+06" in err
+    assert not out.exists()  # the first epoch already left the range: there is no sound model to save
+    assert json.loads(metrics.read_text())["epochs"] == []
 
 
 @pytest.mark.parametrize("argv", [

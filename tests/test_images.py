@@ -41,3 +41,126 @@ def test_png_with_alpha_and_jpeg(tmp_path):
     Image.fromarray(((1 - _bar(50, 50, 10, 22, 30, 6)) * 255).astype(np.uint8)).save(tmp_path / "b.jpg", quality=95)
     a, b = load_digit(tmp_path / "a.png"), load_digit(tmp_path / "b.jpg")
     assert np.abs(a - b).max() < 0.15 and a.sum() > 10
+
+
+# --- every kind of file: read as the plain 8-bit picture would be, or refused in one line ---------------
+
+import io  # noqa: E402
+import struct  # noqa: E402
+import zlib  # noqa: E402
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+from mnist_accel.errors import DataError  # noqa: E402
+from mnist_accel.images import MAX_PIXELS  # noqa: E402
+
+PAPER, INK = 155, 20  # light grey paper, dark ink: the paper is above 0.5, so the picture must be inverted
+
+
+def _seven() -> np.ndarray:
+    img = np.full((56, 56), PAPER, np.uint8)
+    img[10:16, 12:44] = INK
+    img[10:46, 38:44] = INK
+    return img
+
+
+def _encode(img: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def _variants() -> dict[str, bytes]:
+    plain = Image.fromarray(_seven())
+    ink = _seven() == INK
+    rgba = np.zeros((56, 56, 4), np.uint8)  # black ink on a transparent background that is black underneath
+    rgba[ink] = (0, 0, 0, 255)
+    palette = Image.fromarray(np.where(ink, 1, 0).astype(np.uint8), "P")
+    palette.putpalette([0, 0, 0, 0, 0, 0])  # both entries black: only the transparency tells paper from ink
+    return {
+        "png-L": _encode(plain, "PNG"),
+        "png-16bit": _encode(Image.fromarray(_seven().astype(np.uint16) * 257), "PNG"),
+        "png-RGBA": _encode(Image.fromarray(rgba, "RGBA"), "PNG"),
+        "png-LA": _encode(Image.fromarray(rgba[..., [0, 3]], "LA"), "PNG"),
+        "png-palette-transparent": _encode(palette, "PNG", transparency=0),
+        "png-palette": _encode(plain.convert("P"), "PNG"),
+        "png-1bit": _encode(Image.fromarray(~ink), "PNG"),
+        "jpeg-L": _encode(plain, "JPEG", quality=95),
+        "jpeg-CMYK": _encode(plain.convert("CMYK"), "JPEG", quality=95),
+        "bmp": _encode(plain.convert("RGB"), "BMP"),
+        "gif": _encode(plain, "GIF"),
+        "webp": _encode(plain, "WEBP", lossless=True),
+    }
+
+
+VARIANTS = _variants()
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_every_mode_reads_like_the_plain_picture(name, tmp_path):
+    reference = to_mnist(_seven() / 255)
+    path = tmp_path / name
+    path.write_bytes(VARIANTS[name])
+    np.testing.assert_allclose(load_digit(path), reference, atol=0.25 if "jpeg" in name else 0.1)
+
+
+def test_a_large_picture_is_reduced_first_and_reads_the_same(tmp_path):
+    Image.fromarray(_seven()).resize((3000, 3000), Image.NEAREST).save(tmp_path / "big.png")
+    np.testing.assert_allclose(load_digit(tmp_path / "big.png"), to_mnist(_seven() / 255), atol=0.1)
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A small PNG whose header claims another size (its CRC fixed, so only the size is wrong)."""
+    blob = bytearray(VARIANTS["png-L"])
+    header = struct.pack(">II", width, height) + blob[24:29]
+    blob[16:33] = header + struct.pack(">I", zlib.crc32(b"IHDR" + header))
+    return bytes(blob)
+
+
+@pytest.mark.parametrize("pillow_limit", ["default", "off"])
+@pytest.mark.parametrize("width, height", [(10_000, 10_000), (40_000, 40_000), (MAX_PIXELS + 1, 1)])
+def test_a_decompression_bomb_is_refused_before_decoding(width, height, pillow_limit, tmp_path, monkeypatch):
+    if pillow_limit == "off":  # an application may lift Pillow's limit; ours still holds
+        monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)
+    path = tmp_path / "bomb.png"
+    path.write_bytes(_png_claiming(width, height))
+    with pytest.raises(DataError, match=r"bomb.png: the image is too large .*89 megapixels.*scale it down"):
+        load_digit(path)
+
+
+def test_missing_files_folders_and_blank_pictures(tmp_path):
+    with pytest.raises(DataError, match="nope.png: no such file"):
+        load_digit(tmp_path / "nope.png")
+    with pytest.raises(DataError, match="is not a regular file"):
+        load_digit(tmp_path)
+    Image.new("L", (30, 30), 200).save(tmp_path / "blank.png")
+    with pytest.raises(DataError, match="blank.png: no digit found"):
+        load_digit(tmp_path / "blank.png")
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzz_load_digit(tmp_path, data):
+    seed = VARIANTS[data.draw(st.sampled_from(sorted(VARIANTS)))]
+    kind = data.draw(st.sampled_from(["random", "mutated", "truncated", "resized"]))
+    if kind == "random":  # behind a real signature, so the decoders themselves see the noise
+        blob = seed[:data.draw(st.integers(0, 16))] + data.draw(st.binary(max_size=600))
+    elif kind == "mutated":
+        blob = bytearray(seed)
+        for _ in range(data.draw(st.integers(1, 16))):
+            blob[data.draw(st.integers(0, len(blob) - 1))] = data.draw(st.integers(0, 255))
+        blob = bytes(blob)
+    elif kind == "truncated":
+        blob = seed[:data.draw(st.integers(0, len(seed) - 1))]
+    else:
+        side = st.one_of(st.integers(0, 12_000), st.integers(0, 2 ** 31 - 1))
+        blob = _png_claiming(data.draw(side), data.draw(side))
+    path = tmp_path / "fuzz.img"
+    path.write_bytes(blob)
+    try:
+        out = load_digit(path)
+    except DataError as exc:
+        message = str(exc)
+        assert message.startswith(str(path)) and "\n" not in message
+    else:
+        assert out.shape == (28, 28) and np.isfinite(out).all() and 0 <= out.min() and out.max() <= 1

@@ -104,3 +104,34 @@ def test_fuzz_model_and_checkpoint_loaders(tmp_path, data):
             loader(path)
         except DataError:
             pass
+
+
+# --- concurrent writers: one complete file, never a mixture ---------------------------------------------
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+WRITER = ("import sys, numpy as np; from mnist_accel.persist import save_model\n"
+          "value = float(sys.argv[2])\n"
+          "params = [np.full((300, 200), value, np.float32), np.full(200, value, np.float32)]\n"
+          "for _ in range(60):\n"
+          "    save_model(sys.argv[1], params, {'writer': value})\n")
+
+
+def test_concurrent_writers_leave_one_complete_file(tmp_path):
+    target = tmp_path / "m.npz"
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(target), str(v)], stderr=subprocess.PIPE,
+                                text=True) for v in (1.0, 2.0)]
+    reads = 0
+    while any(w.poll() is None for w in writers) or reads == 0:
+        if target.exists():
+            params, meta = load_model(target)  # a mixture or a half-written file would fail here
+            assert all((p == meta["writer"]).all() for p in params)
+            reads += 1
+        else:
+            time.sleep(0.001)
+    assert [w.wait(timeout=60) for w in writers] == [0, 0], [w.stderr.read() for w in writers]
+    params, meta = load_model(target)
+    assert meta["writer"] in (1.0, 2.0) and all((p == meta["writer"]).all() for p in params)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]  # every writer's temporary file is gone

@@ -1,8 +1,10 @@
-"""The predict command: a model trained here reads PNGs the test writes, in any common framing."""
+"""The predict command: a model trained here reads PNGs the test writes, in any common framing; a file
+that cannot be read costs only its own answer."""
 
 from __future__ import annotations
 
 import json
+import zlib
 
 import numpy as np
 import pytest
@@ -59,8 +61,49 @@ def test_unreadable_image_and_foreign_model(trained, tmp_path, capsys):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
     assert predict(["--model", str(trained), str(bad)]) == 1
-    assert "cannot identify image file" in capsys.readouterr().err
+    assert "bad.png: not a readable PNG, JPEG, BMP, GIF or WebP image" in capsys.readouterr().err
     np.savez(tmp_path / "foreign.npz", w=np.ones(2))
     _write(tmp_path / "ok.png", np.eye(28) * 255)
     assert predict(["--model", str(tmp_path / "foreign.npz"), str(tmp_path / "ok.png")]) == 1
     assert "not an mnist-accel model" in capsys.readouterr().err
+
+
+def _bad_files(folder, mnist) -> dict[str, str]:
+    """Files that cannot be read, each with the reason its error line must give."""
+    good = folder / "good.png"
+    _write(good, mnist.test_images[0])
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    (folder / "cut.png").write_bytes(good.read_bytes()[:60])
+    Image.new("L", (30, 30), 90).save(folder / "blank.png")
+    blob = bytearray(good.read_bytes())  # a header claiming 40,000 x 40,000 pixels, its CRC fixed
+    header = (40_000).to_bytes(4, "big") * 2 + blob[24:29]
+    blob[16:33] = header + zlib.crc32(b"IHDR" + header).to_bytes(4, "big")
+    (folder / "bomb.png").write_bytes(bytes(blob))
+    return {"broken.png": "not a readable PNG", "missing.png": "no such file", "cut.png": "damaged",
+            "blank.png": "no digit found", "bomb.png": "the image is too large"}
+
+
+def test_one_bad_file_does_not_hide_the_good_ones(trained, mnist, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    reasons = _bad_files(tmp_path, mnist)
+    files = ["broken.png", "good.png", "missing.png", "cut.png", "good.png", "blank.png", "bomb.png"]
+    assert predict(["--model", str(trained), *files]) == 1
+    captured = capsys.readouterr()
+    answers = captured.out.splitlines()  # both good files answered, in one line each
+    assert len(answers) == 2 and answers[0] == answers[1] and answers[0].startswith("good.png: ")
+    label = int(answers[0].split()[1])
+    errors = captured.err.strip().splitlines()
+    assert len(errors) == len(reasons) and "Traceback" not in captured.err
+    for line, name in zip(errors, reasons):
+        assert line.startswith(f"mnist_accel.predict: error: {name}") and reasons[name] in line, line
+
+    assert predict(["--model", str(trained), "--json", *files]) == 1
+    captured = capsys.readouterr()
+    records = json.loads(captured.out)
+    assert [r["file"] for r in records] == files
+    for record in records:
+        if record["file"] == "good.png":
+            assert record["label"] == label and "error" not in record
+        else:
+            assert set(record) == {"file", "error"} and reasons[record["file"]] in record["error"]
+    assert len(captured.err.strip().splitlines()) == len(reasons)
