@@ -85,6 +85,12 @@ def cuda_unavailable_reason() -> str | None:
     return None if cupy is not None else info
 
 
+def gpu_count() -> int:
+    """CUDA devices this process can use (0 where CUDA does not work)."""
+    cupy, _ = _cuda_probe()
+    return 0 if cupy is None else int(cupy.cuda.runtime.getDeviceCount())
+
+
 def cpu_name() -> str:
     import platform
 
