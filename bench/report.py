@@ -3,9 +3,10 @@
     pytest bench --benchmark-json run.json
     python -m bench.report run.json --png chart.png [--sweep-png sweep.png] [--markdown report.md] [--check]
 
-Each row: seconds per epoch, samples per second, test accuracy after the run, speed-up against the
-group's reference, and the share of the arithmetic floor (the epoch's FLOPs at the measured SGEMM peak).
-``--check`` exits 1 when a speed target is missed.
+Each row: seconds per epoch (per run in ``seeds``), samples per second, test accuracy after the run,
+speed-up against the group's reference (in ``seeds``, the preset's NumPy rendering), and the share of the
+arithmetic floor (the dense FLOPs at the measured SGEMM peak). ``--check`` exits 1 when a speed target, or
+one of the seeds group's accuracy targets on a full-size run, is missed.
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ TARGETS = [
     ("classifier", "mnist_accel", "sklearn", 3.0, "MLPClassifier fit (3 epochs) vs scikit-learn's"),
     ("vectorized", "cuda", "torch-cuda", 10.0, "vectorized on the GPU vs PyTorch eager"),
     ("vectorized", "cuda", "torch-cuda-graphs", 1.0, "vectorized on the GPU vs PyTorch with CUDA graphs"),
+    ("seeds", "full-batch", "full-batch-rendering", 5.0, "full-batch preset vs the write-up's NumPy code"),
+]
+# (row, figure, minimum, what it is): accuracy targets of the seeds group, checked on full-size runs only
+ACCURACY = [
+    ("full-batch", "train_accuracy_at_140", 0.85, "full-batch: training accuracy at iteration 140"),
+    ("keras-mlp", "test_accuracy", 0.97, "keras-mlp: test accuracy"),
 ]
 REFERENCE = {"loop": "numpy-float64", "vectorized": "torch-cpu", "classifier": "sklearn"}
 OURS = ("numpy", "numba", "cuda", "mnist_accel")  # row names of mnist-accel's own rows; the rest are peers
@@ -67,12 +74,18 @@ def row_peak(name: str, peak: dict[str, float]) -> float | None:
     return peak.get("gpu") if "cuda" in name else peak.get("cpu")
 
 
+def reference(group: str, name: str, rows: dict[str, dict]) -> dict | None:
+    """The row a row's speed-up is against: the group's reference, or in ``seeds`` its preset's rendering."""
+    if group == "seeds":
+        return rows.get(rows[name]["extra_info"].get("preset", name) + "-rendering")
+    return rows.get(REFERENCE.get(group.split("-")[0], ""))
+
+
 def table(groups: dict[str, dict[str, dict]], peak: dict[str, float]) -> list[str]:
     lines = []
     for group, rows in groups.items():
-        ref_name = REFERENCE.get(group.split("-")[0])
-        ref = rows.get(ref_name)
-        unit = "s/fit" if group.startswith("classifier") else "s/epoch"
+        ref_name = "its rendering" if group == "seeds" else REFERENCE.get(group.split("-")[0])
+        unit = {"classifier": "s/fit", "seeds": "s/run"}.get(group.split("-")[0], "s/epoch")
         header = f"| row | {unit} | samples/s | test acc | vs {ref_name or '-'} | share of floor |"
         lines += [f"### {group}", "", header,
                   "|---|---:|---:|---:|---:|---:|"]
@@ -84,6 +97,7 @@ def table(groups: dict[str, dict[str, dict]], peak: dict[str, float]) -> list[st
 
         for name, b in sorted(rows.items(), key=order):
             mean, info = b["stats"]["mean"], b["extra_info"]
+            ref = reference(group, name, rows)
             speedup = f"{ref['stats']['mean'] / mean:.2f}x" if ref else "-"
             top = row_peak(name, peak)
             floor = f"{info['flops_per_epoch'] / (top * 1e9) / mean:.1%}" if top else "-"
@@ -113,6 +127,14 @@ def check(groups: dict[str, dict[str, dict]], peak: dict[str, float] | None = No
         met = ratio >= goal
         ok &= met
         lines.append(f"| {label} | {ratio:.2f}x | {goal:g}x | {'yes' if met else 'NO'} |")
+    for row, key, goal, label in ACCURACY:
+        info = groups.get("seeds", {}).get(row, {}).get("extra_info", {})
+        if info.get("samples", 0) < 60000 * (1 - 0.2) or key not in info:  # a --quick or partial run
+            lines.append(f"| {label} | - | {goal:.2%} | not measured (no full-size row) |")
+            continue
+        met = info[key] >= goal
+        ok &= met
+        lines.append(f"| {label} | {info[key]:.2%} | {goal:.2%} | {'yes' if met else 'NO'} |")
     return lines, ok
 
 
@@ -168,7 +190,8 @@ def chart(groups: dict[str, dict[str, dict]], path: Path) -> None:
     for ax, (group, rows) in zip(axes[:, 0], groups.items()):
         items = sorted(rows.items(), key=lambda kv: -kv[1]["stats"]["mean"])
         rates = [rate(b) for _, b in items]
-        colors = ["tab:blue" if n.startswith(OURS) else "tab:orange" for n, _ in items]
+        ours = [n.startswith(OURS) or (group == "seeds" and not n.endswith("-rendering")) for n, _ in items]
+        colors = ["tab:blue" if o else "tab:orange" for o in ours]
         ax.barh([n for n, _ in items], rates, color=colors)
         ax.set_xscale("log")
         ax.set_title(group)

@@ -8,3 +8,6 @@ alone and imports nothing from ``mnist_accel``: the code that calls them (``mnis
 # The integer codes every kernel takes for an activation and a loss (vectorized_cuda.cu's enum matches).
 ACTIVATION_CODES = {"relu": 0, "tanh": 1, "sigmoid": 2, "identity": 3}
 LOSS_CODES = {"mse": 0, "cross-entropy": 1}
+# The per-sample loop's kernels also take deep-sgd's squared error through the softmax's elementwise derivative,
+# a quirk of one write-up that the vectorized kernels (and their CUDA C enums) do not offer.
+LOOP_LOSS_CODES = {**LOSS_CODES, "softmax-mse": 2}

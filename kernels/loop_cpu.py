@@ -24,11 +24,13 @@ import math
 import numpy as np
 from numba import njit
 
-from . import ACTIVATION_CODES, LOSS_CODES
+from . import ACTIVATION_CODES, LOOP_LOSS_CODES
+from .loop_loss import output_delta
 from .simd import aligned_zeros, axpy, lanes_of, padded
+from .vmath import exp
 
 RELU, TANH = ACTIVATION_CODES["relu"], ACTIVATION_CODES["tanh"]
-MSE = LOSS_CODES["mse"]
+MSE, SOFTMAX_MSE = LOOP_LOSS_CODES["mse"], LOOP_LOSS_CODES["softmax-mse"]
 
 
 def _noalias_option() -> dict:
@@ -133,7 +135,8 @@ def sgd_epoch(gptr, grow, esam, evals, bgrp, gram, labels, masks, use_masks, sca
     first sample whose loss was not finite or -1).
 
     ``masks`` is (n, hidden) int8 (ignored unless ``use_masks``); ``b1``/``b2`` are ignored unless
-    ``use_bias``. ``activation`` and ``loss`` take the integer codes defined in this module.
+    ``use_bias``. ``activation`` and ``loss`` take the integer codes of ``ACTIVATION_CODES`` and
+    ``LOOP_LOSS_CODES``.
     """
     hidden, n_out = w2.shape
     block = gram.shape[1]
@@ -181,7 +184,7 @@ def sgd_epoch(gptr, grow, esam, evals, bgrp, gram, labels, masks, use_masks, sca
                     h[j] = math.tanh(h[j])
             else:
                 for j in range(hidden):
-                    h[j] = one / (one + math.exp(-h[j]))
+                    h[j] = one / (one + exp(-h[j]))  # vmath's exp: the loop vectorizes
             for j in range(hidden):
                 a = h[j]
                 a_dropped = a * (masks[i, j] * scale) if use_masks else a
@@ -204,6 +207,8 @@ def sgd_epoch(gptr, grow, esam, evals, bgrp, gram, labels, masks, use_masks, sca
                 for k in range(n_out):
                     d2[k] = (one if k == label else dt(0.0)) - out[k]
                     total += d2[k] * d2[k]
+            elif loss == SOFTMAX_MSE:
+                total += output_delta(out, d2, label, loss)
             else:
                 peak = out[best]
                 norm = 0.0

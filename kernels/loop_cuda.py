@@ -36,7 +36,7 @@ import threading
 import numpy as np
 from numba import config, cuda, int8
 
-from . import ACTIVATION_CODES, LOSS_CODES
+from . import ACTIVATION_CODES, LOOP_LOSS_CODES
 from .loop_layout import BLOCK, blocks, to_csr
 
 MAX_OUT = 16  # output units (MNIST has 10)
@@ -46,7 +46,7 @@ WARP = 32  # lanes that share a __syncwarp; only the simulator may be given fewe
 SHARED_BYTES = 48 * 1024  # dynamic shared memory a kernel may use without opting in
 BOOK = MAX_OUT + 2  # a sample's bookkeeping row: outputs, then the loss (first the softmax's sum), a hit
 RELU, TANH, IDENTITY = ACTIVATION_CODES["relu"], ACTIVATION_CODES["tanh"], ACTIVATION_CODES["identity"]
-MSE = LOSS_CODES["mse"]
+MSE, SOFTMAX_MSE = LOOP_LOSS_CODES["mse"], LOOP_LOSS_CODES["softmax-mse"]
 
 
 def prepare(x: np.ndarray, hidden: int, n_out: int, dtype=None, block: int = BLOCK) -> tuple[np.ndarray, ...]:
@@ -170,8 +170,9 @@ def _slices(t, nt, hidden, n_out, slices, use_bias, one, st, sm, w2t0, h0, q0, b
 @cuda.jit(device=True)
 def _outputs(lane, warp, wid, m, n_out, slices, loss, label, lr, one, use_bias, sm, book, q0, ax, ex, b20):
     """Sample m's outputs and their error, by every warp that owns hidden units (each for itself: no
-    block barrier), lanes over outputs: sm[ax + k] <- y_k - out_k or y_k - softmax_k. Warp 0 keeps the
-    outputs (and the softmax's sum) for the block's bookkeeping and updates b2."""
+    block barrier), lanes over outputs: sm[ax + k] <- y_k - out_k, y_k - softmax_k, or deep-sgd's
+    2 (y_k - s_k) / n_out * s_k (1 - s_k). Warp 0 keeps the outputs (and the softmax's sum) for the block's
+    bookkeeping and updates b2."""
     zero = one - one
     for k in range(lane, n_out, warp):
         o = sm[q0 + k]
@@ -189,11 +190,16 @@ def _outputs(lane, warp, wid, m, n_out, slices, loss, label, lr, one, use_bias, 
         for k in range(lane, n_out, warp):
             sm[ex + k] = math.exp(sm[ax + k] - peak)
         _syncwarp()
-        norm = zero
+        norm = count = zero
         for k in range(n_out):
             norm += sm[ex + k]
+            count += one  # n_out in the weights' type, exactly, as the reference divides by it
         for k in range(lane, n_out, warp):
-            sm[ax + k] = (one if k == label else zero) - sm[ex + k] / norm
+            if loss == SOFTMAX_MSE:
+                s = sm[ex + k] / norm
+                sm[ax + k] = (one + one) * ((one if k == label else zero) - s) / count * (s * (one - s))
+            else:
+                sm[ax + k] = (one if k == label else zero) - sm[ex + k] / norm
         if wid == 0 and lane == 0:
             book[m, MAX_OUT] = norm
         _syncwarp()
@@ -275,6 +281,11 @@ def _book(lane, warp, lo, nb, n_out, loss, book, dyn8, lab0, total, correct, bad
             for k in range(n_out):
                 d = (1.0 if k == label else 0.0) - book[m, k]
                 s += d * d
+        elif loss == SOFTMAX_MSE:
+            for k in range(n_out):
+                d = (1.0 if k == label else 0.0) - math.exp(book[m, k] - book[m, best]) / book[m, MAX_OUT]
+                s += d * d
+            s /= n_out
         elif label < n_out:
             s = -(book[m, label] - book[m, best] - math.log(book[m, MAX_OUT]))
         book[m, MAX_OUT] = s

@@ -59,23 +59,52 @@ def _row_argmax(z, i):
     return best
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _row_max(z, i):
+    """The row's largest score, branch-free (a compare-and-branch per score mispredicts on real scores:
+    2.2 ms against 0.2 ms over 60,000 rows of 10)."""
+    peak = z[i, 0]
+    for j in range(1, z.shape[1]):
+        peak = max(peak, z[i, j])
+    return peak
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _first_at(z, i, peak):
+    """The first column holding ``peak`` (argmax's answer), by selects rather than branches."""
+    first = 0
+    for j in range(z.shape[1] - 1, -1, -1):
+        first = j if z[i, j] == peak else first
+    return first
+
+
+# Softmax cross-entropy as two kernels around NumPy's exp (``NumbaOps.loss_grad``): Numba calls the C
+# library's exp once per score (no SVML here), NumPy's is a SIMD loop (0.3 ms for 600,000 float32 scores).
 @njit(cache=True, nogil=True, error_model="numpy")
-def xent_grad(z, labels, grad):
+def xent_shift(z, grad):
+    """grad <- z minus its row's largest score (the caller then takes exp in place)."""
+    n, k = z.shape
+    for i in range(n):
+        peak = _row_max(z, i)
+        for j in range(k):
+            grad[i, j] = z[i, j] - peak
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def xent_finish(z, labels, grad):
+    """grad holds exp(z - row max): make it d(mean loss)/dz; returns (summed loss, correct count)."""
     n, k = z.shape
     inv_n = 1.0 / n
     total = 0.0
     correct = 0
     for i in range(n):
-        best = _row_argmax(z, i)
-        peak = z[i, best]
+        peak = _row_max(z, i)
         norm = 0.0
         for j in range(k):
-            e = math.exp(z[i, j] - peak)
-            grad[i, j] = e
-            norm += e
+            norm += grad[i, j]
         label = labels[i]
         total += math.log(norm) + peak - z[i, label]
-        correct += best == label
+        correct += _first_at(z, i, peak) == label
         scale = inv_n / norm
         for j in range(k):
             grad[i, j] *= scale

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigError
-from .model import ACTIVATIONS, INITS, LOSSES
+from .model import ACTIVATIONS, LOSSES, parse_init
 
 BACKENDS = ("auto", "numpy", "numba", "cuda")
 PATHS = ("loop", "vectorized")
 OPTIMIZERS = ("sgd", "momentum", "adam")
-SCHEDULES = ("constant", "step", "cosine")
+SCHEDULES = ("constant", "step", "cosine", "drop")
+ADAM_FORMS = ("pytorch", "keras")  # where Adam's eps sits: see optim.adam_scalars
+VAL_FROM = ("random", "end")
 DTYPES = ("float32", "float64")
 TUTORIAL_SEED = 884736743
 
@@ -39,15 +41,20 @@ class TrainConfig:
     dtype: str = "float32"  # float64 for exact reproduction of the tutorial
     weight_decay: float = 0.0  # L2 penalty added to the weight gradients
     schedule: str = "cosine"  # learning-rate schedule over the run
+    lr_drop_at: int | None = None  # schedule 'drop': the first optimizer step (0-based) at the lower rate
+    lr_drop_to: float | None = None  # schedule 'drop': the lower rate; None: a tenth of lr
     momentum: float = 0.9  # for the momentum optimizer
     beta1: float = 0.9  # Adam's first-moment decay
     beta2: float = 0.999  # Adam's second-moment decay
     eps: float = 1e-8  # Adam's denominator guard
-    val_split: float = 0.0  # share of training data held out for early stopping
+    adam_form: str = "pytorch"  # eps added to sqrt of the bias-corrected v (PyTorch) or of v itself (Keras)
+    val_split: float = 0.0  # share of training data held out for validation (and early stopping)
+    val_from: str = "random"  # which images are held out: a random subset, or the last ones (as Keras does)
     patience: int = 0  # epochs without validation improvement before stopping; 0 disables
     threads: int = 0  # CPU threads for BLAS; 0: every core
     graphs: bool = True  # GPU: replay each training step from a captured CUDA graph
     data_dir: str | None = None  # None: $MNIST_ACCEL_DATA, then the cache, then download
+    print_every: int = 1  # print every N-th epoch's line (and the last); a whole-set batch makes an epoch a step
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
@@ -64,6 +71,22 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tutorial": dict(path="loop", epochs=20, lr=0.005, hidden=(100,), activation="relu", loss="mse",
                      optimizer="sgd", dropout=0.5, bias=False, init="tutorial", train_samples=1000,
                      test_samples=1000, seed=TUTORIAL_SEED, dtype="float64", schedule="constant"),
+    # "Neural Network From Scratch with NumPy and MNIST": per-sample SGD on 784-128-64-10, sigmoid, no biases,
+    # and its squared error through the softmax's elementwise derivative.
+    "deep-sgd": dict(path="loop", epochs=10, lr=0.001, hidden=(128, 64), activation="sigmoid", loss="softmax-mse",
+                     optimizer="sgd", dropout=0.0, bias=False, init="normal-fan-out", dtype="float64",
+                     schedule="constant"),
+    # Keras's first-neural-network tutorial: Sequential Dense(128, relu), Dense(128, relu), Dense(10, softmax),
+    # Adam with Keras's defaults, fit(batch_size=128, epochs=10, validation_split=0.2).
+    "keras-mlp": dict(path="vectorized", epochs=10, batch_size=128, lr=1e-3, hidden=(128, 128), activation="relu",
+                      loss="cross-entropy", optimizer="adam", beta1=0.9, beta2=0.999, eps=1e-7, adam_form="keras",
+                      bias=True, init="glorot-uniform", schedule="constant", val_split=0.2, val_from="end",
+                      dtype="float32"),
+    # "Building Your First Neural Network From Scratch", vectorized: gradient descent on all 60,000 images
+    # at once, lr 1.0 and 0.1 from iteration 76 (``if i > 75``), the cost and accuracy every 10 iterations.
+    "full-batch": dict(path="vectorized", epochs=150, batch_size=60000, lr=1.0, hidden=(16, 16), activation="tanh",
+                       loss="cross-entropy", optimizer="sgd", bias=True, init="normal:0.1", schedule="drop",
+                       lr_drop_at=76, lr_drop_to=0.1, print_every=10, dtype="float32"),
 }
 
 # What the loop path means by default: plain SGD at the tutorial's rate (explicit flags still win).
@@ -98,9 +121,14 @@ def _choice(name: str, value: Any, options: tuple[str, ...]) -> None:
 def validate(cfg: TrainConfig) -> None:
     """Raise ConfigError with a one-line reason for any value training cannot honour."""
     for name, options in (("backend", BACKENDS), ("path", PATHS), ("activation", ACTIVATIONS),
-                          ("loss", LOSSES), ("optimizer", OPTIMIZERS), ("init", INITS),
-                          ("schedule", SCHEDULES), ("dtype", DTYPES)):
+                          ("loss", LOSSES), ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("dtype", DTYPES),
+                          ("adam_form", ADAM_FORMS), ("val_from", VAL_FROM)):
         _choice(name, getattr(cfg, name), options)
+    try:
+        parse_init(cfg.init)
+    except ValueError as exc:
+        raise ConfigError(f"--{exc}") from None
+    _check_schedule(cfg)
     if cfg.threads < 0:
         raise ConfigError(f"--threads must be 0 (every core) or more, got {cfg.threads}")
     for name in ("epochs", "batch_size"):
@@ -119,19 +147,34 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"--val-split must be in [0, 1), got {cfg.val_split}")
     if not (math.isfinite(cfg.weight_decay) and cfg.weight_decay >= 0):
         raise ConfigError(f"--weight-decay must be finite and at least 0, got {cfg.weight_decay}")
+    if not (math.isfinite(cfg.eps) and cfg.eps > 0):
+        raise ConfigError(f"--eps must be a finite number above 0, got {cfg.eps}")
+    if cfg.print_every < 1:
+        raise ConfigError(f"--print-every must be at least 1, got {cfg.print_every}")
     if cfg.patience < 0:
         raise ConfigError(f"--patience must be at least 0, got {cfg.patience}")
     if cfg.patience and not cfg.val_split:
         raise ConfigError("--patience needs a validation split: add --val-split, e.g. 0.1")
+    if cfg.loss == "softmax-mse" and cfg.path != "loop":
+        raise ConfigError("--loss softmax-mse (deep-sgd's per-sample quirk) needs --path loop")
     if cfg.path == "loop":
         if cfg.activation == "identity":
             raise ConfigError("the loop path supports relu, tanh and sigmoid; use --path vectorized for identity")
-        if len(cfg.hidden) != 1:
-            raise ConfigError("the loop path trains the tutorial's one-hidden-layer network; "
-                              "give one --hidden width or use --path vectorized")
         if cfg.optimizer != "sgd":
             raise ConfigError("the loop path is plain per-sample SGD; use --optimizer sgd or --path vectorized")
         if cfg.threads > 1:
             raise ConfigError("the loop path runs on one thread (SGD's updates are sequential); drop --threads")
         if cfg.val_split or cfg.weight_decay or cfg.schedule != "constant":
             raise ConfigError("--val-split, --weight-decay and --schedule need --path vectorized")
+
+
+def _check_schedule(cfg: TrainConfig) -> None:
+    if cfg.schedule != "drop":
+        if cfg.lr_drop_at is not None or cfg.lr_drop_to is not None:
+            raise ConfigError("--lr-drop-at and --lr-drop-to belong to --schedule drop; add it or drop them")
+        return
+    if cfg.lr_drop_at is None or cfg.lr_drop_at < 1:
+        raise ConfigError(f"--schedule drop needs --lr-drop-at N (the first step at the lower rate, at least 1), "
+                          f"got {cfg.lr_drop_at}")
+    if cfg.lr_drop_to is not None and not (math.isfinite(cfg.lr_drop_to) and cfg.lr_drop_to > 0):
+        raise ConfigError(f"--lr-drop-to must be a finite number above 0, got {cfg.lr_drop_to}")

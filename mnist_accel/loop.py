@@ -1,5 +1,5 @@
-"""The tutorial's per-sample SGD: the plain NumPy reference, operation for operation, and the dropout
-masks every loop backend consumes.
+"""The tutorial's per-sample SGD at any depth: the plain NumPy reference, operation for operation, and the
+dropout masks every loop backend consumes.
 
 The tutorial's quirks are kept on purpose: the ReLU derivative is ``output >= 0`` taken after dropout
 (so it is 1 everywhere), the squared-error gradient is ``y - out`` without the factor 2, and the
@@ -28,7 +28,9 @@ def draw_masks(rng: np.random.Generator, n: int, hidden: int, dropout: float) ->
     """One epoch of 0/1 masks, shape (n, hidden), int8; None without dropout.
 
     At p = 0.5 this is the tutorial's fair coin, ``rng.integers(0, 2)``, whose stream drawn in one call
-    equals the tutorial's n per-sample calls; other rates keep a unit when ``rng.random() >= p``.
+    equals the tutorial's n per-sample calls; other rates keep a unit when ``rng.random() >= p``. With
+    several hidden layers ``hidden`` is their widths' sum and a row holds each layer's masks in turn: the
+    draws of a per-sample loop that flips each hidden layer's coins in layer order (one layer: the tutorial's).
     """
     if dropout == 0:
         return None
@@ -76,50 +78,69 @@ def keep_scale(dropout: float, dtype: np.dtype) -> np.floating:
 
 def epoch_reference(params: Sequence[np.ndarray], x: np.ndarray, y: np.ndarray, masks: np.ndarray | None,
                     lr: float, activation: str, loss: str, scale: np.floating) -> tuple[float, int, int]:
-    """One epoch of per-sample SGD updating ``params`` in place; returns (summed loss, correct count,
-    first sample whose loss was not finite or -1)."""
-    (w1, b1), (w2, b2) = layers(params)
+    """One epoch of per-sample SGD updating ``params`` in place, at any depth; returns (summed loss, correct
+    count, first sample whose loss was not finite or -1). ``masks`` holds every hidden layer's masks side by
+    side (``draw_masks`` with the hidden widths' sum).
+
+    With one hidden layer this is the tutorial's loop; deeper, each hidden layer repeats the first's steps and
+    each delta is sent down through the weights before any is updated, as the deep-sgd write-up does."""
+    stack = list(layers(params))
     lr = x.dtype.type(lr)
     total, correct, bad = 0.0, 0, -1
     for i in range(len(x)):
-        layer_0 = x[i]
-        z1 = np.dot(layer_0, w1)
-        if b1 is not None:
-            z1 = z1 + b1
-        layer_1 = activate(z1, activation, np)
-        deriv = None if activation == "relu" else activation_grad(layer_1, activation)
-        if masks is not None:
-            layer_1 *= masks[i] * scale
-        layer_2 = np.dot(layer_1, w2)
-        if b2 is not None:
-            layer_2 = layer_2 + b2
+        acts, derivs, kept = [x[i]], [], []  # each layer's input, and each hidden layer's derivative and mask
+        col = 0
+        for w, b in stack[:-1]:
+            z = np.dot(acts[-1], w)
+            if b is not None:
+                z = z + b
+            layer = activate(z, activation, np)
+            deriv = None if activation == "relu" else activation_grad(layer, activation)
+            if masks is not None:
+                kept.append(masks[i, col:col + w.shape[1]])
+                layer *= kept[-1] * scale
+            acts.append(layer)
+            derivs.append(layer >= 0 if deriv is None else deriv)  # the tutorial's relu2deriv, after dropout
+            col += w.shape[1]
+        w, b = stack[-1]
+        out = np.dot(acts[-1], w)
+        if b is not None:
+            out = out + b
         if loss == "mse":
-            total += np.sum((y[i] - layer_2) ** 2)
-            layer_2_delta = y[i] - layer_2
+            total += np.sum((y[i] - out) ** 2)
+            delta = y[i] - out
+        elif loss == "softmax-mse":  # deep-sgd's: 2 (s - y) / 10 * s (1 - s), negated as the tutorial's deltas are
+            exps = np.exp(out - out.max())
+            s = exps / np.sum(exps)
+            total += np.sum((y[i] - s) ** 2) / len(s)
+            delta = 2 * (y[i] - s) / len(s) * (s * (1 - s))
         else:
-            log_p = log_softmax(layer_2, np)
+            log_p = log_softmax(out, np)
             total += -np.sum(y[i] * log_p)
-            layer_2_delta = y[i] - np.exp(log_p)
-        correct += int(np.argmax(layer_2) == np.argmax(y[i]))
+            delta = y[i] - np.exp(log_p)
+        correct += int(np.argmax(out) == np.argmax(y[i]))
         if bad < 0 and not np.isfinite(total):
             bad = i
-        if deriv is None:
-            deriv = layer_1 >= 0  # the tutorial's relu2deriv, applied after dropout
-        layer_1_delta = np.dot(w2, layer_2_delta) * deriv
-        if masks is not None:
-            layer_1_delta *= masks[i]
-        w1 += lr * np.outer(layer_0, layer_1_delta)
-        w2 += lr * np.outer(layer_1, layer_2_delta)
-        if b1 is not None:
-            b1 += lr * layer_1_delta
-            b2 += lr * layer_2_delta
+        deltas = [delta]
+        for l in range(len(stack) - 1, 0, -1):  # down through the weights as they were for this sample
+            delta = np.dot(stack[l][0], delta) * derivs[l - 1]
+            if masks is not None:
+                delta *= kept[l - 1]
+            deltas.insert(0, delta)
+        for (w, _), a, d in zip(stack, acts, deltas):
+            w += lr * np.outer(a, d)
+        for (_, b), d in zip(stack, deltas):
+            if b is not None:
+                b += lr * d
     return float(total), correct, bad
 
 
 class LoopTrainer:
     """Per-sample SGD over a fixed training set: the NumPy reference, the Numba CPU kernel, or the GPU kernel.
 
-    Every engine consumes the same masks from the same generator, so all train the same model.
+    Every engine consumes the same masks from the same generator, so all train the same model. One hidden
+    layer runs on the tutorial's kernels (``loop_cpu``, ``loop_cuda``); more on their deep forms
+    (``loop_cpu_deep``, ``loop_cuda_deep``), which take the layers after the first flattened.
     """
 
     def __init__(self, params: list[np.ndarray], x: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
@@ -128,42 +149,64 @@ class LoopTrainer:
         self.labels = labels.astype(np.int64)
         self.lr, self.activation, self.loss, self.dropout, self.engine = lr, activation, loss, dropout, engine
         self.scale = keep_scale(dropout, x.dtype)
-        self.hidden = params[0].shape[1]
+        self.widths = [w.shape[1] for w, _ in layers(params)]  # hidden layers, then the outputs
+        self.hidden = sum(self.widths[:-1])  # mask columns a sample draws: every hidden unit
         self.n_seen = len(x)  # samples trained per epoch
         self.params = [xp.asarray(p) for p in params]
         self.compile_seconds = 0.0
         self.progress = False  # a progress bar for the slow NumPy reference (set by callers on a terminal)
         if engine == "numpy":
-            self._y = (self.labels[:, None] == np.arange(params[-1].shape[-1])).astype(x.dtype)
+            self._y = (self.labels[:, None] == np.arange(self.widths[-1])).astype(x.dtype)
             return
-        from .kernels import ACTIVATION_CODES, LOSS_CODES, loop_cpu, loop_layout
+        from .kernels import ACTIVATION_CODES, LOOP_LOSS_CODES, loop_layout
 
-        self._codes = (ACTIVATION_CODES[activation], LOSS_CODES[loss])
+        self._codes = (ACTIVATION_CODES[activation], LOOP_LOSS_CODES[loss])
+        deep = len(self.widths) > 2
         layout = loop_layout.prepare
         if engine == "cuda":
-            from .kernels import loop_cuda
+            from .kernels import loop_cuda, loop_cuda_deep
 
-            layout = functools.partial(loop_cuda.prepare, hidden=self.hidden, n_out=params[-1].shape[-1],
-                                       dtype=params[0].dtype)
+            gpu = loop_cuda_deep if deep else loop_cuda
+            size = dict(widths=self.widths) if deep else dict(hidden=self.hidden, n_out=self.widths[-1])
+            layout = functools.partial(gpu.prepare, dtype=params[0].dtype, **size)
             self._result = xp.zeros(3, np.float64)  # (summed loss, correct, first bad sample), read per epoch
-            self._kernel = lambda inputs, *rest: loop_cuda.launch(inputs, *rest, self._result)
+            self._kernel = lambda inputs, *rest: gpu.launch(inputs, *rest, self._result)
         else:
-            self._kernel = lambda inputs, *rest: loop_cpu.sgd_epoch(*inputs, *rest)
+            from .kernels import loop_cpu, loop_cpu_deep
+
+            cpu = loop_cpu_deep if deep else loop_cpu
+            self._kernel = lambda inputs, *rest: cpu.sgd_epoch(*inputs, *rest)
         self._prepare = lambda rows: tuple(xp.asarray(a) for a in layout(rows))
         self._inputs = self._prepare(x)
         self._labels = xp.asarray(self.labels)
         self.compile_seconds = self._warm_up()
 
     def _run(self, inputs, labels, masks, params):
-        bias = len(params) == 4
-        w1, w2 = params[0], params[2 if bias else 1]
-        b1 = params[1] if bias else self.xp.zeros(w1.shape[1], w1.dtype)
-        b2 = params[3] if bias else self.xp.zeros(w2.shape[1], w2.dtype)
-        use_masks = masks is not None
-        masks = self.xp.asarray(masks if use_masks else np.zeros((1, w1.shape[1]), np.int8))
+        xp, stack = self.xp, list(layers(params))
+        bias = stack[0][1] is not None
+        (w1, b1), rest = stack[0], stack[1:]
         dt = np.dtype(w1.dtype).type
-        return self._kernel(inputs, labels, masks, use_masks, self.scale, w1, b1, w2, b2, bias, dt(self.lr),
-                            *self._codes)
+        use_masks = masks is not None
+        masks = xp.asarray(masks if use_masks else np.zeros((1, self.hidden), np.int8))
+        zeros = lambda n: xp.zeros(n, w1.dtype)  # noqa: E731 - stands in for absent biases
+        if len(rest) == 1:
+            (w2, b2), = rest
+            return self._kernel(inputs, labels, masks, use_masks, self.scale, w1, b1 if bias else zeros(w1.shape[1]),
+                                w2, b2 if bias else zeros(w2.shape[1]), bias, dt(self.lr), *self._codes)
+        # the deep kernels take the later layers flat: weights (fan-in, fan-out) one after another, then biases
+        cuts = np.cumsum([0] + [w.size for w, _ in rest]), np.cumsum([0] + self.widths[1:])
+        wd, bd = xp.empty(int(cuts[0][-1]), w1.dtype), zeros(int(cuts[1][-1]))
+        for (w, b), a, z, c, y in zip(rest, cuts[0], cuts[0][1:], cuts[1], cuts[1][1:]):
+            wd[a:z] = w.reshape(-1)
+            if bias:
+                bd[c:y] = b
+        out = self._kernel(inputs, labels, masks, use_masks, self.scale, w1, b1 if bias else zeros(w1.shape[1]),
+                           wd, bd, np.array(self.widths, np.int64), bias, dt(self.lr), *self._codes)  # widths: host
+        for (w, b), a, z, c, y in zip(rest, cuts[0], cuts[0][1:], cuts[1], cuts[1][1:]):
+            w[...] = wd[a:z].reshape(w.shape)
+            if bias:
+                b[...] = bd[c:y]
+        return out
 
     def _warm_up(self) -> float:
         """Compile (or load from Numba's cache) on a two-sample copy, so epoch times exclude it."""
@@ -177,7 +220,7 @@ class LoopTrainer:
     def train_epoch(self):
         """One epoch; returns (summed loss, correct count), on the device for the GPU engine, and sets
         ``first_bad`` to the first sample whose loss was not finite (-1 if none)."""
-        masks = draw_masks(self.rng, len(self.x), self.hidden, self.dropout)
+        masks = draw_masks(self.rng, len(self.x), self.hidden, self.dropout)  # every layer's, side by side
         if self.engine == "numpy":
             out = self._reference_epoch(masks)
         elif self.engine == "cuda":

@@ -14,8 +14,26 @@ import numpy as np
 
 Array = Any
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "identity")
-LOSSES = ("mse", "cross-entropy")
-INITS = ("tutorial", "he", "xavier")
+LOSSES = ("mse", "cross-entropy", "softmax-mse")  # softmax-mse: the per-sample loop only (deep-sgd's)
+INITS = ("tutorial", "he", "xavier", "glorot-uniform", "normal:S", "uniform:S",  # S: a scale, e.g. normal:0.1
+         "normal-fan-out")
+
+
+def parse_init(init: str) -> tuple[str, float]:
+    """(rule, scale) of an ``--init`` name: a named rule, or ``normal:S`` / ``uniform:S`` with a finite S > 0.
+    'glorot-uniform' (Keras's name) is 'xavier'."""
+    rule, _, scale = init.partition(":")
+    if rule in ("normal", "uniform"):
+        try:
+            value = float(scale)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"init {init!r}: {rule}:S needs a finite scale S above 0, e.g. {rule}:0.1")
+        return rule, value
+    if init in ("tutorial", "he", "xavier", "glorot-uniform", "normal-fan-out"):
+        return ("xavier" if init == "glorot-uniform" else init), 1.0
+    raise ValueError(f"init {init!r} is not one of {', '.join(INITS)}")
 
 
 def init_params(rng: np.random.Generator, sizes: Sequence[int], init: str = "tutorial",
@@ -23,17 +41,25 @@ def init_params(rng: np.random.Generator, sizes: Sequence[int], init: str = "tut
     """Host arrays for layer sizes ``[n_in, h1, ..., n_out]``; weights drawn in layer order from ``rng``.
 
     'tutorial' is the tutorial's ``0.2 * rng.random(shape) - 0.1``; 'he' is normal with std
-    sqrt(2/fan_in) (for ReLU); 'xavier' is uniform in +-sqrt(6/(fan_in+fan_out)). Biases start at 0.
+    sqrt(2/fan_in) (for ReLU); 'xavier' (also 'glorot-uniform') is uniform in +-sqrt(6/(fan_in+fan_out));
+    'normal:S' is S times a standard normal draw (``randn(...) * S`` in the write-ups), 'uniform:S' is
+    uniform in [-S, S); 'normal-fan-out' is deep-sgd's ``randn(fan_out, fan_in) * sqrt(1 / fan_out)``,
+    transposed (drawn in the write-up's shape). Biases start at 0.
     """
-    if init not in INITS:
-        raise ValueError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
+    rule, scale = parse_init(init)
     params = []
     for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
         shape = (fan_in, fan_out)
-        if init == "tutorial":
+        if rule == "tutorial":
             w = 0.2 * rng.random(shape) - 0.1
-        elif init == "he":
+        elif rule == "he":
             w = rng.standard_normal(shape) * math.sqrt(2.0 / fan_in)
+        elif rule == "normal":
+            w = rng.standard_normal(shape) * scale
+        elif rule == "uniform":
+            w = rng.uniform(-scale, scale, shape)
+        elif rule == "normal-fan-out":
+            w = np.ascontiguousarray(rng.standard_normal((fan_out, fan_in)).T) * math.sqrt(1.0 / fan_out)
         else:
             limit = math.sqrt(6.0 / (fan_in + fan_out))
             w = rng.uniform(-limit, limit, shape)
@@ -112,11 +138,14 @@ def probabilities(params: Sequence[Array], x: Array, activation: str, xp: Any,
 
 
 def loss_sum(out: Array, y: Array, loss: str, xp: Any) -> Array:
-    """Loss summed over the samples: squared error summed over outputs (the tutorial's), or cross-entropy."""
+    """Loss summed over the samples: squared error summed over outputs (the tutorial's), cross-entropy, or
+    the softmax's squared error averaged over the outputs (deep-sgd's)."""
     if loss == "mse":
         return ((y - out) ** 2).sum()
     if loss == "cross-entropy":
         return -(y * log_softmax(out, xp)).sum()
+    if loss == "softmax-mse":
+        return ((y - xp.exp(log_softmax(out, xp))) ** 2).sum() / out.shape[-1]
     raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
 
 
@@ -124,7 +153,11 @@ def output_grad(out: Array, y: Array, loss: str, xp: Any) -> Array:
     """d loss_sum / d out."""
     if loss == "mse":
         return 2 * (out - y)
-    return xp.exp(log_softmax(out, xp)) - y
+    p = xp.exp(log_softmax(out, xp))
+    if loss == "softmax-mse":  # through the softmax's Jacobian (deep-sgd's loop takes only its diagonal)
+        g = 2 * (p - y) / out.shape[-1]
+        return p * (g - (p * g).sum(axis=-1, keepdims=True))
+    return p - y
 
 
 def loss_and_grads(params: Sequence[Array], x: Array, y: Array, activation: str, loss: str, xp: Any,

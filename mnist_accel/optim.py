@@ -19,6 +19,9 @@ def lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:
     if cfg.schedule == "step":  # a tenth at half-way, a hundredth at three quarters
         frac = step / max(total_steps, 1)
         return cfg.lr * (0.01 if frac >= 0.75 else 0.1 if frac >= 0.5 else 1.0)
+    if cfg.schedule == "drop":  # lr, then lr_drop_to from step lr_drop_at on (the write-ups' ``if i > 75``)
+        low = cfg.lr_drop_to if cfg.lr_drop_to is not None else cfg.lr * 0.1
+        return low if cfg.lr_drop_at is not None and step >= cfg.lr_drop_at else cfg.lr
     return cfg.lr
 
 
@@ -40,9 +43,11 @@ def adam_scalars(cfg: TrainConfig, t: int, lr: float) -> tuple[float, float]:
 
     PyTorch's p -= lr/c1 * m / (sqrt(v)/sqrt(c2) + eps) equals p -= step * m / (sqrt(v) + eps')
     with step = lr*sqrt(c2)/c1 and eps' = eps*sqrt(c2): two scalars, no per-element division by c2.
+    Keras (``adam_form='keras'``, as scikit-learn) adds eps to sqrt(v) itself: eps' = eps. The two differ
+    where sqrt(v) is near eps, so reproducing a Keras run needs Keras's form.
     """
     c1, c2 = 1.0 - cfg.beta1 ** t, 1.0 - cfg.beta2 ** t
-    return lr * math.sqrt(c2) / c1, cfg.eps * math.sqrt(c2)
+    return lr * math.sqrt(c2) / c1, cfg.eps if cfg.adam_form == "keras" else cfg.eps * math.sqrt(c2)
 
 
 def step_scalars(cfg: TrainConfig, t: int, lr: float) -> tuple[float, float, float]:

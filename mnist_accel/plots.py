@@ -1,5 +1,8 @@
-"""The training report picture (``--plot PATH``): loss and accuracy curves, the test confusion matrix,
-and a grid of misclassified test digits with their predicted and true labels. Needs matplotlib."""
+"""The pictures ``--plot PATH`` writes, chosen by ``--figures`` (default: the preset's): ``report``, loss
+and accuracy curves, the test confusion matrix and a grid of misclassified test digits; ``curves``, the
+learning curves the tutorial and the full-batch write-up draw; ``keras``, the Keras tutorial's four
+(the first training images, the training history, predictions on the first test images, the first test
+image's probabilities). Needs matplotlib."""
 
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ from .data import normalize
 from .persist import atomic_write
 
 MISSED_SHOWN = 24
+FIGURES = ("report", "curves", "keras")
+PRESET_FIGURES = {"tutorial": "curves", "full-batch": "curves", "keras-mlp": "keras"}  # the write-ups' own
 
 
 def predictions(params: Sequence[np.ndarray], images: np.ndarray, activation: str) -> np.ndarray:
@@ -28,12 +33,113 @@ def confusion(true: np.ndarray, pred: np.ndarray, k: int = 10) -> np.ndarray:
     return counts
 
 
-def write_training_plot(path: str | os.PathLike, history: Sequence[dict], params: Sequence[np.ndarray],
-                        test_images: np.ndarray, test_labels: np.ndarray, activation: str, title: str) -> None:
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | os.PathLike) -> None:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    _pyplot().close(fig)
+    atomic_write(path, lambda f: f.write(buf.getvalue()))
+
+
+def write_figures(path: str | os.PathLike, figures: str, result, data) -> None:
+    """``figures`` (one of FIGURES) for a finished run: ``result`` from ``fit``, ``data`` its MnistData."""
+    cfg = result.config
+    n = cfg.test_samples or len(data.test_images)
+    test_images, test_labels = data.test_images[:n], data.test_labels[:n]
+    if figures == "keras":
+        write_keras_figures(path, result.history, result.params, data.train_images, data.train_labels,
+                            test_images, test_labels, cfg.activation)
+    elif figures == "curves":
+        whole = cfg.path == "vectorized" and cfg.batch_size >= (cfg.train_samples or len(data.train_images))
+        write_curves(path, result.history, "epoch (one step on the whole set)" if whole else "epoch",
+                     f"{result.backend}/{cfg.path}, {len(result.history)} epochs")
+    else:
+        write_training_plot(path, result.history, result.params, test_images, test_labels, cfg.activation,
+                            f"{result.backend}/{cfg.path}, {len(result.history)} epochs")
+
+
+def _curve_axes(fig, cells, history: Sequence[dict], xlabel: str, splits: Sequence[str]) -> None:
+    """Loss and accuracy against the epoch, one line per split present in ``history``."""
+    from matplotlib.ticker import MaxNLocator
+
+    epochs = [r["epoch"] + 1 for r in history]
+    names = {"train": "training (during the epoch)", "val": "validation", "test": "test"}
+    for cell, key in zip(cells, ("loss", "accuracy")):
+        ax = fig.add_subplot(cell)
+        for split in splits:
+            if f"{split}_{key}" in history[0]:
+                ax.plot(epochs, [r[f"{split}_{key}"] for r in history], marker="o" if len(epochs) < 40 else None,
+                        label=names[split])
+        ax.set_xlabel(xlabel)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(key)
+        ax.set_title(f"{key} per {xlabel.split()[0]}")
+        ax.legend()
+
+
+def write_curves(path: str | os.PathLike, history: Sequence[dict], xlabel: str, title: str) -> None:
+    """The learning curves: loss and accuracy, training against test (and validation, if held out)."""
+    fig = _pyplot().figure(figsize=(12, 4.5))
+    grid = fig.add_gridspec(1, 2)
+    _curve_axes(fig, [grid[0, 0], grid[0, 1]], history, xlabel, ("train", "val", "test"))
+    fig.suptitle(title)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def write_keras_figures(path: str | os.PathLike, history: Sequence[dict], params: Sequence[np.ndarray],
+                        train_images: np.ndarray, train_labels: np.ndarray, test_images: np.ndarray,
+                        test_labels: np.ndarray, activation: str) -> None:
+    """The Keras tutorial's figures, top to bottom: the first ten training images with their labels; the
+    training history, accuracy and loss, training against validation; the first ten test images titled
+    "Pred: p, True: t" (green when right, red when wrong); the first test image's ten probabilities."""
+    fig = _pyplot().figure(figsize=(13, 13))
+    grid = fig.add_gridspec(4, 1, height_ratios=[1, 2.2, 1.1, 2])
+    shown = min(10, len(train_images), len(test_images))
+    top = grid[0].subgridspec(1, 10)
+    for i in range(shown):
+        ax = fig.add_subplot(top[0, i])
+        ax.imshow(train_images[i], cmap="gray")
+        ax.set_title(f"Label: {train_labels[i]}", fontsize=9)
+        ax.axis("off")
+    middle = grid[1].subgridspec(1, 2)
+    _curve_axes(fig, [middle[0, 0], middle[0, 1]], history, "epoch", ("train", "val"))
+    x = normalize(test_images[:shown], params[0].dtype)
+    proba = model.probabilities(list(params), x, activation, np, 10)
+    row = grid[2].subgridspec(1, 10)
+    for i in range(shown):
+        ax = fig.add_subplot(row[0, i])
+        ax.imshow(test_images[i], cmap="gray")
+        pred = int(proba[i].argmax())
+        ax.set_title(f"Pred: {pred}, True: {test_labels[i]}", fontsize=8,
+                     color="green" if pred == test_labels[i] else "red")
+        ax.axis("off")
+    bottom = grid[3].subgridspec(1, 3, width_ratios=[1, 3, 0.2])
+    ax = fig.add_subplot(bottom[0, 0])
+    ax.imshow(test_images[0], cmap="gray")
+    ax.set_title(f"first test image (true {test_labels[0]})")
+    ax.axis("off")
+    ax = fig.add_subplot(bottom[0, 1])
+    ax.bar(range(10), proba[0], color=["green" if d == proba[0].argmax() else "tab:blue" for d in range(10)])
+    ax.set_xticks(range(10))
+    ax.set_xlabel("digit")
+    ax.set_ylabel("probability")
+    ax.set_title("predicted probabilities for the first test image")
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def write_training_plot(path: str | os.PathLike, history: Sequence[dict], params: Sequence[np.ndarray],
+                        test_images: np.ndarray, test_labels: np.ndarray, activation: str, title: str) -> None:
+    plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
     pred = predictions(params, test_images, activation)
@@ -70,7 +176,4 @@ def write_training_plot(path: str | os.PathLike, history: Sequence[dict], params
             ax.set_title(f"{pred[i]} (true {test_labels[i]})", fontsize=8, color="crimson")
     fig.suptitle(f"{title} - misclassified test digits below: predicted (true)")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    atomic_write(path, lambda f: f.write(buf.getvalue()))
+    _save(fig, path)

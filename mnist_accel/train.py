@@ -12,13 +12,15 @@ from pathlib import Path
 
 from . import __version__
 from .cli import Parser, entry
-from .config import BACKENDS, DTYPES, OPTIMIZERS, PATHS, PRESETS, SCHEDULES, resolve
+from .config import ADAM_FORMS, BACKENDS, DTYPES, OPTIMIZERS, PATHS, PRESETS, SCHEDULES, VAL_FROM, resolve
 from .errors import ConfigError
 from .model import INITS, LOSSES
 from .persist import check_writable, save_model, write_json
+from .plots import FIGURES, PRESET_FIGURES
 
 PROG = "mnist_accel.train"
-INTERRUPT_PATH = "mnist_accel-interrupted.npz"  # where Ctrl-C saves the state when --checkpoint is not given
+# where Ctrl-C or a scheduler's stop signal saves the state when --checkpoint is not given
+INTERRUPT_PATH = "mnist_accel-interrupted.npz"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,10 +38,15 @@ def build_parser() -> argparse.ArgumentParser:
     a("--optimizer", choices=OPTIMIZERS, help="update rule (the loop path is sgd)")
     a("--dropout", type=float, metavar="P", help="drop probability of hidden units (tutorial: 0.5)")
     a("--bias", action=argparse.BooleanOptionalAction, default=None, help="learn biases")
-    a("--init", choices=INITS, help="weight initialisation")
+    a("--init", metavar="RULE", help=f"weight initialisation: {', '.join(INITS)} (S: a scale, e.g. normal:0.1)")
     a("--weight-decay", type=float, metavar="L2", help="L2 penalty on weights (vectorized path)")
     a("--schedule", choices=SCHEDULES, help="learning-rate schedule (vectorized path)")
-    a("--val-split", type=float, metavar="F", help="share of training data held out for early stopping")
+    a("--lr-drop-at", type=int, metavar="STEP", help="--schedule drop: the first step (0-based) at the lower rate")
+    a("--lr-drop-to", type=float, metavar="LR", help="--schedule drop: the lower rate (default: a tenth of --lr)")
+    a("--eps", type=float, help="Adam's denominator guard (default 1e-8)")
+    a("--adam-form", choices=ADAM_FORMS, help="where Adam's eps sits: PyTorch's (default) or Keras's")
+    a("--val-split", type=float, metavar="F", help="share of training data held out for validation")
+    a("--val-from", choices=VAL_FROM, help="hold out a random subset (default) or the last images, as Keras does")
     a("--patience", type=int, metavar="N", help="epochs without validation improvement before stopping (0: never)")
     a("--train-samples", type=int, metavar="N", help="train on the first N images")
     a("--test-samples", type=int, metavar="N", help="test on the first N images")
@@ -51,8 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     a("--data-dir", metavar="DIR", help="folder with the MNIST IDX files (else $MNIST_ACCEL_DATA, cache, download)")
     a("--save", metavar="PATH", help="write the trained model (.npz)")
     a("--metrics-json", metavar="PATH", help="write the run's metrics as JSON")
-    a("--plot", metavar="PATH", help="write a PNG: curves, confusion matrix, misclassified digits (matplotlib)")
-    a("--checkpoint", metavar="PATH", help="write the full training state after every epoch (and on Ctrl-C)")
+    a("--plot", metavar="PATH", help="write a PNG of --figures (matplotlib)")
+    a("--figures", choices=FIGURES, help="what --plot draws: report (curves, confusion matrix, misclassified "
+      "digits), curves, or keras (the Keras tutorial's four); default: the preset's")
+    a("--print-every", type=int, metavar="N", help="print every N-th epoch's line and the last (default 1)")
+    a("--checkpoint", metavar="PATH", help="write the full training state after every epoch (and on Ctrl-C or SIGTERM)")
     a("--resume", metavar="PATH", help="continue the run saved in this checkpoint")
     a("--quiet", action="store_true", help="print only the summary")
     a("--debug", action="store_true", help="show tracebacks on errors")
@@ -62,12 +72,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 OPTION_NAMES = ("backend", "path", "epochs", "batch_size", "lr", "hidden", "activation", "loss", "optimizer",
                 "dropout", "bias", "init", "weight_decay", "schedule", "val_split", "patience", "train_samples",
-                "test_samples", "seed", "dtype", "threads", "graphs", "data_dir")
+                "test_samples", "seed", "dtype", "threads", "graphs", "data_dir", "lr_drop_at", "lr_drop_to", "eps",
+                "adam_form", "val_from", "print_every")
 
 
 def _epoch_line(r: dict, total: int) -> str:
+    val = f"  val loss {r['val_loss']:.4f} acc {r['val_accuracy']:.4f}" if "val_loss" in r else ""
     return (f"epoch {r['epoch'] + 1:>3}/{total}  train loss {r['train_loss']:.4f} acc {r['train_accuracy']:.4f}"
-            f"  test loss {r['test_loss']:.4f} acc {r['test_accuracy']:.4f}  {r['seconds']:.2f}s")
+            f"{val}  test loss {r['test_loss']:.4f} acc {r['test_accuracy']:.4f}  {r['seconds']:.2f}s")
+
+
+def _printed(r: dict, cfg) -> bool:
+    """Every ``print_every``-th epoch from the first (the write-ups' ``if i % 10 == 0``), and the last."""
+    return r["epoch"] % cfg.print_every == 0 or r["epoch"] == cfg.epochs - 1
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -126,11 +143,9 @@ def _write_outputs(args: argparse.Namespace, cfg, result, data) -> None:
     if args.metrics_json:
         write_json(args.metrics_json, metrics_payload(result))
     if args.plot and result.history:
-        from .plots import write_training_plot
+        from .plots import write_figures
 
-        n = cfg.test_samples or len(data.test_images)
-        write_training_plot(args.plot, result.history, result.params, data.test_images[:n], data.test_labels[:n],
-                            cfg.activation, f"{result.backend}/{cfg.path}, {len(result.history)} epochs")
+        write_figures(args.plot, args.figures or PRESET_FIGURES.get(args.preset, "report"), result, data)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -144,10 +159,11 @@ def _run(args: argparse.Namespace) -> int:
     progress = not args.quiet and sys.stderr.isatty()
     data = load_mnist(cfg.data_dir, progress=progress)
     try:
-        result = fit(cfg, data, on_epoch=lambda r: say(_epoch_line(r, cfg.epochs), flush=True), progress=progress,
+        result = fit(cfg, data, on_epoch=lambda r: _printed(r, cfg) and say(_epoch_line(r, cfg.epochs), flush=True),
+                     progress=progress,
                      checkpoint=args.checkpoint, resume=args.resume, interrupt_path=INTERRUPT_PATH)
     except TrainingDiverged as exc:
-        _write_outputs(args, cfg, exc.result, data)  # the last finite epoch's model, if there was one
+        _write_outputs(args, cfg, exc.result, data)  # the last sound epoch's model, if there was one
         raise
     epochs = len(result.history)
     graphs = f"; CUDA graphs {result.graphs}" if result.backend == "cuda" else ""

@@ -5,6 +5,8 @@ permutation; dropout masks come from the counter-based generator; every buffer i
 batch size and reused; loss and accuracy accumulate on the device and are read once per epoch. A full
 batch's step takes no argument from the host: it reads the step counter, the epoch's order, scalars
 and dropout keys from device memory, so on a GPU it is captured once as a CUDA graph (``graphs.py``).
+When one batch is the whole training set in an order that cannot matter (full-batch gradient descent),
+the ops prepare the images once (scaled, or as a sparse matrix on the CPU) and no step gathers anything.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import os
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 from tqdm.auto import tqdm
 
 from . import optim, rng as crng
@@ -28,10 +30,17 @@ from .ops import StepBuffers, make_ops
 SHUFFLE, DROPOUT = 1, 2  # stream purposes for the counter-based generator
 
 
+_BLAS: ThreadpoolController | None = None
+
+
 def blas_threads(threads: int):
     """BLAS threads for an epoch: ``threads``, or every core for 0 (measured fastest for these GEMMs on
-    the 2-core machine: 0.59 s an epoch against 0.77 s on one thread)."""
-    return threadpool_limits(limits=threads or os.cpu_count(), user_api="blas")
+    the 2-core machine: 0.59 s an epoch against 0.77 s on one thread). The libraries are looked up once:
+    ``threadpool_limits`` scans them on every call, about 1 ms, which at full batch is every step."""
+    global _BLAS
+    if _BLAS is None:
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=threads or os.cpu_count(), user_api="blas")
 
 
 def as_features(x: Any, dtype: Any, xp: Any) -> Any:
@@ -55,16 +64,26 @@ class VectorizedTrainer:
         self.cfg, self.xp, self.ops = cfg, be.xp, make_ops(be)
         self.dtype = np.dtype(cfg.dtype)
         n_val = int(round(len(images) * cfg.val_split))
+        if cfg.val_from == "end":  # Keras's count: floor(n * (1 - split)) images train
+            n_val = len(images) - math.floor(len(images) * (1.0 - cfg.val_split))
         if n_val:
-            order = rng.permutation(len(images))
-            val, train = order[:n_val], np.sort(order[n_val:])
+            if cfg.val_from == "end":  # Keras's validation_split: the last images, before any shuffling
+                val, train = np.arange(len(images) - n_val, len(images)), np.arange(len(images) - n_val)
+            else:
+                order = rng.permutation(len(images))
+                val, train = order[:n_val], np.sort(order[n_val:])
             n_out = params[-1].shape[-1]
             self.val = (as_features(to_device(images[val], be), self.dtype, self.xp),
                         one_hot(to_device(labels[val], be), self.dtype, self.xp, n_out))
             images, labels = images[train], labels[train]
         else:
             self.val = None
-        self.inputs = self.ops.prepare_inputs(to_device(images.reshape(len(images), -1), be), self.dtype)
+        # One batch covering the whole set, whose order cannot matter (no dropout masks tied to positions,
+        # or no shuffling): every step is the same rows in the same order, so the ops prepare the inputs
+        # once (scaled, or as a sparse matrix) and no step gathers or rescales anything.
+        self.whole = cfg.batch_size >= len(images) and not (cfg.dropout and cfg.shuffle)
+        self.inputs = self.ops.prepare_inputs(to_device(images.reshape(len(images), -1), be), self.dtype,
+                                              whole=self.whole, threads=cfg.threads)
         self.labels = to_device(labels.astype(np.int32), be)
         self.n_seen = len(images)
         self.params = [to_device(p, be) for p in params]
@@ -108,17 +127,17 @@ class VectorizedTrainer:
         """One pass over the training set; returns (summed loss, correct count), still on the device."""
         xp, bs = self.xp, self.cfg.batch_size
         self._plan()
-        if self.cfg.shuffle:
+        if self.cfg.shuffle and not self.whole:
             self._order[...] = crng.permutation(crng.key(self.seed, SHUFFLE, self.epoch), self.n_seen, xp)
         self._k[...] = 0
         self._loss_sum[...] = 0
         self._hits[...] = 0
         full = self.n_seen // bs
-        with blas_threads(self.cfg.threads), self.steps.epoch(), \
+        with blas_threads(self.ops.blas_threads(self.cfg.threads)), self.steps.epoch(), \
                 tqdm(total=self.steps_per_epoch, disable=not self.progress, leave=False, unit="batch",
                      desc=f"epoch {self.epoch + 1}") as bar:
             for k in range(self.steps_per_epoch):
-                if k < full:
+                if k < full or self.whole:
                     self.steps()
                 elif self._fused is not None:  # the short last batch has shapes of its own: run directly
                     self._fused(self.n_seen - k * bs)
@@ -128,6 +147,12 @@ class VectorizedTrainer:
                 bar.update()  # a host-side counter: no device sync
         self.epoch += 1
         return self._loss_sum.copy(), self._hits.copy()
+
+    def scoring(self):
+        """A context for evaluating between epochs with the BLAS threads the epochs use: OpenBLAS's workers
+        spin for a while after each call, and in the next epoch competed with the ops' own threads (a
+        full-batch epoch measured 50 ms after a two-thread evaluation, 28 ms after a one-thread one)."""
+        return blas_threads(self.ops.blas_threads(self.cfg.threads))
 
     def _plan(self) -> None:
         """This epoch's per-step (lr, step size, eps) and dropout keys, computed on the host and moved to
@@ -142,13 +167,17 @@ class VectorizedTrainer:
     def _device_step(self) -> None:
         """Step number ``_k`` of the epoch on a full batch, with every input read from device memory."""
         xp = self.xp
-        xp.add(self._lanes, self._k * self.cfg.batch_size, out=self._idx)
-        xp.take(self._order, self._idx, out=self._batch)
-        self._step(self._batch, self._k)
+        if self.whole:  # every row in order: nothing to gather
+            self._step(None, self._k)
+        else:
+            xp.add(self._lanes, self._k * self.cfg.batch_size, out=self._idx)
+            xp.take(self._order, self._idx, out=self._batch)
+            self._step(self._batch, self._k)
         self._k += 1
 
     def _step(self, batch: Any, k: Any) -> None:
-        """Train on ``batch`` as step ``k`` of the epoch (a host int, or a device counter)."""
+        """Train on ``batch`` (None: every row in order) as step ``k`` of the epoch (a host int, or a device
+        counter)."""
         scalars, keys = self._row(self._sched, k, self._cur_sched), self._row(self._keys, k, self._cur_keys)
         loss, hits = self.train_step(batch, scalars, keys)
         self._step_loss[k] = loss  # stays on the device; read only if the epoch's loss is not finite
@@ -162,10 +191,11 @@ class VectorizedTrainer:
         return out
 
     def train_step(self, batch: Any, scalars: Any, keys: Any) -> tuple[Any, Any]:
-        """Forward, backward and update on the samples at indices ``batch``, with (lr, step size, eps)
-        from ``scalars`` and dropout keys from ``keys``; no host sync."""
+        """Forward, backward and update on the samples at indices ``batch`` (None: every row in order),
+        with (lr, step size, eps) from ``scalars`` and dropout keys from ``keys``; no host sync."""
         xp, ops, cfg = self.xp, self.ops, self.cfg
-        buf = self.buffers(len(batch))
+        buf = self.buffers(self.n_seen if batch is None else len(batch))
+        labels = self.labels if batch is None else self.labels[batch]
         net = self._net
         masks, h = [], None
         for i, (w, b) in enumerate(net):
@@ -176,7 +206,7 @@ class VectorizedTrainer:
             if i == len(net) - 1:
                 if b is not None:
                     buf.z[i] += b
-                loss, hits = ops.loss_grad(buf.z[i], self.labels[batch], buf.delta[i], cfg.loss)
+                loss, hits = ops.loss_grad(buf.z[i], labels, buf.delta[i], cfg.loss)
             else:
                 mask = crng.dropout_mask(keys[i], buf.z[i].shape, cfg.dropout, self.dtype, xp) if cfg.dropout else None
                 masks.append(mask)

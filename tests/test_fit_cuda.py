@@ -61,6 +61,15 @@ def test_fit_on_cuda_trains_the_numpy_model(cuda, mnist, graphs, variant):
     assert _agree(cfg, mnist).graphs == ("on" if graphs else "off")
 
 
+@pytest.mark.parametrize("hidden", [(16, 16), (2100,)], ids=["fused", "cublas"])
+def test_the_full_batch_preset_on_cuda(cuda, mnist, hidden):
+    """One step over the whole set in order (no gather): the fused kernels read the identity order, the
+    cuBLAS step the features scaled once; both train the numpy model, with the lr drop inside the run."""
+    cfg = resolve("full-batch", backend="cuda", train_samples=300, test_samples=100, hidden=hidden, epochs=4,
+                  lr_drop_at=2, dtype="float64")
+    _agree(cfg, mnist)
+
+
 def test_a_step_too_large_for_the_fused_kernels_runs_on_cublas_and_says_why(cuda, mnist):
     """Past step_cuda.use_fused's rule the step is CuPy calls with cuBLAS GEMMs, which CuPy refuses during
     capture: the run goes on with direct steps and its graphs field says why."""

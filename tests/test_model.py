@@ -73,3 +73,25 @@ def test_evaluate_counts_and_sums():
     y = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
     total, correct = model.evaluate(params, x, y, "relu", "mse", np, chunk=2)
     assert correct == 2 and total == pytest.approx(0 + 2 + 2)
+
+
+def test_named_scale_rules():
+    """normal:S is S times the generator's standard normal draws (the write-ups' ``randn(...) * S``),
+    uniform:S uniform in [-S, S); glorot-uniform is xavier, draw for draw."""
+    params = model.init_params(np.random.default_rng(3), [784, 16, 10], "normal:0.1", bias=True)
+    rng = np.random.default_rng(3)
+    np.testing.assert_array_equal(params[0], rng.standard_normal((784, 16)) * 0.1)
+    np.testing.assert_array_equal(params[2], rng.standard_normal((16, 10)) * 0.1)
+    assert not params[1].any() and not params[3].any()
+    (w,) = model.init_params(np.random.default_rng(4), [500, 300], "uniform:0.05")
+    assert -0.05 <= w.min() < -0.049 and 0.049 < w.max() < 0.05
+    glorot = model.init_params(np.random.default_rng(5), [30, 20, 10], "glorot-uniform")
+    xavier = model.init_params(np.random.default_rng(5), [30, 20, 10], "xavier")
+    for a, b in zip(glorot, xavier):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("init", ["normal", "normal:", "normal:0", "uniform:-1", "normal:nan", "orthogonal"])
+def test_bad_init_names(init):
+    with pytest.raises(ValueError, match="init"):
+        model.parse_init(init)

@@ -145,9 +145,36 @@ def test_first_layer_and_update(fused, pixels, lit, optimizer):
     np.testing.assert_allclose(run(ops, dev, np.float32), run(XpOps(np), np.asarray, np.float64), rtol=0, atol=tol)
 
 
+@pytest.mark.parametrize("inputs", ["sparse pixels", "dense pixels", "features"])
+@pytest.mark.parametrize("m", [6, 16, 17])
+def test_whole_set_first_layer(fused, inputs, m):
+    """With ``whole`` (every step: all rows in order, batch None) the first layer's products equal those of
+    the per-batch path on the identity order: from a sparse matrix (NumbaOps, sparse pixels), a scaled copy
+    made once, or features; split over two threads."""
+    def run(ops, dev, dtype, whole):
+        r = np.random.default_rng(5)
+        raw = r.integers(1, 256, (70, 40)) * (r.random((70, 40)) < (0.2 if inputs == "sparse pixels" else 0.9))
+        data = raw.astype(np.uint8) if inputs != "features" else (raw / 7).astype(dtype)
+        prepared = ops.prepare_inputs(dev(data), dtype, whole=whole, threads=2)
+        batch = None if whole else dev(np.arange(70))
+        w = dev(r.normal(size=(40, m)).astype(dtype))
+        out, grad = dev(np.empty((70, m), dtype)), dev(np.empty((40, m), dtype))
+        ops.input_matmul(prepared, batch, w, out)
+        ops.input_grad(prepared, batch, dev(r.normal(size=(70, m)).astype(dtype)), grad)
+        return np.concatenate([to_host(out).ravel(), to_host(grad).ravel()])
+
+    ops, dev = fused
+    np.testing.assert_allclose(run(ops, dev, np.float64, True), run(XpOps(np), np.asarray, np.float64, False),
+                               rtol=1e-12, atol=1e-12)
+    tol = _tolerance(lambda dt: run(XpOps(np), np.asarray, dt, False))
+    np.testing.assert_allclose(run(ops, dev, np.float32, True), run(XpOps(np), np.asarray, np.float64, False),
+                               rtol=0, atol=tol)
+
+
 def test_numba_ops_fuse_every_step():
     """Each op the trainer calls is NumbaOps' own: one falling back to XpOps' still passes the tests above
-    (XpOps is the reference) but runs several NumPy passes."""
+    (XpOps is the reference) but runs several NumPy passes. (NumbaOps.bias_act hands tanh and sigmoid to
+    XpOps on purpose: NumPy's SIMD tanh and exp beat Numba's calls into the C library.)"""
     from mnist_accel.ops.numba_ops import NumbaOps
 
     for name in ("input_matmul", "input_grad", "bias_act", "act_backward", "loss_grad", "bias_grad", "update"):

@@ -80,3 +80,25 @@ def test_schedules():
     assert [optim.lr_at(step, s, 100) for s in (0, 49, 50, 74, 75, 99)] == [1, 1, 0.1, 0.1, 0.01, 0.01]
     assert optim.lr_at(resolve(lr=0.3, schedule="constant"), 77, 100) == 0.3
     assert math.isfinite(optim.lr_at(cfg, 0, 0))
+
+
+def test_drop_schedule_is_the_write_ups_if_i_above_75():
+    cfg = resolve(lr=1.0, schedule="drop", lr_drop_at=76, lr_drop_to=0.1)
+    assert [optim.lr_at(cfg, s, 150) for s in (0, 75, 76, 149)] == [1.0, 1.0, 0.1, 0.1]
+    assert optim.lr_at(resolve(lr=0.5, schedule="drop", lr_drop_at=3), 3, 10) == pytest.approx(0.05)
+
+
+def test_keras_adam_adds_eps_to_sqrt_v():
+    """Keras's update p -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps), written out by hand."""
+    cfg = resolve(optimizer="adam", eps=1e-3, adam_form="keras", schedule="constant")
+    g = [np.array([[0.5, -1e-3]])]
+    p, expected = [np.array([[1.0, 2.0]])], np.array([[1.0, 2.0]])
+    state = optim.init_state(p, "adam", np)
+    m = v = np.zeros((1, 2))
+    for t in (1, 2):
+        optim.update(p, g, state, cfg, optim.step_scalars(cfg, t, 0.01), np)
+        m, v = m + (g[0] - m) * 0.1, v + (g[0] ** 2 - v) * 0.001
+        expected = expected - 0.01 * np.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t) * m / (np.sqrt(v) + 1e-3)
+    np.testing.assert_allclose(p[0], expected, rtol=1e-12)
+    torch_form = optim.step_scalars(cfg.replace(adam_form="pytorch"), 1, 0.01)
+    assert torch_form[2] == pytest.approx(1e-3 * np.sqrt(0.001)) and optim.step_scalars(cfg, 1, 0.01)[2] == 1e-3

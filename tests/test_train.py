@@ -25,7 +25,6 @@ BAD = [
     (["--backend", "cuda"], "--backend cuda cannot run"),
     (["--path", "loop", "--batch-size", "32"], "the loop path trains one sample at a time"),
     (["--path", "loop", "--optimizer", "adam"], "use --optimizer sgd"),
-    (["--path", "loop", "--hidden", "64", "32"], "one-hidden-layer"),
     (["--patience", "3"], "needs a validation split"),
     (["--val-split", "1.5"], "--val-split must be in [0, 1)"),
     (["--weight-decay", "inf"], "--weight-decay must be finite"),

@@ -113,3 +113,38 @@ def test_device_driven_steps_equal_host_slices(mnist, n):
     assert device.step == host.step == 2 * device.steps_per_epoch
     for a, b in zip(device.params, host.params):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("n", [500, 333])
+def test_val_from_end_holds_out_the_last_images_as_keras_does(mnist, n):
+    """Keras's validation_split: the first floor(n * (1 - split)) images train, in order, the rest validate."""
+    cfg = resolve(backend="numpy", hidden=(8,), val_split=0.2, val_from="end", epochs=1)
+    params = model.init_params(np.random.default_rng(0), [784, 8, 10], "he", True, np.float32)
+    trainer = VectorizedTrainer(cfg, get_backend("numpy"), params, np.random.default_rng(1),
+                                mnist.train_images[:n], mnist.train_labels[:n])
+    kept = int(np.floor(n * 0.8))
+    assert trainer.n_seen == kept
+    np.testing.assert_array_equal(trainer.inputs, mnist.train_images[:kept].reshape(kept, -1))
+    np.testing.assert_array_equal(trainer.val[0] * 255, mnist.train_images[kept:n].reshape(n - kept, -1))
+    np.testing.assert_array_equal(trainer.val[1].argmax(axis=1), mnist.train_labels[kept:n])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_whole_set_batch_is_gradient_descent(backend, mnist):
+    """One batch over the whole set in order: each epoch is one step of gradient descent on every image
+    (model.loss_and_grads), however the ops hold the images (a sparse matrix on numba); shuffling, which
+    could only reorder sums, is skipped."""
+    cfg = resolve("full-batch", backend=backend, train_samples=400, epochs=3, lr_drop_at=2, dtype="float64")
+    params = model.init_params(np.random.default_rng(0), [784, 16, 16, 10], cfg.init, True, np.float64)
+    trainer = VectorizedTrainer(cfg, get_backend(backend), [p.copy() for p in params], np.random.default_rng(1),
+                                mnist.train_images[:400], mnist.train_labels[:400])
+    assert trainer.whole
+    x, y = mnist.train_images[:400].reshape(400, -1) / 255, np.eye(10)[mnist.train_labels[:400]]
+    for epoch, lr in enumerate((1.0, 1.0, 0.1)):
+        loss, _ = trainer.train_epoch()
+        mean_loss, grads = model.loss_and_grads(params, x, y, "tanh", "cross-entropy", np)
+        assert float(to_host(loss)) / 400 == pytest.approx(mean_loss, rel=1e-12)
+        params = [p - lr * g for p, g in zip(params, grads)]
+    for a, b in zip(trainer.params, params):
+        np.testing.assert_allclose(to_host(a), b, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(to_host(trainer._order), np.arange(400))

@@ -1,6 +1,7 @@
 """``NumbaOps``: the ops of ``XpOps`` on NumPy, with the elementwise work and the optimizer update in the
 fused Numba kernels of ``mnist_accel.kernels.vectorized_cpu``, and the first layer's GEMMs compacted to
-the columns each batch lights (``mnist_accel.kernels.inputs_cpu``).
+the columns each batch lights (``mnist_accel.kernels.inputs_cpu``), or, when every step trains on the
+whole set in order, run over the images as a sparse matrix built once (``whole_cpu``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from .. import optim
 from ..config import TrainConfig
 from ..kernels import ACTIVATION_CODES, inputs_cpu
 from ..kernels.vectorized_cpu import (ONE_ROW, act_backward, adam, bias_act, column_sums, momentum, mse_grad, sgd,
-                                      xent_grad)
+                                      xent_finish, xent_shift)
+from .whole_cpu import SparseInputs, WholeStep, fusable, worth_it
 from .xp_ops import XpOps
 
 
@@ -27,8 +29,12 @@ class NumbaOps(XpOps):
         self._lit_grad: tuple | None = None  # (gradient buffer, gradient of its lit rows, their indices)
         self._plan: tuple | None = None  # update's arguments, for the (params, grads, state, cfg) it last saw
 
-    def prepare_inputs(self, inputs: np.ndarray, dtype) -> np.ndarray:
-        inputs = super().prepare_inputs(inputs, dtype)
+    def prepare_inputs(self, inputs: np.ndarray, dtype, whole: bool = False, threads: int = 0) -> np.ndarray:
+        """As ``XpOps``; for the whole set in order, sparse pixels become a sparse matrix instead of a
+        dense scaled copy (a fifth of the bytes and multiply-adds on MNIST)."""
+        self._sparse = SparseInputs(inputs, dtype, threads) if whole and inputs.dtype == np.uint8 and \
+            worth_it(inputs) else None
+        inputs = super().prepare_inputs(inputs, dtype, whole=whole and self._sparse is None)
         self._divisor = self.dtype.type(255 if self._pixels else 1)
         return inputs
 
@@ -51,11 +57,33 @@ class NumbaOps(XpOps):
             self.input_matmul(inputs, np.arange(2), params[0], z)
             self.input_grad(inputs, np.arange(2), z, grads[0])
             self.update(params, grads, state, cfg, np.zeros(3, dt))
+        if self._sparse is not None:
+            tiny = SparseInputs(np.eye(2, 20, dtype=np.uint8), dt, 1)
+            tiny.matmul(params[0], z)
+            tiny.grad(z, grads[0])
+            WholeStep.warm_up(self, cfg)
         self._x.clear()
         self._lit_grad = self._plan = None  # nothing of the warm-up's arrays outlives it
         return time.perf_counter() - start
 
+    def fused_step(self, cfg: TrainConfig, params, state, buffers):
+        """For the whole set in order as a sparse matrix and a narrow network without dropout: the step as
+        one pass over the images (``WholeStep``); else None, and the trainer composes the ops."""
+        if self._sparse is None or not fusable(cfg, params):
+            return None
+        return WholeStep(self, self._sparse, cfg, params, state, buffers)
+
+    def blas_threads(self, threads: int) -> int:
+        """One BLAS thread while the sparse products run on the ops' own threads: what is left to BLAS is
+        small, and OpenBLAS's idle workers spin between calls, competing with ours for the cores."""
+        return 1 if self._sparse is not None else threads
+
     def bias_act(self, z: np.ndarray, b: np.ndarray | None, activation: str, mask: np.ndarray | None) -> None:
+        if activation in ("tanh", "sigmoid"):
+            # NumPy's tanh and exp are SIMD loops; Numba calls the C library once per element (no SVML here):
+            # measured 1.7 ms against 18.7 ms for tanh on 60,000 x 16 float64, 0.4 against 18 in float32
+            super().bias_act(z, b, activation, mask)
+            return
         bias_act(z, z[0] if b is None else b, b is not None, ACTIVATION_CODES[activation], z if mask is None else mask,
                  mask is not None)
 
@@ -65,10 +93,23 @@ class NumbaOps(XpOps):
                      h.dtype.type(inv_scale))
 
     def loss_grad(self, z: np.ndarray, labels: np.ndarray, grad: np.ndarray, loss: str) -> tuple[float, int]:
-        return (mse_grad if loss == "mse" else xent_grad)(z, labels, grad)
+        if loss == "mse":
+            return mse_grad(z, labels, grad)
+        xent_shift(z, grad)
+        np.exp(grad, out=grad)  # NumPy's SIMD exp: see xent_shift
+        return xent_finish(z, labels, grad)
 
     def input_matmul(self, inputs: np.ndarray, batch: np.ndarray, w: np.ndarray, out: np.ndarray) -> None:
-        """out <- x[batch] @ w, over only the batch's lit columns when they are few enough to pay."""
+        """out <- x[batch] @ w, over only the batch's lit columns when they are few enough to pay; ``batch``
+        None: the whole set in order, from the sparse matrix or the scaled copy made once."""
+        if batch is None:
+            if self._sparse is not None:
+                self._last_x = (None, None, None)  # input_grad reads the sparse matrix
+                self._sparse.matmul(w, out)
+            else:
+                self._last_x = (inputs, None, None)
+                np.matmul(inputs, w, out=out)
+            return
         n, f = len(batch), inputs.shape[1]
         if n not in self._x:
             self._x[n] = (np.empty((n, f), self.dtype), np.empty(f, np.int64), np.empty(n * f, self.dtype),
@@ -90,7 +131,10 @@ class NumbaOps(XpOps):
         x, rows, gc = self._last_x
         if rows is None:
             self._lit_grad = None
-            np.matmul(x.T, delta, out=out)
+            if x is None:
+                self._sparse.grad(delta, out)
+            else:
+                np.matmul(x.T, delta, out=out)
         else:
             gc = gc[:len(rows) * out.shape[1]].reshape(len(rows), out.shape[1])
             np.matmul(x.T, delta, out=gc)

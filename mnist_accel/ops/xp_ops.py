@@ -36,16 +36,28 @@ class XpOps:
         self._x: dict[int, Any] = {}  # scaled input batches, one buffer per batch size
         self._last_x: Any = None
 
-    def prepare_inputs(self, inputs: Any, dtype: Any) -> Any:
+    def prepare_inputs(self, inputs: Any, dtype: Any, whole: bool = False, threads: int = 0) -> Any:
         """uint8 inputs are pixels: kept as uint8 (a quarter of float32's bytes) and scaled by 1/255 per
-        batch. Any other inputs are features, converted to ``dtype`` once and used as given."""
+        batch. Any other inputs are features, converted to ``dtype`` once and used as given.
+
+        ``whole``: every step trains on all rows in order (``batch`` None below), so pixels are scaled
+        once here and a step gathers nothing. ``threads``: CPU threads the ops may use (0: every core).
+        """
         self.dtype = np.dtype(dtype)
-        self._pixels = inputs.dtype == np.uint8
+        self._pixels = inputs.dtype == np.uint8 and not whole
         self._x.clear()  # batch buffers of an earlier dtype
+        if inputs.dtype == np.uint8 and whole:
+            scaled = inputs.astype(self.dtype)
+            scaled /= self.dtype.type(255)  # the numbers input_matmul's per-batch division gives
+            return scaled
         return inputs if self._pixels else inputs.astype(self.dtype, copy=False)
 
     def input_matmul(self, inputs: Any, batch: Any, w: Any, out: Any) -> None:
-        """out <- x[batch] @ w; the batch's x is kept for ``input_grad``."""
+        """out <- x[batch] @ w (``batch`` None: every row, in order); the batch's x is kept for ``input_grad``."""
+        if batch is None:
+            self._last_x = inputs
+            self.xp.matmul(inputs, w, out=out)
+            return
         n = len(batch)
         if n not in self._x:
             self._x[n] = self.xp.empty((n, inputs.shape[1]), self.dtype)
@@ -62,6 +74,10 @@ class XpOps:
 
     def warm_up(self, cfg: TrainConfig) -> float:
         return 0.0
+
+    def blas_threads(self, threads: int) -> int:
+        """The BLAS threads a step should run with, given the run's ``--threads`` (0: every core)."""
+        return threads
 
     def fused_step(self, cfg: TrainConfig, params: Sequence[Any], state: Sequence[Sequence[Any]],
                    buffers: StepBuffers) -> Callable[[int], None] | None:

@@ -1,0 +1,75 @@
+"""The write-up presets and the options they are made of: each preset holds its write-up's settings, every
+new option is validated with a one-line error, and the command line prints what the write-ups print."""
+
+from __future__ import annotations
+
+import pytest
+
+from mnist_accel.config import PRESETS, resolve
+from mnist_accel.errors import ConfigError
+from mnist_accel.train import main
+
+
+def test_keras_mlp_is_the_keras_tutorial():
+    cfg = resolve("keras-mlp")
+    assert (cfg.hidden, cfg.activation, cfg.loss, cfg.bias, cfg.init) == ((128, 128), "relu", "cross-entropy", True,
+                                                                          "glorot-uniform")
+    assert (cfg.optimizer, cfg.lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.adam_form) == ("adam", 1e-3, 0.9, 0.999, 1e-7,
+                                                                                   "keras")
+    assert (cfg.batch_size, cfg.epochs, cfg.schedule, cfg.val_split, cfg.val_from, cfg.dtype) == (
+        128, 10, "constant", 0.2, "end", "float32")
+
+
+def test_full_batch_is_the_write_ups_gradient_descent():
+    cfg = resolve("full-batch")
+    assert (cfg.hidden, cfg.activation, cfg.loss, cfg.init, cfg.optimizer) == ((16, 16), "tanh", "cross-entropy",
+                                                                            "normal:0.1", "sgd")
+    assert (cfg.batch_size, cfg.epochs, cfg.lr, cfg.schedule, cfg.lr_drop_at, cfg.lr_drop_to) == (
+        60000, 150, 1.0, "drop", 76, 0.1)
+    assert cfg.print_every == 10 and cfg.val_split == 0
+
+
+def test_every_preset_resolves_and_flags_still_win():
+    for name in PRESETS:
+        resolve(name)
+    assert resolve("full-batch", epochs=3, dtype="float64").epochs == 3
+
+
+BAD = [
+    (dict(init="normal:0"), "--init 'normal:0': normal:S needs a finite scale S above 0"),
+    (dict(init="orthogonal"), "--init 'orthogonal' is not one of"),
+    (dict(schedule="drop"), "--schedule drop needs --lr-drop-at N"),
+    (dict(schedule="drop", lr_drop_at=0), "at least 1"),
+    (dict(schedule="drop", lr_drop_at=5, lr_drop_to=-1.0), "--lr-drop-to must be a finite number above 0"),
+    (dict(lr_drop_at=5), "--lr-drop-at and --lr-drop-to belong to --schedule drop"),
+    (dict(eps=0.0), "--eps must be a finite number above 0"),
+    (dict(print_every=0), "--print-every must be at least 1"),
+    (dict(val_from="start"), "--val-from 'start' is not one of random, end"),
+    (dict(adam_form="torch"), "--adam-form 'torch' is not one of pytorch, keras"),
+]
+
+
+@pytest.mark.parametrize("overrides, message", BAD, ids=[m for _, m in BAD])
+def test_bad_options_are_one_line_config_errors(overrides, message):
+    with pytest.raises(ConfigError) as info:
+        resolve(**overrides)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_bad_init_on_the_command_line_exits_2(capsys, mnist):
+    assert main(["--init", "normal:x", "--epochs", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "normal:S needs a finite scale" in err
+
+
+def test_print_every_prints_the_write_ups_iterations(capsys, mnist):
+    """Every 10th epoch from the first (the write-up's ``i % 10 == 0``) and the last."""
+    assert main(["--preset", "full-batch", "--epochs", "25", "--train-samples", "500", "--test-samples", "100"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch")]
+    assert [line.split()[1] for line in lines] == ["1/25", "11/25", "21/25", "25/25"]
+
+
+def test_a_validation_split_is_printed(capsys, mnist):
+    assert main(["--preset", "keras-mlp", "--epochs", "1", "--train-samples", "1000", "--test-samples", "100"]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch"))
+    assert "  val loss " in line and line.index("val loss") < line.index("test loss")
