@@ -18,7 +18,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from . import __version__, model
+from . import __version__, divergence, model
 from .backend import get_backend, to_host
 from .config import resolve
 from .persist import load_model, save_model
@@ -122,6 +122,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         rng = np.random.default_rng(cfg.seed)
         sizes = [X.shape[1], *cfg.hidden, max(len(self.classes_), 2)]
         params = model.init_params(rng, sizes, cfg.init, True, np.dtype(cfg.dtype)) if first else self._params()
+        # before the trainer takes the parameters over; the rule is fit's (mnist_accel.divergence)
+        reference = divergence.reference_loss(params, X, labels, cfg.activation, cfg.loss)
         trainer = VectorizedTrainer(cfg, be, params, rng, X, labels)
         if not first and getattr(self, "_state", None) is not None and len(self._state[0]) == len(trainer.state[0]):
             for slots, saved in zip(trainer.state, self._state):  # in place: a fused GPU step holds these arrays
@@ -132,13 +134,19 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if first:
             self.loss_curve_, self.n_iter_, self.best_loss_, self._no_improve = [], 0, np.inf, 0
             self.validation_scores_, self.best_validation_score_ = ([], -np.inf) if early else (None, None)
-        best, stopped = None, False
+        best, stopped, sound = None, False, None
         for _ in range(epochs):
-            loss_sum, _ = trainer.train_epoch()
+            with np.errstate(all="ignore"):  # a diverging run is reported below, not by NumPy warnings
+                loss_sum, _ = trainer.train_epoch()
             loss = float(to_host(loss_sum)) / trainer.n_seen
-            if not np.isfinite(loss):
-                raise FloatingPointError(f"training diverged at epoch {self.n_iter_ + 1} (loss {loss}); "
-                                         "lower learning_rate_init")
+            why = divergence.reason(loss, reference)
+            if why is not None:  # keep the last sound iteration's model (the best one under early stopping)
+                if sound is not None:
+                    self._store(best if best is not None else sound[0], sound[1], sound[2])
+                kept = f"the model kept is from iteration {self.n_iter_}" if sound is not None else \
+                    "no iteration of this call finished before it, so the estimator is left as it was"
+                raise FloatingPointError(f"training diverged at iteration {self.n_iter_ + 1} ({why}); {kept}; "
+                                         f"try a smaller learning_rate_init than {self.learning_rate_init:g}")
             self.loss_curve_.append(loss)
             self.n_iter_ += 1
             if self.verbose:
@@ -156,6 +164,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 improved = loss < best_loss - self.tol
                 self.best_loss_ = min(best_loss, loss)
             self._no_improve = 0 if improved else self._no_improve + 1
+            sound = ([p.copy() for p in trainer.params], [[s.copy() for s in slots] for slots in trainer.state],
+                     trainer.step)
             if not incremental and self._no_improve > self.n_iter_no_change:
                 stopped = True
                 break
@@ -164,14 +174,14 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                           ConvergenceWarning, stacklevel=3)
         if early:
             self.best_loss_ = None
-        self._store(best if best is not None else trainer.params, trainer)
+        self._store(best if best is not None else trainer.params, trainer.state, trainer.step)
         return self
 
-    def _store(self, params, trainer) -> None:
+    def _store(self, params, state, step: int) -> None:
         host = [to_host(p) for p in params]
         self.coefs_, self.intercepts_ = host[0::2], host[1::2]
-        self._state = [[to_host(s) for s in slots] for slots in trainer.state]
-        self._t = trainer.step
+        self._state = [[to_host(s) for s in slots] for slots in state]
+        self._t = step
 
     def _params(self) -> list[np.ndarray]:
         return [p for pair in zip(self.coefs_, self.intercepts_) for p in pair]

@@ -151,3 +151,45 @@ def test_device_inputs_train_on_the_standin_gpu(blobs):
     assert all(isinstance(c, np.ndarray) for c in clf.coefs_)
     for a, b in zip(clf.coefs_, host.coefs_):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-9 * np.abs(b).max())
+
+
+# --- divergence: fit's rule (mnist_accel.divergence), a FloatingPointError that keeps the last sound iteration
+
+def test_a_finite_explosion_is_divergence_and_leaves_an_unfitted_estimator_unfitted(blobs):
+    from sklearn.exceptions import NotFittedError
+
+    X, y = blobs
+    clf = MLPClassifier(learning_rate_init=1e6, max_iter=5, random_state=0, backend="numpy")
+    with pytest.raises(FloatingPointError, match=r"diverged at iteration 1 \(its mean training loss .* is over 100 "
+                                                 r"times .*left as it was; try a smaller learning_rate_init"):
+        clf.fit(X, y)
+    with pytest.raises(NotFittedError):
+        clf.predict(X)
+
+
+def test_divergence_keeps_the_last_sound_iteration(blobs, monkeypatch):
+    from mnist_accel.vectorized import VectorizedTrainer
+
+    X, y = blobs
+    make = lambda n: MLPClassifier(max_iter=n, n_iter_no_change=100, random_state=0, backend="numpy")
+    clean = make(2).fit(X, y)
+    original, calls = VectorizedTrainer.train_epoch, []
+
+    def blown_up(self):
+        calls.append(1)
+        if len(calls) == 3:
+            for p in self.params:
+                p[...] *= 1e4  # huge logits: a finite loss far past the limit
+        return original(self)
+
+    monkeypatch.setattr(VectorizedTrainer, "train_epoch", blown_up)
+    clf = make(5)
+    with pytest.raises(FloatingPointError, match=r"diverged at iteration 3 .* kept is from iteration 2"):
+        clf.fit(X, y)
+    assert clf.n_iter_ == len(clf.loss_curve_) == 2 and clf.loss_curve_ == clean.loss_curve_
+    for kept, reference in zip(clf.coefs_ + clf.intercepts_, clean.coefs_ + clean.intercepts_):
+        np.testing.assert_array_equal(kept, reference)
+    monkeypatch.setattr(VectorizedTrainer, "train_epoch", original)
+    clf.partial_fit(X, y)  # the kept optimizer state continues as if the third iteration never ran
+    clean.partial_fit(X, y)
+    np.testing.assert_array_equal(clf.coefs_[0], clean.coefs_[0])

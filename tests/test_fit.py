@@ -71,6 +71,38 @@ def test_cli_finite_divergence_exits_1_and_saves_nothing(mnist, tmp_path, capsys
     assert json.loads(metrics.read_text())["epochs"] == []
 
 
+@pytest.mark.parametrize("blow_up", ["nan", "finite"])
+def test_cli_divergence_after_a_sound_epoch_saves_that_epoch(blow_up, mnist, tmp_path, monkeypatch, capsys):
+    """NaN and a finite explosion end alike: one line, exit 1, --save and --checkpoint hold epoch 1."""
+    from mnist_accel import checkpoint as ckpt
+    from mnist_accel.persist import load_model
+
+    argv = ["--backend", "numba", "--train-samples", "3000", "--test-samples", "500", "--hidden", "32",
+            "--batch-size", "100", "--schedule", "constant", "--quiet"]
+    clean = tmp_path / "clean.npz"
+    assert main([*argv, "--epochs", "1", "--save", str(clean)]) == 0
+    capsys.readouterr()
+    original, calls = VectorizedTrainer.train_epoch, []
+
+    def poisoned(self):
+        calls.append(1)
+        if len(calls) == 2:
+            self.params[2][...] = np.float32(3e38) if blow_up == "nan" else self.params[2] * np.float32(1e4)
+        return original(self)
+
+    monkeypatch.setattr(VectorizedTrainer, "train_epoch", poisoned)
+    model, state = tmp_path / "model.npz", tmp_path / "state.npz"
+    assert main([*argv, "--epochs", "3", "--save", str(model), "--checkpoint", str(state)]) == 1
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and captured.out == "" and "Traceback" not in captured.err
+    assert err[0].startswith("mnist_accel.train: error: training diverged in epoch 2")
+    assert ("NaN or infinite" in err[0]) == (blow_up == "nan") and "the model kept is from epoch 1" in err[0]
+    for kept, reference in zip(load_model(model)[0], load_model(clean)[0], strict=True):
+        np.testing.assert_array_equal(kept, reference)
+    assert len(ckpt.load(state)[1]["history"]) == 1  # resuming starts again from the sound epoch
+
+
 @pytest.mark.parametrize("argv", [
     ["--path", "loop", "--lr", "2", "--loss", "mse", "--hidden", "32"],
     ["--lr", "5", "--loss", "mse", "--optimizer", "sgd", "--activation", "tanh"],
