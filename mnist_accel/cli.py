@@ -12,7 +12,7 @@ import sys
 import traceback
 from typing import Callable, NoReturn, Sequence
 
-from .errors import BackendUnavailable, ConfigError, DataError, DataUnavailable
+from .errors import BackendUnavailable, ConfigError, DataError, DataUnavailable, Stopped
 from .signals import stop_on_signals
 
 USAGE_ERRORS = (ConfigError, BackendUnavailable)
@@ -59,7 +59,10 @@ def entry(prog: str, build_parser: Callable[[], argparse.ArgumentParser],
 
     def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
-        with stop_on_signals():
-            return run_guarded(prog, args.debug, lambda: run(args))
+        try:
+            with stop_on_signals():
+                return run_guarded(prog, args.debug, lambda: run(args))
+        except Stopped as exc:  # after the command's own handling, before the handlers were put back
+            return fail(prog, str(exc), exc.exit_code)
 
     return main

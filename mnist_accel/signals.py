@@ -11,6 +11,7 @@ the duration of a command and restore the previous ones after it; importing mnis
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from contextlib import contextmanager
 from types import FrameType
@@ -35,9 +36,12 @@ def stop_on_signals(signals: Sequence[int] = STOP_SIGNALS) -> Iterator[None]:
         yield
         return
     fired: list[int] = []
+    closing: list[int] = []  # signals that came while the handlers were being put back
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        if not fired:
+        if closing:  # raising now would leave the remaining handlers unrestored
+            closing.append(signum)
+        elif not fired:
             fired.append(signum)
             raise Stopped(signum)
 
@@ -48,6 +52,10 @@ def stop_on_signals(signals: Sequence[int] = STOP_SIGNALS) -> Iterator[None]:
                 previous[signum] = signal.signal(signum, handler)
         yield
     finally:
+        closing.append(0)
         for signum, old in previous.items():
             # None: a handler set outside Python, which cannot be reinstated; the default is the nearest
             signal.signal(signum, old if old is not None else signal.SIG_DFL)
+        late = closing[1:]
+        if late and not fired and sys.exc_info()[0] is None:
+            raise Stopped(late[0])

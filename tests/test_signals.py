@@ -53,6 +53,24 @@ def test_an_ignored_signal_stays_ignored():
         signal.signal(signal.SIGHUP, previous)
 
 
+def test_a_signal_while_the_handlers_are_put_back_still_stops(monkeypatch):
+    import mnist_accel.signals as signals
+
+    real, leaving = signal.signal, []
+
+    def restoring(signum, handler):
+        if leaving and signum == signal.SIGTERM:  # SIGUSR1's handler, put back last, is still ours
+            _deliver(signal.SIGUSR1)
+        return real(signum, handler)
+
+    before = [signal.getsignal(s) for s in signals.STOP_SIGNALS]
+    monkeypatch.setattr(signals.signal, "signal", restoring)
+    with pytest.raises(Stopped, match="stopped by SIGUSR1"):
+        with stop_on_signals():
+            leaving.append(1)
+    assert [signal.getsignal(s) for s in signals.STOP_SIGNALS] == before
+
+
 def test_run_guarded_exits_128_plus_the_signal_with_one_line(capsys):
     def body() -> int:
         raise Stopped(signal.SIGTERM)
@@ -65,7 +83,10 @@ def test_importing_or_calling_main_leaves_the_handlers_as_they_were():
     code = ("import signal; import mnist_accel, mnist_accel.train, mnist_accel.fit, mnist_accel.predict; "
             "before = [signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1)]; "
             "assert before == [signal.SIG_DFL] * 3, before; "
+            "import mnist_accel.sweep; "
             "assert mnist_accel.train.main(['--epochs', '0']) == 2; "
+            "assert mnist_accel.predict.main(['--model', 'missing.npz', 'x.png']) == 2; "
+            "assert mnist_accel.sweep.main(['--trials', '0']) == 2; "
             "assert [signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1)] == before")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -83,7 +104,7 @@ COMMON = ["--backend", "numba", "--train-samples", "2000", "--test-samples", "50
 
 
 @pytest.mark.parametrize("signum, with_checkpoint", [(signal.SIGTERM, True), (signal.SIGTERM, False),
-                                                     (signal.SIGUSR1, True)])
+                                                     (signal.SIGHUP, False), (signal.SIGUSR1, True)])
 def test_a_real_stop_signal_saves_and_the_resumed_run_is_bit_identical(signum, with_checkpoint, tmp_path, mnist):
     proc = subprocess.Popen([sys.executable, "-c", PACED, *COMMON, *(["--checkpoint", "ck.npz"] * with_checkpoint)],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -108,3 +129,29 @@ def test_a_real_stop_signal_saves_and_the_resumed_run_is_bit_identical(signum, w
     for a, b in zip(load_model(resumed)[0], load_model(whole)[0], strict=True):
         np.testing.assert_array_equal(a, b)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left behind
+
+
+# Here the signal lands in the middle of epoch 2, five steps in: the child sends it to itself from inside a
+# training step, so the epoch's partly updated weights and optimizer state must not reach the checkpoint.
+MID_EPOCH = ("import os, signal, sys; import mnist_accel.train as t; from mnist_accel.vectorized import VectorizedTrainer\n"
+             "original, calls = VectorizedTrainer._step, []\n"
+             "def step(self, *a):\n"
+             "    original(self, *a)\n"
+             "    calls.append(1)\n"
+             "    if self.epoch == 1 and len(calls) == self.steps_per_epoch + 5: os.kill(os.getpid(), signal.SIGTERM)\n"
+             "VectorizedTrainer._step = step\n"
+             "sys.exit(t.main(sys.argv[1:]))\n")
+
+
+def test_a_stop_signal_in_the_middle_of_an_epoch_saves_the_epoch_before(tmp_path, mnist):
+    argv = [*COMMON, "--quiet", "--checkpoint", "ck.npz"]
+    proc = subprocess.run([sys.executable, "-c", MID_EPOCH, *argv], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 143 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == ["mnist_accel.train: error: stopped by SIGTERM; the state after epoch 1 "
+                                                "is saved in ck.npz: continue with --resume ck.npz"]
+    resumed, whole = tmp_path / "resumed.npz", tmp_path / "whole.npz"
+    assert main(["--resume", str(tmp_path / "ck.npz"), "--save", str(resumed), "--quiet"]) == 0
+    assert main([*COMMON, "--save", str(whole), "--quiet"]) == 0
+    for a, b in zip(load_model(resumed)[0], load_model(whole)[0], strict=True):
+        np.testing.assert_array_equal(a, b)
