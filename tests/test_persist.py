@@ -112,26 +112,29 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
-WRITER = ("import sys, numpy as np; from mnist_accel.persist import save_model\n"
-          "value = float(sys.argv[2])\n"
+WRITER = ("import sys, numpy as np; from mnist_accel import checkpoint; from mnist_accel.persist import save_model\n"
+          "kind, value = sys.argv[2], float(sys.argv[3])\n"
           "params = [np.full((300, 200), value, np.float32), np.full(200, value, np.float32)]\n"
+          "meta = {'writer': value, 'config': {}, 'history': [], 'trainer': {}, 'trainer_arrays': 2}\n"
           "for _ in range(60):\n"
-          "    save_model(sys.argv[1], params, {'writer': value})\n")
+          "    save_model(sys.argv[1], params, meta) if kind == 'model' else checkpoint.save(sys.argv[1], params, meta)\n")
 
 
-def test_concurrent_writers_leave_one_complete_file(tmp_path):
+@pytest.mark.parametrize("kind", ["model", "checkpoint"])  # --save and --checkpoint
+def test_concurrent_writers_leave_one_complete_file(kind, tmp_path):
+    load = load_model if kind == "model" else checkpoint.load
     target = tmp_path / "m.npz"
-    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(target), str(v)], stderr=subprocess.PIPE,
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(target), kind, str(v)], stderr=subprocess.PIPE,
                                 text=True) for v in (1.0, 2.0)]
     reads = 0
     while any(w.poll() is None for w in writers) or reads == 0:
         if target.exists():
-            params, meta = load_model(target)  # a mixture or a half-written file would fail here
+            params, meta = load(target)  # a mixture or a half-written file would fail here
             assert all((p == meta["writer"]).all() for p in params)
             reads += 1
         else:
             time.sleep(0.001)
     assert [w.wait(timeout=60) for w in writers] == [0, 0], [w.stderr.read() for w in writers]
-    params, meta = load_model(target)
+    params, meta = load(target)
     assert meta["writer"] in (1.0, 2.0) and all((p == meta["writer"]).all() for p in params)
     assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]  # every writer's temporary file is gone
