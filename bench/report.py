@@ -28,6 +28,7 @@ TARGETS = [
     ("vectorized", "cuda", "torch-cuda", 10.0, "vectorized on the GPU vs PyTorch eager"),
     ("vectorized", "cuda", "torch-cuda-graphs", 1.0, "vectorized on the GPU vs PyTorch with CUDA graphs"),
     ("seeds", "full-batch", "full-batch-rendering", 5.0, "full-batch preset vs the write-up's NumPy code"),
+    ("seeds", "deep-sgd", "deep-sgd-rendering", 30.0, "deep-sgd on Numba vs the write-up's NumPy code"),
 ]
 # (row, figure, minimum, what it is): accuracy targets of the seeds group, checked on full-size runs only
 ACCURACY = [

@@ -75,13 +75,15 @@ def test_seeds_rows_are_against_their_own_rendering(tmp_path, capsys):
     path = tmp_path / "run.json"
     path.write_text(json.dumps({"benchmarks": [
         seed("full-batch", "ours", 2.0, train_accuracy_at_140=0.89), seed("full-batch", "rendering", 16.0),
-        seed("keras-mlp", "ours", 3.0, 48000, test_accuracy=0.965), seed("keras-mlp", "rendering", 9.0, 48000)]}))
+        seed("keras-mlp", "ours", 3.0, 48000, test_accuracy=0.965), seed("keras-mlp", "rendering", 9.0, 48000),
+        seed("deep-sgd", "ours", 3.0), seed("deep-sgd", "rendering", 87.0)]}))
     assert main([str(path), "--check"]) == 1  # keras-mlp's 96.5% misses 97%
     out = capsys.readouterr().out
     assert "| full-batch | 2.000 |" in out and "| 8.00x |" in out and "| keras-mlp | 3.000 |" in out and "| 3.00x |" in out
     assert "| full-batch preset vs the write-up's NumPy code | 8.00x | 5x | yes |" in out
     assert "| full-batch: training accuracy at iteration 140 | 89.00% | 85.00% | yes |" in out
     assert "| keras-mlp: test accuracy | 96.50% | 97.00% | NO |" in out
+    assert "| deep-sgd on Numba vs the write-up's NumPy code | 29.00x | 30x | NO |" in out
     path.write_text(json.dumps({"benchmarks": [seed("full-batch", "ours", 2.0, 300, train_accuracy_at_140=0.5),
                                                seed("full-batch", "rendering", 16.0, 300)]}))
     assert main([str(path), "--check"]) == 0  # a --quick run: accuracy not measured, nothing missed
