@@ -2,7 +2,8 @@
 and accuracy curves, the test confusion matrix and a grid of misclassified test digits; ``curves``, the
 learning curves the tutorial and the full-batch write-up draw; ``keras``, the Keras tutorial's four
 (the first training images, the training history, predictions on the first test images, the first test
-image's probabilities). Needs matplotlib."""
+image's probabilities); and the predict command's ``--mnist-test N --plot PATH`` (``write_predictions``).
+Needs matplotlib."""
 
 from __future__ import annotations
 
@@ -114,27 +115,46 @@ def write_keras_figures(path: str | os.PathLike, history: Sequence[dict], params
     _curve_axes(fig, [middle[0, 0], middle[0, 1]], history, "epoch", ("train", "val"))
     x = normalize(test_images[:shown], params[0].dtype)
     proba = model.probabilities(list(params), x, activation, np, 10)
-    row = grid[2].subgridspec(1, 10)
-    for i in range(shown):
+    _predicted_row(fig, grid[2], test_images[:shown], test_labels[:shown], proba)
+    _probability_bars(fig, grid[3], test_images[0], test_labels[0], proba[0])
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def write_predictions(path: str | os.PathLike, images: np.ndarray, labels: np.ndarray, proba: np.ndarray) -> None:
+    """The Keras tutorial's last two figures for any model (the predict command's ``--mnist-test``): up to
+    ten test images titled "Pred: p, True: t" (green when right, red when wrong), then the first one's ten
+    probabilities."""
+    fig = _pyplot().figure(figsize=(13, 5.5))
+    grid = fig.add_gridspec(2, 1, height_ratios=[1.1, 2])
+    _predicted_row(fig, grid[0], images[:10], labels[:10], proba[:10])
+    _probability_bars(fig, grid[1], images[0], labels[0], proba[0])
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _predicted_row(fig, cell, images: np.ndarray, labels: np.ndarray, proba: np.ndarray) -> None:
+    row = cell.subgridspec(1, 10)
+    for i in range(len(images)):
         ax = fig.add_subplot(row[0, i])
-        ax.imshow(test_images[i], cmap="gray")
+        ax.imshow(images[i], cmap="gray")
         pred = int(proba[i].argmax())
-        ax.set_title(f"Pred: {pred}, True: {test_labels[i]}", fontsize=8,
-                     color="green" if pred == test_labels[i] else "red")
+        ax.set_title(f"Pred: {pred}, True: {labels[i]}", fontsize=8, color="green" if pred == labels[i] else "red")
         ax.axis("off")
-    bottom = grid[3].subgridspec(1, 3, width_ratios=[1, 3, 0.2])
+
+
+def _probability_bars(fig, cell, image: np.ndarray, label: int, proba: np.ndarray) -> None:
+    bottom = cell.subgridspec(1, 3, width_ratios=[1, 3, 0.2])
     ax = fig.add_subplot(bottom[0, 0])
-    ax.imshow(test_images[0], cmap="gray")
-    ax.set_title(f"first test image (true {test_labels[0]})")
+    ax.imshow(image, cmap="gray")
+    ax.set_title(f"first test image (true {label})")
     ax.axis("off")
     ax = fig.add_subplot(bottom[0, 1])
-    ax.bar(range(10), proba[0], color=["green" if d == proba[0].argmax() else "tab:blue" for d in range(10)])
-    ax.set_xticks(range(10))
+    ax.bar(range(len(proba)), proba, color=["green" if d == proba.argmax() else "tab:blue" for d in range(len(proba))])
+    ax.set_xticks(range(len(proba)))
     ax.set_xlabel("digit")
     ax.set_ylabel("probability")
     ax.set_title("predicted probabilities for the first test image")
-    fig.tight_layout()
-    _save(fig, path)
 
 
 def write_training_plot(path: str | os.PathLike, history: Sequence[dict], params: Sequence[np.ndarray],

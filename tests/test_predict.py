@@ -107,3 +107,32 @@ def test_one_bad_file_does_not_hide_the_good_ones(trained, mnist, tmp_path, monk
         else:
             assert set(record) == {"file", "error"} and reasons[record["file"]] in record["error"]
     assert len(captured.err.strip().splitlines()) == len(reasons)
+
+
+def test_mnist_test_images_as_the_keras_tutorial_shows_them(trained, mnist, tmp_path, capsys):
+    """--mnist-test N: "Pred: p, True: t" for the first N test images, the same answers as the model's
+    probabilities, and with --plot the Keras tutorial's last two figures."""
+    out = tmp_path / "pred.png"
+    assert predict(["--model", str(trained), "--mnist-test", "12", "--plot", str(out)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert predict(["--model", str(trained), "--mnist-test", "12", "--json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert [r["true"] for r in records] == mnist.test_labels[:12].tolist()
+    assert lines == [f"test image {i}: Pred: {r['label']}, True: {r['true']} (probability {r['probability']:.3f})"
+                     for i, r in enumerate(records)]
+    assert sum(r["label"] == r["true"] for r in records) >= 10  # a model at ~97%
+    assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-4 for r in records)
+    with Image.open(out) as img:
+        assert img.format == "PNG" and img.size == (1170, 495)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--mnist-test", "3", "x.png"], "not both"),
+    (["--mnist-test", "0"], "1 to 10000"),
+    ([], "--mnist-test N"),
+    (["x.png", "--plot", "p.png"], "belong to --mnist-test"),
+])
+def test_mnist_test_arguments(trained, extra, message, capsys):
+    assert predict(["--model", str(trained), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
