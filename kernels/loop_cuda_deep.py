@@ -2,12 +2,12 @@
 thread block, one launch an epoch), its block-deferred first layer unchanged, and the layers above it dense,
 sample by sample, as ``loop_cpu_deep`` runs them.
 
-Per block of B samples: ``loop_cuda._forward``'s first-layer products from the block's start weights; then
-each sample in order: the first hidden layer (``loop_cuda._hidden``, with the Gram corrections), each later
-hidden layer (a thread per unit it computes), the output layer's slice sums and outputs
-(``loop_cuda._slices`` and ``_outputs``), and the deltas back down, a thread per unit, each layer's weights
-updated as the delta passes them; then ``loop_cuda._update``'s deferred first-layer update. One block
-barrier per layer each way, fixed orders, no atomics: bit-reproducible.
+Per block of B samples: ``loop_cuda_steps._forward``'s first-layer products from the block's start
+weights; then each sample in order: the first hidden layer (``loop_cuda_steps._hidden``, with the Gram
+corrections), each later hidden layer (a thread per unit it computes), the output layer's slice sums and
+outputs (``loop_cuda_steps._slices`` and ``_outputs``), and the deltas back down, a thread per unit, each
+layer's weights updated as the delta passes them; then ``loop_cuda_steps._update``'s deferred first-layer
+update. One block barrier per layer each way, fixed orders, no atomics: bit-reproducible.
 
 Hidden-to-hidden weights stay where the caller put them (``wd``, global memory, as stored: a row per
 input); the output layer is held transposed in the workspace; the first layer's per-unit state is in shared
@@ -25,8 +25,8 @@ import numpy as np
 from numba import config, cuda, int8
 
 from . import loop_cuda
-from .loop_cuda import BOOK, MAX_HIDDEN, MAX_OUT, RELU, TANH, IDENTITY, _book, _forward, _hidden, _outputs, \
-    _slices, _update
+from .loop_cuda import MAX_HIDDEN
+from .loop_cuda_steps import BOOK, IDENTITY, MAX_OUT, RELU, TANH, _book, _forward, _hidden, _outputs, _slices, _update
 from .loop_layout import BLOCK, blocks, to_csr
 
 

@@ -118,7 +118,10 @@ import json, sys
 import numpy as np
 from mnist_accel.config import resolve
 from mnist_accel.fit import fit
-cfg = resolve("deep-sgd", backend="cuda", **json.loads(sys.argv[1]))
+from mnist_accel.kernels import loop_cuda
+options = json.loads(sys.argv[1])
+loop_cuda.THREADS, loop_cuda.WARP = options.pop("threads"), options.pop("warp")  # the simulator: a thread each
+cfg = resolve("deep-sgd", backend="cuda", **options)
 got, want = fit(cfg), fit(cfg.replace(backend="numpy"))
 print(json.dumps({"backend": got.backend, "accuracy": [got.test_accuracy, want.test_accuracy],
                   "error": max(float(np.abs(a - b).max() / np.abs(b).max()) for a, b in zip(got.params, want.params))}))
@@ -129,8 +132,11 @@ print(json.dumps({"backend": got.backend, "accuracy": [got.test_accuracy, want.t
 @pytest.mark.cudasim
 def test_deep_loop_on_cuda_trains_the_reference_model():
     """The trainer's flattening of the later layers for the GPU kernel, on the CuPy stand-in's rules, with
-    biases and dropout: the model the numpy backend trains."""
-    options = dict(train_samples=40, test_samples=30, hidden=[12, 9, 7], epochs=2, bias=True, dropout=0.3, lr=0.05)
+    biases and dropout, at two hidden layers (deep-sgd's depth): the model the numpy backend trains. Two
+    simulated warps of four lanes, fewer threads than units, so that every loop over units strides; blocks of
+    32 samples, the last one short, and a second epoch from the first's weights."""
+    options = dict(train_samples=36, test_samples=20, hidden=[12, 9], epochs=2, bias=True, dropout=0.3, lr=0.05,
+                   threads=8, warp=4)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
            "PYTHONWARNINGS": "ignore", "NUMBA_ENABLE_CUDASIM": "1"}
     proc = subprocess.run([sys.executable, "-m", "cuda_standin.run", "-c", STANDIN_SCRIPT, json.dumps(options)],
