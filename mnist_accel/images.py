@@ -108,20 +108,29 @@ def _too_large(path: str | os.PathLike, size: str = "") -> str:
 
 
 def _grayscale(img) -> np.ndarray:
-    """Brightness in [0, 1] of a Pillow image, at most MAX_SIDE pixels a side."""
+    """Brightness in [0, 1] of a Pillow image, at most MAX_SIDE pixels a side.
+
+    Memory stays within a few times the decoded picture (about 0.7 GB at the pixel limit): no full-size
+    copy is made that the mode does not need, a large picture is box-averaged before anything else, and
+    a JPEG is decoded at 1/2, 1/4 or 1/8 of its size by libjpeg itself when that is still large enough.
+    """
     from PIL import Image
 
-    if img.mode == "I" or img.mode.startswith("I;16"):  # 16-bit PNG: converting to L would clip at 255
-        img, full_scale = img.convert("I"), 65535.0
-    elif img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
-        img, full_scale = img.convert("RGBA"), 255.0
-    else:
-        img, full_scale = img.convert("L"), 255.0
     factor = -(-max(img.size) // MAX_SIDE)
+    if factor > 1 and img.format == "JPEG":
+        img.draft(None, (-(-img.width // factor), -(-img.height // factor)))
+        factor = -(-max(img.size) // MAX_SIDE)
+    img.load()  # decoding errors surface here, inside the caller's handlers
+    if img.mode == "I" or img.mode.startswith("I;16"):  # 16-bit PNG: converting to L would clip at 255
+        img, full_scale = img.convert("I"), 65535.0  # Pillow cannot reduce I;16
+    elif img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
+        img, full_scale = img if img.mode in ("RGBA", "LA") else img.convert("RGBA"), 255.0
+    else:
+        img, full_scale = img if img.mode == "L" else img.convert("L"), 255.0
     if factor > 1:  # box-average first, so a large picture costs no more memory downstream than a small one
-        img = img.reduce(factor)
-    if img.mode == "RGBA":
+        img = img.reduce(factor)  # with alpha premultiplied, so transparent pixels' colour does not bleed
+    if img.mode in ("RGBA", "LA"):
         canvas = Image.new("RGBA", img.size, (255, 255, 255, 255))
-        canvas.alpha_composite(img)
+        canvas.alpha_composite(img.convert("RGBA"))
         img = canvas.convert("L")
     return np.clip(np.asarray(img, dtype=np.float64) / full_scale, 0.0, 1.0)

@@ -117,6 +117,12 @@ def _png_claiming(width: int, height: int) -> bytes:
     return bytes(blob)
 
 
+def _jpeg_claiming(blob: bytes, width: int, height: int) -> bytes:
+    """A JPEG whose frame header (SOF0) claims another size."""
+    at = blob.index(b"\xff\xc0") + 5  # marker, length (2), precision (1), then height and width
+    return blob[:at] + struct.pack(">HH", height, width) + blob[at + 4:]
+
+
 @pytest.mark.parametrize("pillow_limit", ["default", "off"])
 @pytest.mark.parametrize("width, height", [(10_000, 10_000), (40_000, 40_000), (MAX_PIXELS + 1, 1)])
 def test_a_decompression_bomb_is_refused_before_decoding(width, height, pillow_limit, tmp_path, monkeypatch):
@@ -152,9 +158,13 @@ def test_fuzz_load_digit(tmp_path, data):
         blob = bytes(blob)
     elif kind == "truncated":
         blob = seed[:data.draw(st.integers(0, len(seed) - 1))]
-    else:
+    elif data.draw(st.booleans()):
         side = st.one_of(st.integers(0, 12_000), st.integers(0, 2 ** 31 - 1))
         blob = _png_claiming(data.draw(side), data.draw(side))
+    else:
+        side = st.one_of(st.integers(0, 12_000), st.integers(0, 2 ** 16 - 1))
+        blob = _jpeg_claiming(VARIANTS[data.draw(st.sampled_from(["jpeg-L", "jpeg-CMYK"]))], data.draw(side),
+                              data.draw(side))
     path = tmp_path / "fuzz.img"
     path.write_bytes(blob)
     try:
@@ -164,3 +174,55 @@ def test_fuzz_load_digit(tmp_path, data):
         assert message.startswith(str(path)) and "\n" not in message
     else:
         assert out.shape == (28, 28) and np.isfinite(out).all() and 0 <= out.min() and out.max() <= 1
+
+
+# --- memory: bounded by the pixel limit, whatever the mode ----------------------------------------------
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+# A child process writes PNGs at the pixel limit (zero rows streamed through zlib: a few hundred KB each) in
+# the modes that cost most once decoded, and reports after each load how far the peak memory has risen.
+PEAK = ("import resource, struct, sys, zlib; from mnist_accel.errors import DataError; from mnist_accel.images import "
+        "load_digit\n"
+        "def chunk(t, d): return struct.pack('>I', len(d)) + t + d + struct.pack('>I', zlib.crc32(t + d))\n"
+        "side, before = int(sys.argv[1]), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "for color, depth, channels, extra in ((6, 8, 4, b''), (4, 16, 2, b''), (0, 16, 1, b''), (2, 8, 3, b''),\n"
+        "        (3, 8, 1, chunk(b'PLTE', bytes(6)) + chunk(b'tRNS', b'\\0'))):\n"
+        "    z, row = zlib.compressobj(9), bytes(1 + side * channels * depth // 8)\n"
+        "    body = b''.join(z.compress(row) for _ in range(side)) + z.flush()\n"
+        "    blob = (b'\\x89PNG\\r\\n\\x1a\\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', side, side, depth, color, 0, 0, 0))\n"
+        "            + extra + chunk(b'IDAT', body) + chunk(b'IEND', b''))\n"
+        "    open('big.png', 'wb').write(blob)\n"
+        "    try: load_digit('big.png')\n"
+        "    except DataError as exc: assert 'no digit found' in str(exc), exc\n"
+        "    print(color, depth, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)\n")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss in KiB")
+def test_memory_at_the_pixel_limit_is_bounded(tmp_path):
+    """RGBA, 16-bit grey with alpha, 16-bit grey, RGB and a transparent palette, each just under the limit:
+    the peak over all of them stays under 10 bytes a pixel of the limit (0.9 GB; 0.79 GB measured, the
+    palette's; 1.0 GB when every mode was converted at full size before reducing)."""
+    side = int(MAX_PIXELS ** 0.5)
+    proc = subprocess.run([sys.executable, "-c", PEAK, str(side)], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rises = [int(line.split()[2]) for line in proc.stdout.splitlines()]
+    assert len(rises) == 5 and max(rises) < 10 * MAX_PIXELS, proc.stdout
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "CMYK"])
+def test_a_large_jpeg_is_decoded_at_a_fraction_of_its_size(mode, tmp_path, monkeypatch):
+    from PIL import JpegImagePlugin
+
+    Image.fromarray(_seven()).resize((5600, 5600), Image.NEAREST).convert(mode).save(tmp_path / "big.jpg", quality=90)
+    original, decoded = JpegImagePlugin.JpegImageFile.load, []
+
+    def load(self):
+        decoded.append(self.size)
+        return original(self)
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "load", load)
+    np.testing.assert_allclose(load_digit(tmp_path / "big.jpg"), to_mnist(_seven() / 255), atol=0.25)
+    assert decoded and set(decoded) == {(1400, 1400)}  # libjpeg's 1/4 scale: 2 MB decoded, not 31 MB
