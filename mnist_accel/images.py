@@ -95,6 +95,8 @@ def _read_gray(path: str | os.PathLike) -> np.ndarray:
         raise DataError(f"{path}: no such file") from None
     except PermissionError:
         raise DataError(f"{path}: permission denied") from None
+    except MemoryError:  # under the pixel limit, but this machine has less to spare than decoding needs
+        raise DataError(f"{path}: not enough memory to decode the image; scale it down") from None
     except UnidentifiedImageError:
         raise DataError(f"{path}: not a readable PNG, JPEG, BMP, GIF or WebP image") from None
     except Exception as exc:  # decoders raise many types (OSError, SyntaxError, ValueError...) on damaged bytes

@@ -134,6 +134,17 @@ def test_a_decompression_bomb_is_refused_before_decoding(width, height, pillow_l
         load_digit(path)
 
 
+def test_running_out_of_memory_while_decoding_is_one_line(tmp_path, monkeypatch):
+    (tmp_path / "a.png").write_bytes(VARIANTS["png-RGBA"])
+
+    def exhausted(self, *args):
+        raise MemoryError
+
+    monkeypatch.setattr(Image.Image, "convert", exhausted)  # where the full-size copy would be made
+    with pytest.raises(DataError, match=r"a.png: not enough memory to decode the image; scale it down$"):
+        load_digit(tmp_path / "a.png")
+
+
 def test_missing_files_folders_and_blank_pictures(tmp_path):
     with pytest.raises(DataError, match="nope.png: no such file"):
         load_digit(tmp_path / "nope.png")
