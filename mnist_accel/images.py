@@ -10,6 +10,7 @@ the contrast stretched so the strongest ink is 1, as in MNIST.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 
 import numpy as np
@@ -89,8 +90,9 @@ def _read_gray(path: str | os.PathLike) -> np.ndarray:
                 return _grayscale(img)
     except DataError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise DataError(_too_large(path)) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # Pillow's own check, at open
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        raise DataError(_too_large(path, f"{int(found[1]):,} pixels, " if found else "")) from None
     except FileNotFoundError:  # removed since the check above
         raise DataError(f"{path}: no such file") from None
     except PermissionError:

@@ -117,7 +117,7 @@ WRITER = ("import sys, numpy as np; from mnist_accel import checkpoint; from mni
           "params = [np.full((300, 200), value, np.float32), np.full(200, value, np.float32)]\n"
           "meta = {'writer': value, 'config': {}, 'history': [], 'trainer': {}, 'trainer_arrays': 2}\n"
           "for _ in range(60):\n"
-          "    save_model(sys.argv[1], params, meta) if kind == 'model' else checkpoint.save(sys.argv[1], params, meta)\n")
+          "    (save_model if kind == 'model' else checkpoint.save)(sys.argv[1], params, meta)\n")
 
 
 @pytest.mark.parametrize("kind", ["model", "checkpoint"])  # --save and --checkpoint

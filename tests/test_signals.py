@@ -133,7 +133,8 @@ def test_a_real_stop_signal_saves_and_the_resumed_run_is_bit_identical(signum, w
 
 # Here the signal lands in the middle of epoch 2, five steps in: the child sends it to itself from inside a
 # training step, so the epoch's partly updated weights and optimizer state must not reach the checkpoint.
-MID_EPOCH = ("import os, signal, sys; import mnist_accel.train as t; from mnist_accel.vectorized import VectorizedTrainer\n"
+MID_EPOCH = ("import os, signal, sys; import mnist_accel.train as t\n"
+             "from mnist_accel.vectorized import VectorizedTrainer\n"
              "original, calls = VectorizedTrainer._step, []\n"
              "def step(self, *a):\n"
              "    original(self, *a)\n"
