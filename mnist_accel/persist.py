@@ -53,7 +53,16 @@ def _sync_folder(folder: Path) -> None:
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    """The process's umask, read where the system shows it: setting it to read it back would, for that
+    moment, give files other threads create (a sweep's, a user's) no protection at all."""
+    try:
+        with open("/proc/self/status") as f:  # Linux
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o077)  # elsewhere: the briefest and safest swap there is
     os.umask(mask)
     return mask
 

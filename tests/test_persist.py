@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -52,6 +54,21 @@ def test_failed_write_leaves_nothing(tmp_path):
         atomic_write(target, writer)
     assert target.read_bytes() == b"previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="Linux shows the umask in /proc")
+def test_saved_files_take_the_umask_without_touching_it(tmp_path, monkeypatch):
+    import mnist_accel.persist as persist
+
+    umask = os.umask
+    previous = umask(0o027)
+    try:
+        monkeypatch.setattr(persist.os, "umask", lambda *_: pytest.fail("the umask was set to be read"))
+        save_model(tmp_path / "m.npz", [np.ones(2)], {})
+    finally:
+        monkeypatch.undo()
+        umask(previous)
+    assert (tmp_path / "m.npz").stat().st_mode & 0o777 == 0o640  # mkstemp alone would give 0o600
 
 
 def test_check_writable(tmp_path):
