@@ -80,10 +80,10 @@ def test_run_guarded_exits_128_plus_the_signal_with_one_line(capsys):
 
 
 def test_importing_or_calling_main_leaves_the_handlers_as_they_were():
-    code = ("import signal; import mnist_accel, mnist_accel.train, mnist_accel.fit, mnist_accel.predict; "
+    code = ("import signal; import mnist_accel, mnist_accel.train, mnist_accel.fit, mnist_accel.predict, "
+            "mnist_accel.sweep; "
             "before = [signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1)]; "
             "assert before == [signal.SIG_DFL] * 3, before; "
-            "import mnist_accel.sweep; "
             "assert mnist_accel.train.main(['--epochs', '0']) == 2; "
             "assert mnist_accel.predict.main(['--model', 'missing.npz', 'x.png']) == 2; "
             "assert mnist_accel.sweep.main(['--trials', '0']) == 2; "
