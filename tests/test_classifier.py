@@ -193,3 +193,18 @@ def test_divergence_keeps_the_last_sound_iteration(blobs, monkeypatch):
     clf.partial_fit(X, y)  # the kept optimizer state continues as if the third iteration never ran
     clean.partial_fit(X, y)
     np.testing.assert_array_equal(clf.coefs_[0], clean.coefs_[0])
+
+
+def test_the_reference_is_measured_once_per_model(blobs, monkeypatch):
+    from mnist_accel import divergence
+
+    X, y = blobs
+    calls = []
+    original = divergence.reference_loss
+    monkeypatch.setattr(divergence, "reference_loss", lambda *a: calls.append(1) or original(*a))
+    clf = MLPClassifier(random_state=0, backend="numpy")
+    for start in range(0, 300, 50):  # a stream of partial_fit calls pays one forward pass in all
+        clf.partial_fit(X[start:start + 50], y[start:start + 50], classes=["cat", "dog", "owl"])
+    assert len(calls) == 1
+    clf.fit(X, y)  # a new fit starts from new weights
+    assert len(calls) == 2
