@@ -111,7 +111,7 @@ def sweep(space: str | Sequence[str] | None = None, trials: int | None = None, *
         # Seeded past the trials already made, so a resumed sweep does not propose the same points again.
         study.sampler = make_sampler(optuna, sampler, points, config.seed + len(study.trials), parallel)
         if client is not None:
-            pool = pools.DaskPool(client, owned, uuid.uuid4().hex[:8])
+            pool = pools.DaskPool(client, uuid.uuid4().hex[:8])
         elif workers > 1:
             threads = config.threads or max(1, (os.cpu_count() or 1) // workers)
             pool = pools.LocalPool(workers, threads, st.gpus(config.backend))
@@ -124,11 +124,15 @@ def sweep(space: str | Sequence[str] | None = None, trials: int | None = None, *
         job = dict(study_name=study_name, storage=worker_storage, pruner=pruner, metric=metric)
         Driver(study, pool, distributions, config, job, target, info, out, beating, points is not None, progress,
                echo).run()
+        if owned:  # the study lives on a scheduler this call connected to: keep a copy that outlives the client
+            memory = optuna.storages.InMemoryStorage()
+            optuna.copy_study(from_study_name=study_name, from_storage=driver_storage, to_storage=memory)
+            study = optuna.load_study(study_name=study_name, storage=memory)
         return SweepResult(study, report.rows(study.get_trials(), list(distributions)), metric, out)
     finally:
         if lock is not None:
             lock.release()
-        if pool is None and owned:
+        if owned:
             client.close()
 
 

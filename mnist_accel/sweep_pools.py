@@ -124,8 +124,8 @@ class LocalPool:
 class DaskPool:
     """Trials as tasks on a Dask cluster: as many in flight as the workers have threads."""
 
-    def __init__(self, client: Any, owned: bool, run_id: str) -> None:
-        self.client, self.owned, self.run_id = client, owned, run_id
+    def __init__(self, client: Any, run_id: str) -> None:
+        self.client, self.run_id = client, run_id
         self.futures: set = set()
 
     def slots(self) -> int:
@@ -147,10 +147,9 @@ class DaskPool:
         return done
 
     def close(self, cancel: bool = False) -> None:
+        # The client stays open: the study lives on the scheduler, and the results are read after this.
         if cancel and self.futures:  # a trial already running finishes on its worker; its result is dropped
             self.client.cancel(list(self.futures))
-        if self.owned:
-            self.client.close()
 
 
 class Heartbeat(threading.Thread):

@@ -138,6 +138,8 @@ def write_plot(path: str | os.PathLike, table: Sequence[dict[str, Any]], importa
     kinds = (("COMPLETE", "complete", "o", "tab:blue"), ("PRUNED", "pruned (at its last epoch)", "x", "tab:orange"))
     for state, label, marker, color in kinds:
         chosen = [r for r in table if r["state"] == state and r["value"] is not None]
+        if not chosen:  # no empty entry in the legend
+            continue
         axes[0].scatter([r["number"] for r in chosen], [r["value"] for r in chosen], marker=marker, color=color,
                         label=label)
         axes[1].scatter([r["train_seconds"] or 0 for r in chosen], [r["value"] for r in chosen], marker=marker,
@@ -155,9 +157,11 @@ def write_plot(path: str | os.PathLike, table: Sequence[dict[str, Any]], importa
         low = min((r["value"] for r in table if r["value"] is not None), default=0.0)
         axes[0].scatter(failed, [low] * len(failed), marker="v", color="tab:red", label="failed or interrupted")
     axes[0].set(xlabel="trial", ylabel=metric, title=f"{metric} by trial")
+    axes[0].xaxis.get_major_locator().set_params(integer=True)  # trials are numbered, not measured
     axes[1].set(xlabel="training seconds of the trial", ylabel=metric, title=f"{metric} against training time")
     for ax in axes[:2]:
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     if importances:
         names = list(importances)[::-1]
         axes[2].barh(names, [importances[n] for n in names], color="tab:purple")

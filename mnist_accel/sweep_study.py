@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from . import sweep_report as report
 from .errors import ConfigError
 
 HEARTBEAT_S, GRACE_S = 20, 60  # a shared-database trial whose driver is silent for a minute is run again
+CREATE_TRIES = 4
 
 
 def redact(url: str) -> str:
@@ -79,7 +81,7 @@ def storages(optuna, url: str | None, dask_client: Any, embedded: bool, workers:
         return optuna.storages.InMemoryStorage(), None, None
     beat = {} if embedded else dict(heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
     try:
-        rdb = optuna.storages.RDBStorage(url, **beat)
+        rdb = _open_rdb(optuna, url, beat)
     except ImportError as exc:  # Optuna re-raises the missing driver's ModuleNotFoundError as its cause
         missing = getattr(exc.__cause__, "name", None) or getattr(exc, "name", None) or "for this database"
         raise ConfigError(f"--storage {redact(url)} needs the Python module {missing}, which is not installed; "
@@ -88,6 +90,20 @@ def storages(optuna, url: str | None, dask_client: Any, embedded: bool, workers:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise RuntimeError(f"--storage {redact(url)}: cannot open the study database ({first})") from None
     return rdb, url, (None if embedded else rdb)
+
+
+def _open_rdb(optuna, url: str, beat: dict[str, Any]):
+    """Optuna's RDBStorage; drivers on several machines started together against an empty database all
+    create its tables at once, and all but one fail on a duplicate key: those try again, finding the tables."""
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(CREATE_TRIES):
+        try:
+            return optuna.storages.RDBStorage(url, **beat)
+        except (IntegrityError, ProgrammingError):
+            if attempt + 1 == CREATE_TRIES:
+                raise
+            time.sleep(0.5 * (attempt + 1))
 
 
 def recover(study, orphans: bool) -> None:

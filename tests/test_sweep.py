@@ -1,7 +1,8 @@
-"""Sweeps end to end: two Dask worker processes on 127.0.0.1 share one study (every trial runs once, on
-either worker, and scores what the same fit scores alone); the command line with two local workers writes
-its results and continues where it stopped; failing trials leave the sweep going; bad arguments are one
-line. Also scikit-learn's GridSearchCV over MLPClassifier on the same Dask workers through joblib."""
+"""Sweeps end to end: a ``dask scheduler`` and two ``dask worker`` processes on 127.0.0.1 share one study
+driven by the command line (every trial runs once, on either worker, and scores what the same fit scores
+alone); the command with two local workers writes its results; failing trials leave the sweep going; bad
+arguments are one line. Also scikit-learn's GridSearchCV over MLPClassifier on the same Dask workers
+through joblib."""
 
 from __future__ import annotations
 
@@ -28,12 +29,37 @@ BASE = resolve(backend="numpy", epochs=1, train_samples=2000, test_samples=500, 
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    """A Dask scheduler on 127.0.0.1 and two worker processes (they inherit $MNIST_ACCEL_DATA)."""
+def cluster(tmp_path_factory):
+    """A ``dask scheduler`` and two ``dask worker`` processes on 127.0.0.1, started with the commands the
+    README gives for each machine (they inherit $MNIST_ACCEL_DATA), and a client of this test's own."""
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as local, distributed.Client(local) as client:
-        yield client
+    folder = tmp_path_factory.mktemp("dask")
+    address_file = folder / "scheduler.json"  # the scheduler writes the port it chose here
+    cli = [sys.executable, "-m"]
+    procs = [subprocess.Popen([*cli, "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
+                               "--no-dashboard", "--scheduler-file", str(address_file)], cwd=folder,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        for i in range(2):
+            procs.append(subprocess.Popen([*cli, "distributed.cli.dask_worker", "--scheduler-file", str(address_file),
+                                           "--nthreads", "1", "--no-dashboard", "--local-directory",
+                                           str(folder / f"w{i}")], cwd=folder, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL))
+        with distributed.Client(scheduler_file=str(address_file), timeout="60s") as client:
+            client.wait_for_workers(2, timeout=120)
+            yield client
+            client.shutdown()  # the scheduler stops its workers, then itself
+    finally:
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # the fixture failed before the shutdown, or it hung
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
 
 
 def _params(row):
@@ -41,22 +67,29 @@ def _params(row):
 
 
 def test_two_dask_workers_share_one_study(cluster, tmp_path, mnist):
+    """The command line drives the cluster as the README says; the scheduler's own record of its tasks
+    shows each trial ran once, and the results match the same fits run here one by one."""
     from distributed import get_task_stream
 
-    with get_task_stream(cluster) as stream:
-        result = sweep("lr=1e-3:1e-1:log hidden=8,16,32", 6, config=BASE, sampler="random", pruner="none",
-                       scheduler=cluster, out=tmp_path)
-    rows = result.rows
-    assert [(r["number"], r["state"]) for r in rows] == [(n, "COMPLETE") for n in range(6)]
+    address = cluster.scheduler.address
+    argv = [sys.executable, "-m", "mnist_accel.sweep", "--scheduler", address, "--space", "lr=1e-3:1e-1:log",
+            "hidden=8,16,32", "--trials", "6", "--sampler", "random", "--pruner", "none", "--backend", "numpy",
+            "--epochs", "1", "--train-samples", "2000", "--test-samples", "500", "--threads", "1", "--out", str(tmp_path)]
+    with get_task_stream(cluster) as stream:  # every task the scheduler ran meanwhile, whoever submitted it
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = _csv(tmp_path / "trials.csv")
+    assert [(r["number"], r["state"]) for r in rows] == [(str(n), "COMPLETE") for n in range(6)]
     ran = Counter(int(re.search(r"-trial-(\d+)-", str(task["key"])).group(1)) for task in stream.data)
-    assert ran == {n: 1 for n in range(6)}  # the engine's own record: each trial ran once, none lost
-    assert set(cluster.nthreads()) == {task["worker"] for task in stream.data}  # on both workers
-    workers = {r["worker"] for r in rows}
-    assert len(workers) == 2 and not any(w.endswith(f":{os.getpid()}") for w in workers)
+    assert ran == {n: 1 for n in range(6)}  # each trial ran once, none lost
+    assert {task["worker"] for task in stream.data} == set(cluster.nthreads())  # on both workers
+    pids = {str(pid) for pid in cluster.run(os.getpid).values()}
+    assert {r["worker"].rpartition(":")[2] for r in rows} == pids  # trained in the worker processes
     for row in rows:  # the same trial, trained alone here, scores the same
-        assert fit(BASE.replace(**overrides(_params(row))), mnist).test_accuracy == row["value"]
+        params = {k: float(v) if k == "lr" else int(v) for k, v in _params(row).items()}
+        assert fit(BASE.replace(**overrides(params)), mnist).test_accuracy == float(row["value"])
     saved = optuna.load_study(study_name="mnist-sweep", storage=f"sqlite:///{tmp_path / 'study.db'}")
-    assert [t.value for t in saved.trials] == [r["value"] for r in rows]  # the study file is in --out
+    assert [t.value for t in saved.trials] == [float(r["value"]) for r in rows]  # the study file is in --out
 
 
 def _csv(path):
@@ -64,24 +97,25 @@ def _csv(path):
         return list(csv.DictReader(f))
 
 
-def test_command_line_with_two_workers_writes_results_and_resumes(tmp_path):
+def test_the_command_with_two_workers_writes_its_results(tmp_path):
+    """The command the issue names, as a user types it (default space, default backend); a sweep cut short
+    and run again is tests/test_sweep_drive.py's."""
     out = tmp_path / "sweep"
-    argv = [sys.executable, "-m", "mnist_accel.sweep", "--workers", "2", "--epochs", "1", "--train-samples", "2000",
-            "--test-samples", "500", "--backend", "numpy", "--out", str(out)]
-    first = subprocess.run(argv + ["--trials", "2"], capture_output=True, text=True, timeout=300)
-    assert first.returncode == 0, first.stderr
-    before = _csv(out / "trials.csv")
-    assert len(before) == 2 and {r["state"] for r in before} <= {"COMPLETE", "PRUNED"}
-    assert len({r["worker"] for r in before}) == 2  # two processes, one trial each
-    second = subprocess.run(argv + ["--trials", "4"], capture_output=True, text=True, timeout=300)
-    assert second.returncode == 0, second.stderr
-    after = _csv(out / "trials.csv")
-    assert len(after) == 4 and after[:2] == before and {r["state"] for r in after} <= {"COMPLETE", "PRUNED"}
-    assert set(before[0]) >= {"params_lr", "params_hidden", "params_batch_size", "params_dropout", "backend",
-                              "train_seconds", "value", "reason"}
-    assert "best 4 of 4 trials" in second.stdout and "Traceback" not in second.stderr
+    argv = [sys.executable, "-m", "mnist_accel.sweep", "--trials", "4", "--workers", "2", "--epochs", "1",
+            "--train-samples", "2000", "--test-samples", "500", "--out", str(out)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    rows = _csv(out / "trials.csv")
+    assert [r["number"] for r in rows] == ["0", "1", "2", "3"] and {r["state"] for r in rows} <= {"COMPLETE", "PRUNED"}
+    assert len({r["worker"] for r in rows}) == 2 and all(r["backend"] and float(r["train_seconds"]) > 0 for r in rows)
+    assert set(rows[0]) >= {"params_lr", "params_hidden", "params_batch_size", "params_dropout", "value", "reason"}
+    table = done.stdout[done.stdout.index("best "):].splitlines()
+    assert table[0].startswith("best 4 of 4 trials") and table[1].split()[:2] == ["trial", "test_accuracy"]
+    values = [float(line.split()[1]) for line in table[2:6]]
+    assert values == sorted(values, reverse=True)  # best first
     summary = json.loads((out / "summary.json").read_text())
     assert summary["counts"]["complete"] + summary["counts"]["pruned"] == 4 and summary["metric"] == "test_accuracy"
+    assert summary["best"]["value"] == values[0] and len(summary["trials"]) == 4
     assert (out / "sweep.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -27,9 +27,9 @@ def _csv(path):
 
 def test_a_stopped_sweep_continues_where_it_stopped(tmp_path):
     out = tmp_path / "sweep"
-    argv = [sys.executable, "-m", "mnist_accel.sweep", "--workers", "2", "--epochs", "2", "--train-samples", "20000",
+    argv = [sys.executable, "-m", "mnist_accel.sweep", "--workers", "2", "--epochs", "2", "--train-samples", "10000",
             "--test-samples", "500", "--backend", "numpy", "--space", "hidden=64,96,128", "--pruner", "none",
-            "--trials", "6", "--out", str(out)]
+            "--trials", "4", "--out", str(out)]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first_line = proc.stdout.readline()  # one trial finished; the other worker is still training
     proc.send_signal(signal.SIGTERM)
@@ -40,12 +40,12 @@ def test_a_stopped_sweep_continues_where_it_stopped(tmp_path):
     stopped = _csv(out / "trials.csv")
     cut = [r for r in stopped if r["state"] == "FAIL"]
     assert cut and all(r["reason"] == "interrupted before it finished" for r in cut)
-    assert len(stopped) < 6
+    assert len(stopped) < 4
     again = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     rows = _csv(out / "trials.csv")
     done = [r for r in rows if r["state"] == "COMPLETE"]
-    assert len(done) == 6 and [r for r in stopped if r["state"] == "COMPLETE"] == \
+    assert len(done) == 4 and [r for r in stopped if r["state"] == "COMPLETE"] == \
         [r for r in rows[:len(stopped)] if r["state"] == "COMPLETE"]  # finished trials were not run again
     by_number = {r["number"]: r for r in rows}
     for r in cut:  # each cut-short trial ran once more, with the same parameters

@@ -1,9 +1,18 @@
 """The study a sweep keeps: one driver per --out, a resumed sweep must train what the study started with,
 trials of a driver that died are failed and run once more (at once for the embedded study, after their
-heartbeat goes stale in a shared database) while a live driver's trials are left alone."""
+heartbeat goes stale in a shared database) while a live driver's trials are left alone; two drivers
+started together on a PostgreSQL server of the test's own share one study."""
 
 from __future__ import annotations
 
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
 import time
 
 import pytest
@@ -14,6 +23,7 @@ from optuna.distributions import CategoricalDistribution  # noqa: E402
 from mnist_accel import sweep_pools as pools, sweep_study as st  # noqa: E402
 from mnist_accel.config import resolve  # noqa: E402
 from mnist_accel.errors import ConfigError  # noqa: E402
+from mnist_accel.fit import fit  # noqa: E402
 from mnist_accel.sweep import sweep  # noqa: E402
 
 BASE = resolve(backend="numpy", epochs=1, train_samples=2000, test_samples=500, threads=1)
@@ -92,3 +102,82 @@ def test_storage_errors_are_one_line(tmp_path):
         sweep(SPACE, 1, config=BASE, storage="postgresql://u:secret@127.0.0.1:9/db", out=tmp_path)
     with pytest.raises(ConfigError, match="workers need a study they can share"):
         sweep(SPACE, 1, config=BASE, workers=2)
+
+
+def _postgres_tool(name):
+    return shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))[-1:]), None)
+
+
+@pytest.fixture
+def postgres():
+    """A PostgreSQL server of this test's own on 127.0.0.1 (initdb and pg_ctl from PATH, or where Debian puts
+    them); skipped where PostgreSQL is not installed."""
+    initdb, pg_ctl = _postgres_tool("initdb"), _postgres_tool("pg_ctl")
+    if initdb is None or pg_ctl is None:
+        pytest.skip("PostgreSQL is not installed (no initdb and pg_ctl)")
+    as_user: list[str] = []
+    folder = tempfile.mkdtemp(prefix="mnist-sweep-pg-")  # not under pytest's root-only folders
+    if os.geteuid() == 0:  # the server refuses to run as root
+        try:
+            user = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root, and there is no postgres user to run the server as")
+        if shutil.which("runuser") is None:
+            pytest.skip("running as root, and there is no runuser to start the server as postgres")
+        os.chown(folder, user.pw_uid, user.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = os.path.join(folder, "data")
+    quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=120)
+    try:
+        subprocess.run([*as_user, initdb, "-D", data, "-U", "postgres", "--auth=trust", "--no-sync"], **quiet)
+        subprocess.run([*as_user, pg_ctl, "-D", data, "-l", os.path.join(folder, "log"), "-w", "start", "-o",
+                        f"-h 127.0.0.1 -p {port} -k {folder} -F"], **quiet)
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, pg_ctl, "-D", data, "-m", "immediate", "-w", "stop"], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_two_drivers_share_one_study_through_postgresql(postgres, tmp_path, mnist):
+    """Two machines' sweeps, started at the same moment on an empty database (both create its tables):
+    every trial runs once, in one driver or the other, and scores what the same fit scores alone."""
+    trials = 8
+    argv = [sys.executable, "-m", "mnist_accel.sweep", "--storage", postgres, "--space", "lr=1e-3:1e-1:log",
+            "hidden=8,16,32", "--trials", str(trials), "--sampler", "random", "--pruner", "none", "--backend",
+            "numpy", "--epochs", "1", "--train-samples", "2000", "--test-samples", "500", "--threads", "1"]
+    drivers = [subprocess.Popen([*argv, "--out", str(tmp_path / name)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for name in "ab"]
+    for driver in drivers:
+        _, err = driver.communicate(timeout=300)
+        assert driver.returncode == 0, err
+    study = optuna.load_study(study_name="mnist-sweep", storage=postgres)
+    done = study.get_trials()
+    # Two drivers asking at the same moment may each start the last trial: at most one over the total.
+    assert trials <= len(done) <= trials + 1 and {t.state.name for t in done} == {"COMPLETE"}
+    assert [t.number for t in done] == list(range(len(done)))
+    by_driver = {t.user_attrs["worker"].rpartition(":")[2] for t in done}
+    assert by_driver == {str(d.pid) for d in drivers}  # both trained, and nothing else did
+    for t in done:
+        params = {"lr": t.params["lr"], "hidden": (t.params["hidden"],)}
+        assert fit(BASE.replace(**params), mnist).test_accuracy == t.value
+
+
+def test_local_workers_take_the_gpus_cuda_sees(monkeypatch):
+    """One trial per GPU: the device list comes from CuPy (the stand-in's one device here) through backend.py,
+    or from CUDA_VISIBLE_DEVICES; CPU backends and machines where CUDA does not work get none."""
+    from cuda_standin import activate
+
+    from mnist_accel import backend
+
+    assert st.gpus("numba") is None
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    with activate(), monkeypatch.context() as patch:  # undone before activate() restores the backend
+        assert st.gpus("cuda") is None  # the stand-in says CUDA does not work, so auto never picks it
+        patch.setattr(backend, "cuda_unavailable_reason", lambda: None)  # as on a machine where it does
+        assert st.gpus("cuda") == st.gpus("auto") == ["0"] and st.gpus("numpy") is None
+        patch.setenv("CUDA_VISIBLE_DEVICES", "2, 5")
+        assert st.gpus("auto") == ["2", "5"]
+    assert backend.cuda_unavailable_reason() is not None or backend.gpu_count() > 0  # the real answer again
