@@ -11,6 +11,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -64,6 +65,24 @@ def _make_trainer(cfg: TrainConfig, be: Backend, params: list, rng: np.random.Ge
     from .vectorized import VectorizedTrainer
 
     return VectorizedTrainer(cfg, be, params, rng, train_images, train_labels)
+
+
+def _claim(path: str | os.PathLike, resume: str | os.PathLike | None) -> Path:
+    """Where an interrupted run without --checkpoint saves: ``path``, unless another run's state is there
+    already (the run resumed from it may overwrite it), then the first free ``<stem>-2<suffix>``, ``-3``...
+    Each name is claimed by creating it exclusively, so two runs stopped at once in one folder (as a
+    scheduler stops a job array) never overwrite each other's state."""
+    path = Path(path)
+    if resume is not None and path.exists() and path.resolve() == Path(resume).resolve():
+        return path
+    for n in range(1, 10_000):
+        candidate = path if n == 1 else path.with_name(f"{path.stem}-{n}{path.suffix}")
+        try:
+            os.close(os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            return candidate
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{path} and 9,999 numbered siblings exist; remove old interrupted runs")
 
 
 def fit(cfg: TrainConfig, data: MnistData | None = None,
@@ -132,10 +151,15 @@ def fit(cfg: TrainConfig, data: MnistData | None = None,
             if on_epoch is not None:
                 on_epoch(record)
     except KeyboardInterrupt as exc:  # Ctrl-C, or Stopped by a scheduler's signal
-        target = checkpoint if checkpoint is not None else interrupt_path
-        if target is None:
+        if checkpoint is None and interrupt_path is None:
             raise
-        ckpt.save(target, *snapshot)
+        target = checkpoint if checkpoint is not None else _claim(interrupt_path, resume)
+        try:
+            ckpt.save(target, *snapshot)
+        except BaseException:
+            if checkpoint is None:
+                Path(target).unlink(missing_ok=True)  # the empty placeholder _claim made
+            raise
         done = len(snapshot[1]["history"])
         cause = str(exc) if isinstance(exc, Stopped) else "interrupted"
         raise TrainingInterrupted(f"{cause}; the state after epoch {done} is saved in {target}: "

@@ -118,3 +118,31 @@ def test_a_checkpoint_from_another_version_is_refused(mnist, tmp_path, capsys):
     write_npz(old, ckpt.FORMAT, arrays, unknown)
     with pytest.raises(ConfigError, match="written by another version of mnist-accel"):
         fit(resolve(**{**CONFIGS["vectorized"], "epochs": 1}), mnist, resume=old)
+
+
+def test_runs_interrupted_in_one_folder_keep_their_own_state(mnist, tmp_path):
+    """Without --checkpoint, a second interrupted run does not overwrite the first's state; a run resumed
+    from that state and interrupted again saves over it."""
+    base = tmp_path / "mnist_accel-interrupted.npz"
+
+    def stop_at(epoch):
+        def on_epoch(record):
+            if record["epoch"] == epoch:
+                raise KeyboardInterrupt
+        return on_epoch
+
+    saved = []
+    for seed, epoch in ((1, 0), (2, 1)):
+        cfg = resolve(backend="numba", train_samples=600, test_samples=100, hidden=(8,), epochs=3, seed=seed)
+        with pytest.raises(TrainingInterrupted) as info:
+            fit(cfg, mnist, on_epoch=stop_at(epoch), interrupt_path=base)
+        saved.append(str(info.value).rsplit("--resume ", 1)[1])
+    assert saved == [str(base), str(tmp_path / "mnist_accel-interrupted-2.npz")]
+    assert [len(ckpt.load(p)[1]["history"]) for p in saved] == [1, 2]
+    assert ckpt.load(saved[0])[1]["config"]["seed"] == 1
+    cfg = resolve(backend="numba", train_samples=600, test_samples=100, hidden=(8,), epochs=3, seed=1)
+    with pytest.raises(TrainingInterrupted, match=f"--resume {base}$"):
+        fit(cfg, mnist, on_epoch=stop_at(1), resume=base, interrupt_path=base)
+    assert len(ckpt.load(base)[1]["history"]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mnist_accel-interrupted-2.npz",
+                                                          "mnist_accel-interrupted.npz"]
