@@ -26,31 +26,32 @@ AHEAD = 4  # rows prefetched ahead of the one being copied (2 to 16 measured ali
 
 
 @intrinsic
-def prefetch(typingctx, arr, index):
-    """Ask for the cache line holding ``arr``'s element ``index`` (flat, C order); a hint that never faults,
-    so an index past the end is harmless. LLVM drops it on CPUs without a prefetch instruction."""
-    if not (isinstance(arr, types.Array) and isinstance(index, types.Integer)):
+def prefetch(typingctx, arr, row, col):
+    """Ask for the cache line holding ``arr[row, col]`` (any layout); a hint that never faults. LLVM
+    drops it on CPUs without a prefetch instruction."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 2 and isinstance(row, types.Integer)
+            and isinstance(col, types.Integer)):
         return None
 
     def codegen(context, builder, sig, args):
-        data = context.make_array(sig.args[0])(context, builder, args[0]).data
-        ptr = builder.bitcast(builder.gep(data, [args[1]]), ir.IntType(8).as_pointer())
+        ary = context.make_array(sig.args[0])(context, builder, args[0])
+        where = [context.cast(builder, v, t, types.intp) for v, t in zip(args[1:], sig.args[1:])]
+        item = cgutils.get_item_pointer(context, builder, sig.args[0], ary, where, wraparound=False)
         i32 = ir.IntType(32)
         fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
             ir.VoidType(), [ir.IntType(8).as_pointer(), i32, i32, i32]), "llvm.prefetch.p0i8")
         # read, keep in every cache level, data cache
-        builder.call(fn, [ptr, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        builder.call(fn, [builder.bitcast(item, ir.IntType(8).as_pointer()), ir.Constant(i32, 0),
+                          ir.Constant(i32, 3), ir.Constant(i32, 1)])
         return context.get_dummy_value()
 
-    return types.none(arr, index), codegen
+    return types.none(arr, row, col), codegen
 
 
 @njit(cache=True, nogil=True, inline="always")
 def _prefetch_row(inputs, row):
-    f = inputs.shape[1]
-    flat = inputs.reshape(-1)
-    for j in range(0, f, max(1, 64 // inputs.itemsize)):
-        prefetch(flat, row * f + j)
+    for j in range(0, inputs.shape[1], max(1, 64 // inputs.itemsize)):
+        prefetch(inputs, row, j)
 
 
 @njit(cache=True, nogil=True)

@@ -46,3 +46,15 @@ def test_compact_takes_the_lit_columns_and_rows():
     inputs_cpu.compact(x, w, active, xc, wc)
     np.testing.assert_array_equal(xc, x[:, active[:5]])
     np.testing.assert_array_equal(wc, w[active[:5]])
+
+
+@pytest.mark.parametrize("layout", ["F", "strided"])
+def test_gather_reads_inputs_of_any_layout(layout):
+    """The rows it prefetches ahead are addressed through the array's strides, as every read is."""
+    inputs = _inputs(np.float32, n=12)
+    given = np.asfortranarray(inputs) if layout == "F" else np.repeat(inputs, 2, axis=1)[:, ::2]
+    batch = np.array([11, 0, 5, 5, 2, 9, 1])
+    x, active = np.empty((len(batch), inputs.shape[1]), np.float32), np.empty(inputs.shape[1], np.int64)
+    lit = inputs_cpu.gather(given, batch, np.float32(1), x, active)
+    np.testing.assert_array_equal(x, inputs[batch])
+    np.testing.assert_array_equal(active[:lit], np.flatnonzero(inputs[batch].any(axis=0)))
