@@ -5,8 +5,9 @@
 
 Each row: seconds per epoch (per run in ``seeds``), samples per second, test accuracy after the run,
 speed-up against the group's reference (in ``seeds``, the preset's NumPy rendering), and the share of the
-arithmetic floor (the dense FLOPs at the measured SGEMM peak). ``--check`` exits 1 when a speed target, or
-one of the seeds group's accuracy targets on a full-size run, is missed.
+arithmetic floor (the dense FLOPs at the measured GEMM peak: SGEMM for float32 rows, DGEMM for float64
+ones). The report opens with the machine the run was measured on (``bench.machine``). ``--check`` exits 1
+when a speed target, or one of the seeds group's accuracy targets on a full-size run, is missed.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+
+from bench.machine import summary
 
 # (group prefix, faster row, slower row, minimum ratio of their epoch times, what it is)
 TARGETS = [
@@ -62,6 +65,7 @@ def load(path: Path) -> tuple[dict[str, dict[str, dict]], dict[str, float]]:
         info = b["extra_info"]
         if b["group"] == "peak":
             peak.update({k: v for k, v in (("cpu", info.get("sgemm_peak_gflops")),
+                                           ("cpu64", info.get("dgemm_peak_gflops")),
                                            ("gpu", info.get("gpu_sgemm_peak_gflops"))) if v})
         elif b["group"] == "time-to-98":
             peak["seconds_to_98"] = info.get("seconds_to_98") or float("inf")
@@ -70,9 +74,12 @@ def load(path: Path) -> tuple[dict[str, dict[str, dict]], dict[str, float]]:
     return groups, peak
 
 
-def row_peak(name: str, peak: dict[str, float]) -> float | None:
-    """The peak a row's floor is measured against: the GPU's for rows that ran on it."""
-    return peak.get("gpu") if "cuda" in name else peak.get("cpu")
+def row_peak(name: str, peak: dict[str, float], dtype: str = "float32") -> float | None:
+    """The peak a row's floor is measured against: the GPU's for rows that ran on it, else the CPU's DGEMM
+    for float64 rows and SGEMM for the rest (None where the run did not measure it)."""
+    if "cuda" in name:
+        return peak.get("gpu")
+    return peak.get("cpu64") if dtype == "float64" else peak.get("cpu")
 
 
 def reference(group: str, name: str, rows: dict[str, dict]) -> dict | None:
@@ -100,15 +107,15 @@ def table(groups: dict[str, dict[str, dict]], peak: dict[str, float]) -> list[st
             mean, info = b["stats"]["mean"], b["extra_info"]
             ref = reference(group, name, rows)
             speedup = f"{ref['stats']['mean'] / mean:.2f}x" if ref else "-"
-            top = row_peak(name, peak)
+            top = row_peak(name, peak, info.get("dtype", "float32"))
             floor = f"{info['flops_per_epoch'] / (top * 1e9) / mean:.1%}" if top else "-"
             samples_per_s = rate(b)
             lines.append(f"| {name} | {mean:.3f} | {samples_per_s:,.0f} | {info['test_accuracy']:.4f} "
                          f"| {speedup} | {floor} |")
         lines.append("")
-    for where in ("cpu", "gpu"):
+    for where, what in (("cpu", "CPU SGEMM"), ("cpu64", "CPU DGEMM"), ("gpu", "GPU SGEMM")):
         if where in peak:
-            lines.append(f"Measured {where.upper()} SGEMM peak: {peak[where]:,.0f} GFLOP/s.")
+            lines.append(f"Measured {what} peak: {peak[where]:,.0f} GFLOP/s.")
     return lines
 
 
@@ -217,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench.report: error: cannot read {args.run}: {exc}", file=sys.stderr)
         return 2
     target_lines, ok = check(groups, peak)
-    text = "\n".join(table(groups, peak) + target_lines) + "\n"
+    machine = summary(json.loads(args.run.read_text()).get("machine_info"))
+    text = "\n".join(machine + table(groups, peak) + target_lines) + "\n"
     print(text, end="")
     if args.markdown:
         args.markdown.write_text(text)

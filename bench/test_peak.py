@@ -1,5 +1,6 @@
-"""The measured SGEMM peaks (the CPU's, and the GPU's where there is one), saved with the run so the report
-can state each row's share of it."""
+"""The measured GEMM peaks (the CPU's SGEMM and DGEMM, and the GPU's SGEMM where there is one), saved with the
+run so the report can state each row's share of the floor: float32 rows against SGEMM, float64 rows
+against DGEMM."""
 
 from __future__ import annotations
 
@@ -14,6 +15,16 @@ def test_sgemm_peak(benchmark, blas_peak_gflops):
     benchmark.pedantic(lambda: a @ a, rounds=3, iterations=1)
     benchmark.extra_info["sgemm_peak_gflops"] = blas_peak_gflops
     assert blas_peak_gflops > 0
+
+
+@pytest.mark.benchmark(group="peak")
+def test_dgemm_peak(benchmark, dgemm_peak_gflops):
+    import numpy as np
+
+    a = np.ones((1024, 1024), np.float64)
+    benchmark.pedantic(lambda: a @ a, rounds=3, iterations=1)
+    benchmark.extra_info["dgemm_peak_gflops"] = dgemm_peak_gflops
+    assert dgemm_peak_gflops > 0
 
 
 @pytest.mark.gpu

@@ -88,3 +88,47 @@ def test_seeds_rows_are_against_their_own_rendering(tmp_path, capsys):
                                                seed("full-batch", "rendering", 16.0, 300)]}))
     assert main([str(path), "--check"]) == 0  # a --quick run: accuracy not measured, nothing missed
     assert "not measured (no full-size row)" in capsys.readouterr().out
+
+
+def test_a_saved_run_names_its_machine_and_the_report_prints_it(tmp_path, capsys):
+    """The hook pytest-benchmark calls before saving a run describes this machine; the report opens with it."""
+    from bench.conftest import pytest_benchmark_update_machine_info
+
+    machine_info = {"system": "Linux", "release": "6.1", "python_version": "3.11.7"}
+    pytest_benchmark_update_machine_info(None, machine_info)
+    ours = machine_info["mnist_accel"]
+    assert ours["cpu"] and ours["cores"] >= 1 and ours["versions"]["numpy"]
+    assert ours["blas"] and all(isinstance(b["threads"], int) and b["version"] for b in ours["blas"])
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"machine_info": machine_info, "benchmarks": [
+        _bench("loop-784-100-10", "numba", 0.2, "float64")]}))
+    assert main([str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("## Machine") and f"- CPU: {ours['cpu']}" in out
+    assert f"{ours['blas'][0]['library']} {ours['blas'][0]['version']}" in out
+    assert f"{ours['blas'][0]['threads']} threads" in out and f"numpy {ours['versions']['numpy']}" in out
+
+
+def test_a_run_saved_before_machine_descriptions_still_names_its_cpu(tmp_path, capsys):
+    path = tmp_path / "run.json"
+    cpu = {"brand_raw": "Intel(R) Xeon(R) Processor", "vendor_id_raw": "GenuineIntel", "count": 2, "family": 6,
+           "model": 207, "flags": ["avx2", "avx512f", "fma"]}
+    path.write_text(json.dumps({"machine_info": {"cpu": cpu}, "benchmarks": [_bench("loop-784-100-10", "numba", 0.2)]}))
+    assert main([str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "- CPU: Intel(R) Xeon(R) Processor (GenuineIntel, family 6 model 207), 2 cores" in out
+    assert "- vector extensions: avx2, fma, avx512f" in out and "not recorded in this run" in out
+
+
+def test_float64_rows_take_their_floor_from_dgemm_and_float32_rows_from_sgemm(tmp_path, capsys):
+    path = tmp_path / "run.json"
+    loop = "loop-784-100-10"
+    path.write_text(json.dumps({"benchmarks": [
+        _bench(loop, "numba", 0.2, "float64"), _bench(loop, "numba", 0.35, "float32"),
+        {"group": "peak", "name": "s", "stats": {"mean": 0.01}, "extra_info": {"sgemm_peak_gflops": 200.0}},
+        {"group": "peak", "name": "d", "stats": {"mean": 0.01}, "extra_info": {"dgemm_peak_gflops": 100.0}}]}))
+    assert main([str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "| numba-float64 | 0.200 | 300,000 | 0.9500 | - | 245.0% |" in out  # 4.9e10 / 100e9 / 0.2
+    assert "| numba-float32 | 0.350 | 171,429 | 0.9500 | - | 70.0% |" in out  # 4.9e10 / 200e9 / 0.35
+    assert "Measured CPU SGEMM peak: 200 GFLOP/s." in out and "Measured CPU DGEMM peak: 100 GFLOP/s." in out
