@@ -20,6 +20,7 @@ from .cli import Parser, entry
 from .config import TrainConfig, resolve, validate
 from .errors import ConfigError
 from .sweep_drive import Driver, make_sampler
+from .sweep_guard import Guard
 from .sweep_space import DEFAULT_GRID, DEFAULT_SPACE, SYNTAX
 
 PROG = "mnist_accel.sweep"
@@ -99,6 +100,9 @@ def sweep(space: str | Sequence[str] | None = None, trials: int | None = None, *
             client, owned = st.client(scheduler)
         url = storage or (f"sqlite:///{(out / 'study.db').resolve()}" if out is not None else None)
         driver_storage, worker_storage, beating = st.storages(optuna, url, client, embedded, workers)
+        guard = Guard()
+        if driver_storage is not worker_storage:  # not a DaskStorage (see Guard.shield)
+            guard.shield(driver_storage)
         study = optuna.create_study(study_name=study_name, storage=driver_storage, direction="maximize",
                                     load_if_exists=True, pruner=ex.make_pruner(pruner, config.epochs))
         signature = {"space": {n: optuna.distributions.distribution_to_json(d) for n, d in distributions.items()},
@@ -123,7 +127,7 @@ def sweep(space: str | Sequence[str] | None = None, trials: int | None = None, *
                 "space": terms, "trials": target, "config": config.to_dict(), "version": __version__}
         job = dict(study_name=study_name, storage=worker_storage, pruner=pruner, metric=metric)
         Driver(study, pool, distributions, config, job, target, info, out, beating, points is not None, progress,
-               echo).run()
+               echo, guard=guard).run()
         if owned:  # the study lives on a scheduler this call connected to: keep a copy that outlives the client
             memory = optuna.storages.InMemoryStorage()
             optuna.copy_study(from_study_name=study_name, from_storage=driver_storage, to_storage=memory)

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from . import sweep_exec as ex, sweep_pools as pools, sweep_report as report, sweep_study as st
 from .config import TrainConfig, validate
 from .errors import ConfigError
+from .sweep_guard import Guard
 from .sweep_space import overrides
 
 UNEXPECTED_IN_A_ROW = 3  # this many trials failing in ways no trial should is a bug or a broken machine: stop
@@ -48,6 +49,7 @@ class Driver:
     grid: bool = False  # the grid sampler: stop once every point has been started
     progress: bool = False
     echo: Callable[[str], None] | None = None
+    guard: Guard = field(default_factory=Guard)  # holds stops back during the calls of the storages it shields
     pending: dict[Any, Any] = field(default_factory=dict)  # future -> optuna Trial
 
     @property
@@ -55,6 +57,10 @@ class Driver:
         return list(self.distributions)
 
     def run(self) -> None:
+        with self.guard.installed():  # a stop never lands inside a storage call: the cleanup below needs it
+            self._run()
+
+    def _run(self) -> None:
         from optuna.trial import TrialState
 
         self.heartbeat = pools.Heartbeat(self.heartbeat_storage) if self.heartbeat_storage is not None else None
@@ -103,11 +109,20 @@ class Driver:
                     outcome = {"state": "INTERRUPTED", "attrs": {}, "reason": None}
                 except BrokenProcessPool:
                     broken = True
-                    outcome = {"state": "FAIL", "attrs": {},
-                               "reason": "its worker process died (killed for using too much memory?)"}
+                    outcome = self._lost(trial)
                 except Exception as exc:  # the pool's own failure (a lost Dask worker, an unpicklable result)
                     outcome = {"state": "FAIL", "attrs": {}, "reason": f"unexpected {type(exc).__name__}: {exc}"}
                 self._tell(trial, outcome)
+
+    def _lost(self, trial) -> dict[str, Any]:
+        """A trial of a local pool broken by a dying worker process: failed if the process was its own, else
+        run again (a pool breaks as a whole); failed too when the pool cannot tell whose process it was."""
+        died = self.pool.died()
+        if trial.number in died:
+            return {"state": "FAIL", "attrs": {}, "reason": f"its worker process {died[trial.number]} (out of memory?)"}
+        if died:
+            return {"state": "INTERRUPTED", "attrs": {}, "reason": None}
+        return {"state": "FAIL", "attrs": {}, "reason": "its worker process died (out of memory?)"}
 
     def _ask(self) -> bool:
         """Start one more trial, if the total allows; False when it does not."""

@@ -11,6 +11,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 from typing import Any
 
 from . import sweep_exec as ex
@@ -44,7 +45,9 @@ class InProcess:
 
 
 _BUSY = False  # in a worker process: a trial is running
+_STARTED: Any = None  # in a worker process: the pool's queue of (trial number, pid) as trials start
 STOP_WAIT_S = 10  # how long a stopping pool waits for a trial to notice, before killing its process
+REAP_TRIES = 20
 
 
 def _on_interrupt(signum: int, frame: Any) -> None:
@@ -52,7 +55,9 @@ def _on_interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
 
-def _init_worker(threads: int, gpus) -> None:
+def _init_worker(threads: int, gpus, started) -> None:
+    global _STARTED
+    _STARTED = started
     # The driver handles Ctrl-C and a scheduler's stop signals; a worker stops a trial only when asked
     # (SIGINT while busy), so it still exits normally, releasing what it holds.
     signal.signal(signal.SIGINT, _on_interrupt)
@@ -67,8 +72,14 @@ def _init_worker(threads: int, gpus) -> None:
         threadpool_limits(limits=threads)  # evaluation too, not only training, keeps to this worker's share
 
 
+def _took(number: int) -> None:
+    """Tell the pool this process runs trial ``number``: if the process dies, the trial was its own."""
+    _STARTED.put((number, os.getpid()))
+
+
 def _run_in_worker(job: TrialJob) -> dict[str, Any]:
     global _BUSY
+    _took(job.number)
     _BUSY = True
     try:
         return run_trial(job)
@@ -85,13 +96,15 @@ class LocalPool:
 
     def _start(self) -> None:
         ctx = multiprocessing.get_context("spawn")  # forking a process that has threads (BLAS, Numba) is unsafe
+        self.started, self.took = ctx.SimpleQueue(), {}  # trial number by worker pid, the latest
+        self.dead: dict[int, str] | None = None
         queue = None
         if self.gpus:
             queue = ctx.SimpleQueue()
             for i in range(self.workers):
                 queue.put(self.gpus[i % len(self.gpus)])
         self.pool = cf.ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
-                                           initargs=(self.threads, queue))
+                                           initargs=(self.threads, queue, self.started))
 
     def slots(self) -> int:
         return self.workers
@@ -101,6 +114,22 @@ class LocalPool:
 
     def wait_any(self, futures) -> set:
         return cf.wait(futures, return_when=cf.FIRST_COMPLETED).done
+
+    def died(self) -> dict[int, str]:
+        """Once the pool broke: the trials whose own process died, and how (the kernel's out-of-memory
+        killer sends SIGKILL). The other trials it held were only cut short."""
+        if self.dead is not None:  # every trial of one break gets the same answer
+            return self.dead
+        while not self.started.empty():
+            number, pid = self.started.get()
+            self.took[pid] = number
+        processes = list((getattr(self.pool, "_processes", None) or {}).values())  # no public way
+        for _ in range(REAP_TRIES):  # the pool's thread may be reaping the dead process at this very moment
+            self.dead = {self.took[p.pid]: _how(p.exitcode) for p in processes if p.exitcode and p.pid in self.took}
+            if self.dead:
+                break
+            time.sleep(0.05)
+        return self.dead
 
     def restart(self) -> None:
         """After a worker process died (the kernel's OOM killer, a crash): a fresh pool for the next trials."""
@@ -119,6 +148,15 @@ class LocalPool:
                 if p.is_alive():  # stuck in a long native call
                     p.kill()
         self.pool.shutdown(wait=True)
+
+
+def _how(exitcode: int) -> str:
+    if exitcode > 0:
+        return f"exited with code {exitcode}"
+    try:
+        return f"was killed by {signal.Signals(-exitcode).name}"
+    except ValueError:
+        return f"was killed by signal {-exitcode}"
 
 
 class DaskPool:

@@ -4,6 +4,7 @@ CUDA_VISIBLE_DEVICES, which needs no GPU to check), and a pool whose worker died
 from __future__ import annotations
 
 import os
+import signal
 import time
 from concurrent.futures.process import BrokenProcessPool
 
@@ -40,5 +41,38 @@ def test_a_pool_whose_worker_died_is_replaced():
             pool.pool.submit(os._exit, 1).result(timeout=120)
         pool.restart()
         assert pool.pool.submit(_probe, 0).result(timeout=120)[2] == 1
+    finally:
+        pool.close()
+
+
+def _trial_that_dies(number: int, pause: float):
+    """Stands for a trial whose process the kernel kills for its memory: says it took the trial, then dies."""
+    from mnist_accel import sweep_pools
+
+    sweep_pools._took(number)
+    time.sleep(pause)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _trial_that_lives(number: int, pause: float):
+    from mnist_accel import sweep_pools
+
+    sweep_pools._took(number)
+    time.sleep(pause)
+    return number
+
+
+def test_a_broken_pool_names_the_trial_whose_process_died():
+    """A pool breaks as a whole: only the trial whose own process was killed is to blame."""
+    pool = LocalPool(2, threads=1, gpus=None)
+    try:
+        warm = [pool.pool.submit(_trial_that_lives, n, 1.0) for n in (0, 1)]  # both processes started
+        assert [f.result(timeout=120) for f in warm] == [0, 1]
+        lives = pool.pool.submit(_trial_that_lives, 2, 3.0)
+        dies = pool.pool.submit(_trial_that_dies, 3, 0.5)
+        for future in (dies, lives):
+            with pytest.raises(BrokenProcessPool):
+                future.result(timeout=120)
+        assert pool.died() == {3: "was killed by SIGKILL"}
     finally:
         pool.close()
