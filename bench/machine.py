@@ -99,9 +99,9 @@ def summary(machine_info: dict[str, Any] | None) -> list[str]:
                                              if ours.get("usable_cores") not in (None, ours["cores"]) else "")
         blas = "; ".join(f"{b['library']} {b['version']}" + (f" ({b['kernels']} kernels)" if b.get("kernels") else "")
                          + f", {b['threads']} threads [{b['file']}]" for b in ours.get("blas", [])) or "none found"
+        extensions = ", ".join(ours.get("vector_extensions", [])) or "none of those we list"
         lines = [f"- CPU: {cpu}, {cores}; LLVM target {ours.get('llvm_cpu') or 'unknown'}",
-                 f"- vector extensions: {', '.join(ours.get('vector_extensions', [])) or 'none of ' + '/'.join(VECTOR_FLAGS[:3])}",
-                 f"- BLAS: {blas}"]
+                 f"- vector extensions: {extensions}", f"- BLAS: {blas}"]
         if ours.get("openmp"):
             lines.append("- OpenMP: " + "; ".join(f"{o['library']} {o['version'] or ''}".rstrip()
                                                   + f", {o['threads']} threads" for o in ours["openmp"]))
