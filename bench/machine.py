@@ -2,8 +2,8 @@
 
 ``describe()`` is saved in every run's ``machine_info`` (``bench/conftest.py``): the CPU model and vendor,
 its cores, the vector extensions it offers, the CPU LLVM compiles our kernels for, each BLAS library with
-its version, the kernels it picked for this CPU and its threads, the OpenMP runtimes, and the library
-versions. ``summary()`` turns a run's ``machine_info`` into the lines ``bench.report`` prints first; runs
+its version, the kernels it runs and its threads, the OpenMP runtimes, the environment variables that
+steer them (``OPENBLAS_CORETYPE`` forces OpenBLAS's kernels whatever the CPU), and the library versions. ``summary()`` turns a run's ``machine_info`` into the lines ``bench.report`` prints first; runs
 saved before this existed fall back on pytest-benchmark's own CPU record (model, cores, flags).
 """
 
@@ -17,6 +17,7 @@ from typing import Any
 # the extensions that decide how fast our kernels and BLAS run, in the order printed
 VECTOR_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512bw", "avx512vl", "avx512_bf16",
                 "avx512_fp16", "avx_vnni", "amx_tile", "asimd", "sve")
+ENVIRONMENT = ("OPENBLAS_", "GOTO_", "OMP_", "MKL_", "KMP_", "BLIS_", "NUMBA_")  # prefixes recorded
 PACKAGES = ("numpy", "scipy", "numba", "llvmlite", "mnist-accel", "scikit-learn", "torch", "jax", "cupy-cuda12x",
             "cupy-cuda13x", "pytest-benchmark")
 
@@ -84,7 +85,8 @@ def describe() -> dict[str, Any]:
             "vendor": info.get("vendor_id", ""), "family": info.get("cpu family"), "model": info.get("model"),
             "cores": os.cpu_count(), "usable_cores": usable,
             "vector_extensions": [f for f in VECTOR_FLAGS if f in flags], "llvm_cpu": llvm_cpu,
-            "blas": blas, "openmp": openmp, "versions": versions()}
+            "blas": blas, "openmp": openmp, "versions": versions(),
+            "environment": {k: v for k, v in sorted(os.environ.items()) if k.startswith(ENVIRONMENT)}}
 
 
 def summary(machine_info: dict[str, Any] | None) -> list[str]:
@@ -105,6 +107,9 @@ def summary(machine_info: dict[str, Any] | None) -> list[str]:
         if ours.get("openmp"):
             lines.append("- OpenMP: " + "; ".join(f"{o['library']} {o['version'] or ''}".rstrip()
                                                   + f", {o['threads']} threads" for o in ours["openmp"]))
+        if "environment" in ours:
+            lines.append("- environment: " + (", ".join(f"{k}={v}" for k, v in ours["environment"].items())
+                                              or "no variable steering BLAS, OpenMP or Numba set"))
         lines.append("- versions: " + ", ".join(f"{k} {v}" for k, v in ours.get("versions", {}).items()))
     else:
         cpu = machine_info.get("cpu", {})

@@ -107,6 +107,17 @@ def test_a_saved_run_names_its_machine_and_the_report_prints_it(tmp_path, capsys
     assert out.startswith("## Machine") and f"- CPU: {ours['cpu']}" in out
     assert f"{ours['blas'][0]['library']} {ours['blas'][0]['version']}" in out
     assert f"{ours['blas'][0]['threads']} threads" in out and f"numpy {ours['versions']['numpy']}" in out
+    assert "- environment: " in out
+
+
+def test_the_machine_description_records_what_steers_blas(monkeypatch):
+    """OPENBLAS_CORETYPE picks OpenBLAS's kernels whatever the CPU, so a run records it."""
+    from bench.machine import describe
+
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    monkeypatch.setenv("NOT_STEERING_ANYTHING", "1")
+    env = describe()["environment"]
+    assert env["OPENBLAS_CORETYPE"] == "Haswell" and "NOT_STEERING_ANYTHING" not in env
 
 
 def test_a_run_saved_before_machine_descriptions_still_names_its_cpu(tmp_path, capsys):
