@@ -128,6 +128,26 @@ def _update(w1p, delta, lr, width, gptr, grow, esam, evals, g0, g1):
             p += 1
 
 
+@njit(cache=True, nogil=True)
+def padded_state(w1, block):
+    """(row stride, w1's padded copy for the epoch, the block's forward products, its deltas), the last two
+    in the same stride. The copy has a last row of zeros that an odd pixel out pairs with (its padding,
+    like the deltas', stays zero; the zero row gains only zero updates)."""
+    n_features, hidden = w1.shape
+    width = padded(hidden, w1)
+    w1p = aligned_zeros((n_features + 1) * width, w1)
+    for r in range(n_features):
+        w1p[r * width:r * width + hidden] = w1[r]
+    return width, w1p, aligned_zeros(block * width, w1), aligned_zeros(block * width, w1)
+
+
+@njit(cache=True, nogil=True)
+def unpad(w1p, width, w1):
+    """w1 <- the padded copy's rows, at the epoch's end."""
+    for r in range(w1.shape[0]):
+        w1[r] = w1p[r * width:r * width + w1.shape[1]]
+
+
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"}, **NOALIAS)
 def sgd_epoch(gptr, grow, esam, evals, bgrp, gram, labels, masks, use_masks, scale, w1, b1, w2, b2, use_bias,
               lr, activation, loss):
@@ -141,15 +161,7 @@ def sgd_epoch(gptr, grow, esam, evals, bgrp, gram, labels, masks, use_masks, sca
     hidden, n_out = w2.shape
     block = gram.shape[1]
     dt = w1.dtype.type
-    n_features = w1.shape[0]
-    width = padded(hidden, w1)  # row stride of the padded copies
-    # w1 for the epoch, and a last row of zeros that an odd pixel out pairs with (its padding, like
-    # delta's, stays zero; the zero row gains only zero updates)
-    w1p = aligned_zeros((n_features + 1) * width, w1)
-    for r in range(n_features):
-        w1p[r * width:r * width + hidden] = w1[r]
-    fwd_flat = aligned_zeros(block * width, w1)
-    delta_flat = aligned_zeros(block * width, w1)
+    width, w1p, fwd_flat, delta_flat = padded_state(w1, block)
     fwd = fwd_flat.reshape((block, width))  # x_m @ w1 at the block's start
     delta = delta_flat.reshape((block, width))  # the block's first-layer deltas, applied at its end
     h = np.empty(hidden, dtype=w1.dtype)
@@ -235,7 +247,6 @@ def sgd_epoch(gptr, grow, esam, evals, bgrp, gram, labels, masks, use_masks, sca
                 for k in range(n_out):
                     b2[k] += lr * d2[k]
         _update(w1p, delta_flat, lr, width, gptr, grow, esam, evals, bgrp[b], bgrp[b + 1])
-    for r in range(n_features):
-        w1[r] = w1p[r * width:r * width + hidden]
+    unpad(w1p, width, w1)
     w2[...] = w2t.T
     return total, correct, bad

@@ -21,9 +21,8 @@ import numpy as np
 from numba import njit
 
 from . import ACTIVATION_CODES
-from .loop_cpu import NOALIAS, _dot_row, _forward, _update
+from .loop_cpu import NOALIAS, _dot_row, _forward, _update, padded_state, unpad
 from .loop_loss import output_delta
-from .simd import aligned_zeros, padded
 from .vmath import exp
 
 RELU, TANH = ACTIVATION_CODES["relu"], ACTIVATION_CODES["tanh"]
@@ -132,13 +131,7 @@ def sgd_epoch(gptr, grow, esam, evals, bgrp, gram, labels, masks, use_masks, sca
         wat[l + 1] = wat[l] + widths[l] * widths[l + 1]
     wt = wd[wat[layers - 1]:].reshape((last, n_out)).T.copy()  # the output layer, a row per output
     block = gram.shape[1]
-    n_features = w1.shape[0]
-    width = padded(hidden, w1)  # row stride of the padded copies (see loop_cpu)
-    w1p = aligned_zeros((n_features + 1) * width, w1)
-    for r in range(n_features):
-        w1p[r * width:r * width + hidden] = w1[r]
-    fwd_flat = aligned_zeros(block * width, w1)
-    delta_flat = aligned_zeros(block * width, w1)
+    width, w1p, fwd_flat, delta_flat = padded_state(w1, block)
     fwd = fwd_flat.reshape((block, width))  # x_m @ w1 at the block's start
     delta = delta_flat.reshape((block, width))  # the block's first-layer deltas, applied at its end
     acts = np.empty(at[layers + 1], w1.dtype)  # every hidden layer's activations after dropout, then outputs
@@ -202,7 +195,6 @@ def sgd_epoch(gptr, grow, esam, evals, bgrp, gram, labels, masks, use_masks, sca
                 for j in range(hidden):
                     b1[j] += lr * delta[m, j]
         _update(w1p, delta_flat, lr, width, gptr, grow, esam, evals, bgrp[b], bgrp[b + 1])
-    for r in range(n_features):
-        w1[r] = w1p[r * width:r * width + hidden]
+    unpad(w1p, width, w1)
     wd[wat[layers - 1]:].reshape((last, n_out))[...] = wt.T
     return total, correct, bad
