@@ -18,7 +18,7 @@ from .persist import read_npz, write_npz
 
 FORMAT = "mnist-accel-checkpoint"
 # Options a resumed run may change; any other difference would make it a different run.
-MAY_CHANGE = ("epochs", "threads", "graphs", "data_dir", "backend")
+MAY_CHANGE = ("epochs", "threads", "graphs", "data_dir", "backend", "print_every", "print_cost")
 
 
 def save(path: str | os.PathLike, arrays: list[np.ndarray], meta: dict[str, Any]) -> None:

@@ -55,6 +55,7 @@ class TrainConfig:
     graphs: bool = True  # GPU: replay each training step from a captured CUDA graph
     data_dir: str | None = None  # None: $MNIST_ACCEL_DATA, then the cache, then download
     print_every: int = 1  # print every N-th epoch's line (and the last); a whole-set batch makes an epoch a step
+    print_cost: bool = False  # also print the loss averaged over the outputs as well (the full-batch write-up's "cost")
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
@@ -86,7 +87,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # at once, lr 1.0 and 0.1 from iteration 76 (``if i > 75``), the cost and accuracy every 10 iterations.
     "full-batch": dict(path="vectorized", epochs=150, batch_size=60000, lr=1.0, hidden=(16, 16), activation="tanh",
                        loss="cross-entropy", optimizer="sgd", bias=True, init="normal:0.1", schedule="drop",
-                       lr_drop_at=76, lr_drop_to=0.1, print_every=10, dtype="float32"),
+                       lr_drop_at=76, lr_drop_to=0.1, print_every=10, print_cost=True, dtype="float32"),
 }
 
 # What the loop path means by default: plain SGD at the tutorial's rate (explicit flags still win).

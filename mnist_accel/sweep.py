@@ -29,7 +29,7 @@ DEFAULT_TRIALS = 20
 DEFAULT_OUT = "mnist-sweep"
 # Options that change where or how fast a trial runs, or what it prints, not what it learns: a resumed sweep
 # may change them.
-MAY_CHANGE = ("threads", "data_dir", "graphs", "backend", "print_every")
+MAY_CHANGE = ("threads", "data_dir", "graphs", "backend", "print_every", "print_cost")
 
 
 @dataclass

@@ -34,7 +34,7 @@ DEFAULT_SPACE = ("lr=3e-4:3e-2:log", "hidden=128,256,512,1024", "batch_size=64,1
 # The same options as a 24-point grid, for --sampler grid (a grid needs finite lists).
 DEFAULT_GRID = ("lr=1e-3,3e-3,1e-2", "hidden=256,512", "batch_size=128,256", "dropout=0,0.2")
 # Options that say where or how a trial runs, or what it is measured on, rather than what is trained.
-NOT_SEARCHED = ("backend", "data_dir", "threads", "graphs", "seed", "test_samples", "print_every")
+NOT_SEARCHED = ("backend", "data_dir", "threads", "graphs", "seed", "test_samples", "print_every", "print_cost")
 _FIELDS = [f.name for f in dataclasses.fields(TrainConfig)]
 _HINTS = typing.get_type_hints(TrainConfig)
 SYNTAX = "write NAME=LOW:HIGH[:log|:STEP] for a range or NAME=A,B,C for choices"

@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--figures", choices=FIGURES, help="what --plot draws: report (curves, confusion matrix, misclassified "
       "digits), curves, or keras (the Keras tutorial's four); default: the preset's")
     a("--print-every", type=int, metavar="N", help="print every N-th epoch's line and the last (default 1)")
+    a("--print-cost", action=argparse.BooleanOptionalAction, default=None,
+      help="also print the training loss averaged over the 10 outputs (the full-batch write-up's cost)")
     a("--checkpoint", metavar="PATH", help="write the full training state after every epoch (and on Ctrl-C or SIGTERM)")
     a("--resume", metavar="PATH", help="continue the run saved in this checkpoint")
     a("--quiet", action="store_true", help="print only the summary")
@@ -73,13 +75,16 @@ def build_parser() -> argparse.ArgumentParser:
 OPTION_NAMES = ("backend", "path", "epochs", "batch_size", "lr", "hidden", "activation", "loss", "optimizer",
                 "dropout", "bias", "init", "weight_decay", "schedule", "val_split", "patience", "train_samples",
                 "test_samples", "seed", "dtype", "threads", "graphs", "data_dir", "lr_drop_at", "lr_drop_to", "eps",
-                "adam_form", "val_from", "print_every")
+                "adam_form", "val_from", "print_every", "print_cost")
 
 
-def _epoch_line(r: dict, total: int) -> str:
+def _epoch_line(r: dict, total: int, cost: bool = False) -> str:
     val = f"  val loss {r['val_loss']:.4f} acc {r['val_accuracy']:.4f}" if "val_loss" in r else ""
-    return (f"epoch {r['epoch'] + 1:>3}/{total}  train loss {r['train_loss']:.4f} acc {r['train_accuracy']:.4f}"
-            f"{val}  test loss {r['test_loss']:.4f} acc {r['test_accuracy']:.4f}  {r['seconds']:.2f}s")
+    # the write-up's cost is the mean over every (sample, output) entry; our loss is summed over the outputs
+    per_entry = f" cost {r['train_loss'] / 10:.4f}" if cost else ""
+    return (f"epoch {r['epoch'] + 1:>3}/{total}  train loss {r['train_loss']:.4f}{per_entry} acc "
+            f"{r['train_accuracy']:.4f}{val}  test loss {r['test_loss']:.4f} acc {r['test_accuracy']:.4f}"
+            f"  {r['seconds']:.2f}s")
 
 
 def _printed(r: dict, cfg) -> bool:
@@ -158,10 +163,14 @@ def _run(args: argparse.Namespace) -> int:
     say = (lambda *_, **__: None) if args.quiet else print
     progress = not args.quiet and sys.stderr.isatty()
     data = load_mnist(cfg.data_dir, progress=progress)
+
+    def on_epoch(r: dict) -> None:
+        if _printed(r, cfg):
+            say(_epoch_line(r, cfg.epochs, cfg.print_cost), flush=True)
+
     try:
-        result = fit(cfg, data, on_epoch=lambda r: _printed(r, cfg) and say(_epoch_line(r, cfg.epochs), flush=True),
-                     progress=progress,
-                     checkpoint=args.checkpoint, resume=args.resume, interrupt_path=INTERRUPT_PATH)
+        result = fit(cfg, data, on_epoch=on_epoch, progress=progress, checkpoint=args.checkpoint,
+                     resume=args.resume, interrupt_path=INTERRUPT_PATH)
     except TrainingDiverged as exc:
         _write_outputs(args, cfg, exc.result, data)  # the last sound epoch's model, if there was one
         raise

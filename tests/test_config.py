@@ -67,6 +67,17 @@ def test_print_every_prints_the_write_ups_iterations(capsys, mnist):
     assert main(["--preset", "full-batch", "--epochs", "25", "--train-samples", "500", "--test-samples", "100"]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch")]
     assert [line.split()[1] for line in lines] == ["1/25", "11/25", "21/25", "25/25"]
+    for line in lines:  # the write-up's cost: the loss averaged over the 10 outputs too
+        words = line.split()
+        assert words[5] == "cost" and float(words[6]) == pytest.approx(float(words[4]) / 10, abs=1e-4)
+
+
+def test_print_cost_is_an_ordinary_flag(capsys, mnist):
+    assert main(["--epochs", "1", "--train-samples", "500", "--test-samples", "100", "--print-cost"]) == 0
+    assert " cost " in next(line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch"))
+    assert main(["--preset", "full-batch", "--no-print-cost", "--epochs", "1", "--train-samples", "500",
+                 "--test-samples", "100"]) == 0
+    assert " cost " not in next(line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch"))
 
 
 def test_a_validation_split_is_printed(capsys, mnist):
