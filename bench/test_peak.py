@@ -8,23 +8,17 @@ import pytest
 
 
 @pytest.mark.benchmark(group="peak")
-def test_sgemm_peak(benchmark, blas_peak_gflops):
+@pytest.mark.parametrize("dtype, fixture, key", [("float32", "blas_peak_gflops", "sgemm_peak_gflops"),
+                                                 ("float64", "dgemm_peak_gflops", "dgemm_peak_gflops")],
+                         ids=["sgemm", "dgemm"])
+def test_cpu_gemm_peak(benchmark, request, dtype, fixture, key):
     import numpy as np
 
-    a = np.ones((1024, 1024), np.float32)
+    peak = request.getfixturevalue(fixture)
+    a = np.ones((1024, 1024), dtype)
     benchmark.pedantic(lambda: a @ a, rounds=3, iterations=1)
-    benchmark.extra_info["sgemm_peak_gflops"] = blas_peak_gflops
-    assert blas_peak_gflops > 0
-
-
-@pytest.mark.benchmark(group="peak")
-def test_dgemm_peak(benchmark, dgemm_peak_gflops):
-    import numpy as np
-
-    a = np.ones((1024, 1024), np.float64)
-    benchmark.pedantic(lambda: a @ a, rounds=3, iterations=1)
-    benchmark.extra_info["dgemm_peak_gflops"] = dgemm_peak_gflops
-    assert dgemm_peak_gflops > 0
+    benchmark.extra_info[key] = peak
+    assert peak > 0
 
 
 @pytest.mark.gpu
