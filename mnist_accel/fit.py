@@ -67,19 +67,20 @@ def _make_trainer(cfg: TrainConfig, be: Backend, params: list, rng: np.random.Ge
     return VectorizedTrainer(cfg, be, params, rng, train_images, train_labels)
 
 
-def _claim(path: str | os.PathLike, resume: str | os.PathLike | None) -> Path:
+def _claim(path: str | os.PathLike, resume: str | os.PathLike | None) -> tuple[Path, bool]:
     """Where an interrupted run without --checkpoint saves: ``path``, unless another run's state is there
     already (the run resumed from it may overwrite it), then the first free ``<stem>-2<suffix>``, ``-3``...
     Each name is claimed by creating it exclusively, so two runs stopped at once in one folder (as a
-    scheduler stops a job array) never overwrite each other's state."""
+    scheduler stops a job array) never overwrite each other's state. Returns the path and whether it is an
+    empty placeholder made here (to remove if the save fails)."""
     path = Path(path)
     if resume is not None and path.exists() and path.resolve() == Path(resume).resolve():
-        return path
+        return path, False
     for n in range(1, 10_000):
         candidate = path if n == 1 else path.with_name(f"{path.stem}-{n}{path.suffix}")
         try:
             os.close(os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-            return candidate
+            return candidate, True
         except FileExistsError:
             continue
     raise FileExistsError(f"{path} and 9,999 numbered siblings exist; remove old interrupted runs")
@@ -153,12 +154,12 @@ def fit(cfg: TrainConfig, data: MnistData | None = None,
     except KeyboardInterrupt as exc:  # Ctrl-C, or Stopped by a scheduler's signal
         if checkpoint is None and interrupt_path is None:
             raise
-        target = checkpoint if checkpoint is not None else _claim(interrupt_path, resume)
+        target, placeholder = (checkpoint, False) if checkpoint is not None else _claim(interrupt_path, resume)
         try:
             ckpt.save(target, *snapshot)
         except BaseException:
-            if checkpoint is None:
-                Path(target).unlink(missing_ok=True)  # the empty placeholder _claim made
+            if placeholder:  # never the checkpoint this run resumed from: the failed save left that intact
+                Path(target).unlink(missing_ok=True)
             raise
         done = len(snapshot[1]["history"])
         cause = str(exc) if isinstance(exc, Stopped) else "interrupted"

@@ -146,3 +146,22 @@ def test_runs_interrupted_in_one_folder_keep_their_own_state(mnist, tmp_path):
     assert len(ckpt.load(base)[1]["history"]) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mnist_accel-interrupted-2.npz",
                                                           "mnist_accel-interrupted.npz"]
+
+
+def test_a_failed_interrupt_save_removes_only_its_own_placeholder(mnist, tmp_path, monkeypatch):
+    """If saving the interrupted state fails (a full disk), the empty file claimed for it goes, but the
+    checkpoint the run resumed from, which the failed save never touched, stays."""
+    base = tmp_path / "mnist_accel-interrupted.npz"
+    cfg = resolve(backend="numba", train_samples=600, test_samples=100, hidden=(8,), epochs=3)
+
+    def stop(record):
+        raise KeyboardInterrupt
+
+    with pytest.raises(TrainingInterrupted):
+        fit(cfg, mnist, on_epoch=stop, interrupt_path=base)
+    monkeypatch.setattr(ckpt, "save", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
+    for resume in (base, None):
+        with pytest.raises(OSError, match="disk full"):
+            fit(cfg, mnist, on_epoch=stop, resume=resume, interrupt_path=base)
+    assert [p.name for p in tmp_path.iterdir()] == [base.name]
+    assert len(ckpt.load(base)[1]["history"]) == 1
