@@ -31,7 +31,7 @@ def parse_init(init: str) -> tuple[str, float]:
         if not (math.isfinite(value) and value > 0):
             raise ValueError(f"init {init!r}: {rule}:S needs a finite scale S above 0, e.g. {rule}:0.1")
         return rule, value
-    if init in ("tutorial", "he", "xavier", "glorot-uniform", "normal-fan-out"):
+    if init in INITS and ":" not in init:  # a named rule
         return ("xavier" if init == "glorot-uniform" else init), 1.0
     raise ValueError(f"init {init!r} is not one of {', '.join(INITS)}")
 
