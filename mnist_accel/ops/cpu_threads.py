@@ -1,0 +1,55 @@
+"""Numba's threads for the CPU ops' parallel kernels (``kernels.gemm_cpu.gemm_parallel``).
+
+A training step hands its two big GEMMs to both cores hundreds of times a second, so the hand-off
+must cost microseconds: Numba's TBB and OpenMP layers measured 2.3 and 1.3 us a parallel region on the
+2-core machine, its own workqueue 100 us. OpenMP is not an option by default: GNU OpenMP kills any
+forked child that runs a parallel region once the parent has used one ("fork() called from a process
+already using GNU OpenMP"), and scikit-learn users fork. So the ops use Numba's threads only under TBB
+(a dependency; its wheel puts ``libtbb.so.12`` where the loader does not look, so it is loaded here
+before Numba picks a layer), or under whatever layer the user named in ``NUMBA_THREADING_LAYER``.
+Elsewhere the ops keep to BLAS's threads.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from importlib import metadata
+
+import numba
+from numba.core import config
+
+_READY: bool | None = None
+
+
+def _load_tbb() -> None:
+    """Make ``libtbb.so.12`` from the tbb wheel loadable by name, as Numba's TBB layer asks for it."""
+    try:
+        files = metadata.files("tbb") or []
+    except metadata.PackageNotFoundError:
+        return
+    for f in files:
+        if f.name in ("libtbb.so.12", "libtbb.12.dylib", "tbb12.dll"):
+            try:
+                ctypes.CDLL(str(f.locate()), mode=getattr(os, "RTLD_GLOBAL", 0))
+            except OSError:  # Numba then reports TBB missing and picks another layer
+                pass
+            return
+
+
+def parallel_ok() -> bool:
+    """Whether the ops may run Numba's parallel kernels: after starting Numba's threads (TBB when it can
+    be loaded), whether the layer it picked is TBB, or one the user chose."""
+    global _READY
+    if _READY is None:
+        chosen = str(config.THREADING_LAYER).lower() != "default"
+        if not chosen:
+            _load_tbb()
+        numba.get_num_threads()  # starts the threading layer, so that it can be asked which one it is
+        _READY = chosen or numba.threading_layer() == "tbb"
+    return _READY
+
+
+def use(threads: int) -> None:
+    """Numba's threads for this thread's next parallel kernels: ``threads``, or every core Numba has for 0."""
+    numba.set_num_threads(min(threads, config.NUMBA_NUM_THREADS) if threads > 0 else config.NUMBA_NUM_THREADS)

@@ -1,0 +1,87 @@
+"""Numba's threading layer for the CPU ops' parallel GEMMs (``mnist_accel.ops.cpu_threads``), each case in a
+fresh interpreter: the layer is picked once per process, at its first parallel region."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from importlib import metadata
+
+import pytest
+
+from mnist_accel.ops import numba_ops
+
+
+def _has_tbb() -> bool:
+    try:
+        metadata.version("tbb")
+        return True
+    except metadata.PackageNotFoundError:
+        return False
+
+
+needs_tbb = pytest.mark.skipif(not _has_tbb(), reason="the tbb wheel is not installed (not x86-64?)")
+
+
+def _python(code: str, **env: str) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if k not in ("NUMBA_THREADING_LAYER", "LD_LIBRARY_PATH")}
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          timeout=300, env={**environ, **env})
+
+
+ASK = """
+    import numba
+    from mnist_accel.ops import cpu_threads
+    {before}
+    print(cpu_threads.parallel_ok(), numba.threading_layer())
+"""
+
+
+@needs_tbb
+def test_tbb_from_its_wheel_is_the_layer():
+    out = _python(ASK.format(before=""))
+    assert out.stdout.split() == ["True", "tbb"], out.stderr
+
+
+def test_without_tbb_the_default_openmp_is_not_used():
+    """Where TBB cannot load, Numba falls back to OpenMP, whose forked children die: the ops keep to BLAS."""
+    out = _python(ASK.format(before="cpu_threads._load_tbb = lambda: None"))
+    ok, layer = out.stdout.split()
+    assert layer != "tbb" and ok == ("True" if layer == "workqueue" else "False"), out.stderr
+
+
+def test_a_layer_the_user_names_is_kept():
+    out = _python(ASK.format(before=""), NUMBA_THREADING_LAYER="workqueue")
+    assert out.stdout.split() == ["True", "workqueue"], out.stderr
+
+
+@needs_tbb
+@pytest.mark.skipif(not numba_ops.AVX512, reason="gemm_cpu runs only on AVX-512 CPUs")
+def test_a_forked_child_trains_after_the_parent_did():
+    """scikit-learn users fork (multiprocessing's default on Linux before Python 3.14): a child must be able
+    to train after its parent ran the parallel GEMMs. Under GNU OpenMP the child is killed instead."""
+    out = _python("""
+        import os, warnings
+        import numpy as np
+        from mnist_accel import MLPClassifier
+
+        r = np.random.default_rng(0)
+        x, y = r.random((300, 50), dtype=np.float32), r.integers(0, 3, 300)
+
+        def fit():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return MLPClassifier((64,), batch_size=32, max_iter=2, random_state=0, backend="numba").fit(x, y)
+
+        parent = fit()
+        pid = os.fork()
+        if pid == 0:
+            child = fit()
+            os._exit(0 if np.array_equal(child.coefs_[0], parent.coefs_[0]) else 3)
+        _, status = os.waitpid(pid, 0)
+        import numba
+        print(numba.threading_layer(), os.waitstatus_to_exitcode(status))
+    """)
+    assert out.stdout.split() == ["tbb", "0"], out.stderr
