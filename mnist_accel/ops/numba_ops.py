@@ -1,7 +1,8 @@
 """``NumbaOps``: the ops of ``XpOps`` on NumPy, with the elementwise work and the optimizer update in the
 fused Numba kernels of ``mnist_accel.kernels.vectorized_cpu``, and the first layer's GEMMs compacted to
-the columns each batch lights (``mnist_accel.kernels.inputs_cpu``), or, when every step trains on the
-whole set in order, run over the images as a sparse matrix built once (``whole_cpu``).
+the columns each batch lights (``mnist_accel.kernels.inputs_cpu``) and, on AVX-512 CPUs, run by our own
+register-blocked kernel over both cores (``gemm_cpu``), or, when every step trains on the whole set in
+order, run over the images as a sparse matrix built once (``whole_cpu``).
 """
 
 from __future__ import annotations
@@ -10,14 +11,20 @@ import time
 from typing import Sequence
 
 import numpy as np
+from llvmlite import binding
 
 from .. import optim
 from ..config import TrainConfig
-from ..kernels import ACTIVATION_CODES, inputs_cpu
+from ..kernels import ACTIVATION_CODES, gemm_cpu, inputs_cpu
+from . import cpu_threads
 from ..kernels.vectorized_cpu import (ONE_ROW, act_backward, adam, bias_act, column_sums, momentum, mse_grad, sgd,
                                       xent_finish, xent_shift)
 from .whole_cpu import SparseInputs, WholeStep, fusable, worth_it
 from .xp_ops import XpOps
+
+# gemm_cpu's tile holds 16 vector accumulators: one zmm each with AVX-512; without it they spill, and BLAS
+# (even pinned to AVX2 kernels) is the faster choice.
+AVX512 = bool(binding.get_host_cpu_features().get("avx512f", False))
 
 
 class NumbaOps(XpOps):
@@ -28,6 +35,7 @@ class NumbaOps(XpOps):
         super().__init__(np)
         self._lit_grad: tuple | None = None  # (gradient buffer, gradient of its lit rows, their indices)
         self._plan: tuple | None = None  # update's arguments, for the (params, grads, state, cfg) it last saw
+        self._gemm = None  # gemm_cpu.gemm_parallel where it runs (see warm_up), else BLAS does the GEMMs
 
     def prepare_inputs(self, inputs: np.ndarray, dtype, whole: bool = False, threads: int = 0) -> np.ndarray:
         """As ``XpOps``; for the whole set in order, sparse pixels become a sparse matrix instead of a
@@ -42,6 +50,12 @@ class NumbaOps(XpOps):
         """Compile (or load from cache) every kernel this configuration uses; returns the seconds spent."""
         start = time.perf_counter()
         dt = np.dtype(cfg.dtype)
+        self._gemm = gemm_cpu.gemm_parallel if AVX512 and cpu_threads.parallel_ok() else None
+        if self._gemm is not None:
+            cpu_threads.use(cfg.threads)
+            wide = np.ones((3, 64 // dt.itemsize), dt)
+            self._gemm(np.ones((2, 3), dt), False, wide, np.empty((2, wide.shape[1]), dt))
+            self._gemm(np.ones((2, 3), dt), True, wide[:2], np.empty((3, wide.shape[1]), dt))
         z, m = np.zeros((2, 3), dt), np.ones((2, 3), dt)
         self.bias_act(z, np.zeros(3, dt), cfg.activation, m)
         self.bias_act(z, None, cfg.activation, None)
@@ -74,8 +88,12 @@ class NumbaOps(XpOps):
         return WholeStep(self, self._sparse, cfg, params, state, buffers)
 
     def blas_threads(self, threads: int) -> int:
-        """One BLAS thread while the sparse products run on the ops' own threads: what is left to BLAS is
-        small, and OpenBLAS's idle workers spin between calls, competing with ours for the cores."""
+        """BLAS threads for an epoch (called on the training thread as it starts, which also sets Numba's
+        threads there for gemm_cpu): one while the sparse products run on the ops' own threads, since
+        OpenBLAS's idle workers spin between calls, competing with ours for the cores. Beside gemm_cpu
+        BLAS keeps its threads: one thread cost 784-512-512-10 a quarter more and saved 784-256-10 nothing."""
+        if self._gemm is not None:
+            cpu_threads.use(threads)
         return 1 if self._sparse is not None else threads
 
     def bias_act(self, z: np.ndarray, b: np.ndarray | None, activation: str, mask: np.ndarray | None) -> None:
@@ -123,7 +141,7 @@ class NumbaOps(XpOps):
         else:
             rows = None
         self._last_x = (x, rows, gc)
-        np.matmul(x, w, out=out)
+        self._matmul(x, False, w, out)
 
     def input_grad(self, inputs: np.ndarray, batch: np.ndarray, delta: np.ndarray, out: np.ndarray) -> None:
         """out <- x.T @ delta for the last ``input_matmul``'s batch; when that was compacted, only the lit
@@ -134,11 +152,19 @@ class NumbaOps(XpOps):
             if x is None:
                 self._sparse.grad(delta, out)
             else:
-                np.matmul(x.T, delta, out=out)
+                self._matmul(x, True, delta, out)
         else:
             gc = gc[:len(rows) * out.shape[1]].reshape(len(rows), out.shape[1])
-            np.matmul(x.T, delta, out=gc)
+            self._matmul(x, True, delta, gc)
             self._lit_grad = (out, gc, rows)
+
+    def _matmul(self, a: np.ndarray, transpose_a: bool, b: np.ndarray, out: np.ndarray) -> None:
+        """out <- op(a) @ b for the first layer: by gemm_cpu when it runs here and out is at least one
+        vector wide, else by BLAS."""
+        if self._gemm is not None and out.shape[1] * out.itemsize >= gemm_cpu.LINE and b.flags.c_contiguous:
+            self._gemm(a, transpose_a, b, out)
+        else:
+            np.matmul(a.T if transpose_a else a, b, out=out)
 
     def bias_grad(self, delta: np.ndarray, out: np.ndarray) -> None:
         column_sums(delta, out)
