@@ -3,7 +3,8 @@
 ``describe()`` is saved in every run's ``machine_info`` (``bench/conftest.py``): the CPU model and vendor,
 its cores, the vector extensions it offers, the CPU LLVM compiles our kernels for, each BLAS library with
 its version, the kernels it runs and its threads, the OpenMP runtimes, the environment variables that
-steer them (``OPENBLAS_CORETYPE`` forces OpenBLAS's kernels whatever the CPU), and the library versions. ``summary()`` turns a run's ``machine_info`` into the lines ``bench.report`` prints first; runs
+steer them (``OPENBLAS_CORETYPE`` forces OpenBLAS's kernels whatever the CPU), what runs the first layer's
+GEMMs (our ``gemm_cpu`` on Numba's threads, or BLAS) and the library versions. ``summary()`` turns a run's ``machine_info`` into the lines ``bench.report`` prints first; runs
 saved before this existed fall back on pytest-benchmark's own CPU record (model, cores, flags).
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 VECTOR_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512bw", "avx512vl", "avx512_bf16",
                 "avx512_fp16", "avx_vnni", "amx_tile", "asimd", "sve")
 ENVIRONMENT = ("OPENBLAS_", "GOTO_", "OMP_", "MKL_", "KMP_", "BLIS_", "NUMBA_")  # prefixes recorded
-PACKAGES = ("numpy", "scipy", "numba", "llvmlite", "mnist-accel", "scikit-learn", "torch", "jax", "cupy-cuda12x",
+PACKAGES = ("numpy", "scipy", "numba", "llvmlite", "tbb", "mnist-accel", "scikit-learn", "torch", "jax", "cupy-cuda12x",
             "cupy-cuda13x", "pytest-benchmark")
 
 
@@ -66,6 +67,18 @@ def _libraries() -> tuple[list[dict], list[dict]]:
     return blas, openmp
 
 
+def first_layer() -> dict[str, Any]:
+    """What runs the vectorized trainer's first-layer GEMMs here, by the rule ``NumbaOps`` applies: our
+    ``gemm_cpu`` on Numba's threads (with the layer and thread count), or BLAS."""
+    import numba
+
+    from mnist_accel.ops import cpu_threads, numba_ops
+
+    ours = numba_ops.AVX512 and cpu_threads.parallel_ok()
+    return {"gemm": "gemm_cpu" if ours else "BLAS", "numba_layer": numba.threading_layer() if ours else None,
+            "numba_threads": numba.get_num_threads() if ours else None}
+
+
 def describe() -> dict[str, Any]:
     """This machine, as saved in a run's ``machine_info['mnist_accel']``."""
     info = _cpuinfo()
@@ -85,7 +98,7 @@ def describe() -> dict[str, Any]:
             "vendor": info.get("vendor_id", ""), "family": info.get("cpu family"), "model": info.get("model"),
             "cores": os.cpu_count(), "usable_cores": usable,
             "vector_extensions": [f for f in VECTOR_FLAGS if f in flags], "llvm_cpu": llvm_cpu,
-            "blas": blas, "openmp": openmp, "versions": versions(),
+            "blas": blas, "openmp": openmp, "first_layer": first_layer(), "versions": versions(),
             "environment": {k: v for k, v in sorted(os.environ.items()) if k.startswith(ENVIRONMENT)}}
 
 
@@ -104,6 +117,10 @@ def summary(machine_info: dict[str, Any] | None) -> list[str]:
         extensions = ", ".join(ours.get("vector_extensions", [])) or "none of those we list"
         lines = [f"- CPU: {cpu}, {cores}; LLVM target {ours.get('llvm_cpu') or 'unknown'}",
                  f"- vector extensions: {extensions}", f"- BLAS: {blas}"]
+        first = ours.get("first_layer")
+        if first:
+            lines.append("- first layer's GEMMs: " + ("BLAS" if first["gemm"] == "BLAS" else
+                         f"gemm_cpu on Numba's {first['numba_layer']} threads ({first['numba_threads']})"))
         if ours.get("openmp"):
             lines.append("- OpenMP: " + "; ".join(f"{o['library']} {o['version'] or ''}".rstrip()
                                                   + f", {o['threads']} threads" for o in ours["openmp"]))

@@ -107,7 +107,8 @@ def test_a_saved_run_names_its_machine_and_the_report_prints_it(tmp_path, capsys
     assert out.startswith("## Machine") and f"- CPU: {ours['cpu']}" in out
     assert f"{ours['blas'][0]['library']} {ours['blas'][0]['version']}" in out
     assert f"{ours['blas'][0]['threads']} threads" in out and f"numpy {ours['versions']['numpy']}" in out
-    assert "- environment: " in out
+    assert "- environment: " in out and "- first layer's GEMMs: " in out
+    assert ours["first_layer"]["gemm"] in ("gemm_cpu", "BLAS")
 
 
 def test_the_machine_description_records_what_steers_blas(monkeypatch):
