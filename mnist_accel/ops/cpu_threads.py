@@ -6,8 +6,9 @@ must cost microseconds: Numba's TBB and OpenMP layers measured 2.3 and 1.3 us a 
 forked child that runs a parallel region once the parent has used one ("fork() called from a process
 already using GNU OpenMP"), and scikit-learn users fork. So the ops use Numba's threads only under TBB
 (a dependency; its wheel puts ``libtbb.so.12`` where the loader does not look, so it is loaded here
-before Numba picks a layer), or under whatever layer the user named in ``NUMBA_THREADING_LAYER``.
-Elsewhere the ops keep to BLAS's threads.
+before Numba picks a layer), or under OpenMP when the user named it in ``NUMBA_THREADING_LAYER``; never
+under workqueue (too slow a hand-off, and it aborts when two threads launch at once, as a threaded
+grid search would). Elsewhere the ops keep to BLAS's threads.
 """
 
 from __future__ import annotations
@@ -39,14 +40,15 @@ def _load_tbb() -> None:
 
 def parallel_ok() -> bool:
     """Whether the ops may run Numba's parallel kernels: after starting Numba's threads (TBB when it can
-    be loaded), whether the layer it picked is TBB, or one the user chose."""
+    be loaded), whether the layer it picked is TBB, or OpenMP by the user's choice."""
     global _READY
     if _READY is None:
         chosen = str(config.THREADING_LAYER).lower() != "default"
-        if not chosen:
+        if not chosen or str(config.THREADING_LAYER).lower() in ("tbb", "safe", "forksafe", "threadsafe"):
             _load_tbb()
         numba.get_num_threads()  # starts the threading layer, so that it can be asked which one it is
-        _READY = chosen or numba.threading_layer() == "tbb"
+        layer = numba.threading_layer()
+        _READY = layer == "tbb" or (layer == "omp" and chosen)
     return _READY
 
 
