@@ -29,24 +29,26 @@ from numba.extending import intrinsic
 from .simd import LINE
 
 ROWS = 8  # rows of a tile: 16 accumulators of the 32 vector registers, leaving room for b and a broadcast
-CHUNK = 8 * ROWS  # rows of a parallel work unit
+CHUNK = 32 * ROWS  # rows of a block: a's 256 x 256 float32 block (256 KB) stays in L2 across the tiles
+DEPTH = 256  # most inner-dimension steps of a block: b's 256 x 32 float32 block (32 KB) stays in L1
 
 
-def _tile(rows: int, vectors: int):
-    """An intrinsic ``tile(a, a0, ai, ak, b, b0, bk, c, c0, cs, k)``: for r < rows and the ``vectors``
-    64-byte vectors of columns from b0 and c0, ``c[c0 + r*cs + j] = sum_t a[a0 + r*ai + t*ak] *
-    b[b0 + t*bk + j]`` over t < k (flat element offsets; no bounds checks)."""
+def _tile(rows: int, vectors: int, scalar: bool = False):
+    """An intrinsic ``tile(a, a0, ai, ak, b, b0, bk, c, c0, cs, k, more)``: for r < rows and the ``vectors``
+    64-byte vectors of columns from b0 and c0 (single columns if ``scalar``), ``c[c0 + r*cs + j] =
+    sum_t a[a0 + r*ai + t*ak] * b[b0 + t*bk + j]`` over t < k in order, added to what c holds when
+    ``more`` is true (flat element offsets; no bounds checks)."""
 
     @intrinsic
-    def tile(typingctx, a, a0, ai, ak, b, b0, bk, c, c0, cs, k):
+    def tile(typingctx, a, a0, ai, ak, b, b0, bk, c, c0, cs, k, more):
         if not all(isinstance(x, types.Array) and x.dtype == a.dtype for x in (a, b, c)) or \
                 a.dtype not in (types.float32, types.float64):
             return None
 
         def codegen(context, builder, sig, args):
             dt = sig.args[0].dtype
-            lanes, size = LINE * 8 // dt.bitwidth, dt.bitwidth // 8
-            vec, i64 = ir.VectorType(context.get_value_type(dt), lanes), ir.IntType(64)
+            lanes, size, i64 = 1 if scalar else LINE * 8 // dt.bitwidth, dt.bitwidth // 8, ir.IntType(64)
+            vec = context.get_value_type(dt) if scalar else ir.VectorType(context.get_value_type(dt), lanes)
             a0, ai, ak, b0, bk, c0, cs, kn = (context.cast(builder, args[i], sig.args[i], types.int64)
                                               for i in (1, 2, 3, 5, 6, 8, 9, 10))
             data = [context.make_array(sig.args[i])(context, builder, args[i]).data for i in (0, 4, 7)]
@@ -61,34 +63,41 @@ def _tile(rows: int, vectors: int):
                 return builder.bitcast(builder.gep(base, [ir.Constant(i64, v * lanes)]), vec.as_pointer())
 
             arow = [at(data[0], a0, builder.mul(ai, ir.Constant(i64, r))) for r in range(rows)]
+            crow = [at(data[2], c0, builder.mul(cs, ir.Constant(i64, r))) for r in range(rows)]
             acc = [[cgutils.alloca_once_value(builder, ir.Constant(vec, None)) for _ in range(vectors)]
                    for _ in range(rows)]  # promoted to registers by LLVM (only loaded and stored)
-            fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3),
-                                                 f"llvm.fmuladd.v{lanes}f{dt.bitwidth}")
-            splat = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
+            with builder.if_then(context.cast(builder, args[11], sig.args[11], types.boolean)):
+                for r in range(rows):
+                    for v in range(vectors):
+                        builder.store(builder.load(vptr(crow[r], v), align=size), acc[r][v])
+            fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3), "llvm.fmuladd."
+                                                 + ("" if scalar else f"v{lanes}") + f"f{dt.bitwidth}")
+            splat = None if scalar else ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
             with cgutils.for_range(builder, kn) as loop:
                 brow = at(data[1], b0, builder.mul(loop.index, bk))
                 bv = [builder.load(vptr(brow, v), align=size) for v in range(vectors)]
                 ka = builder.mul(loop.index, ak)
                 for r in range(rows):
-                    s = builder.insert_element(ir.Constant(vec, ir.Undefined), builder.load(builder.gep(
-                        arow[r], [ka])), ir.Constant(ir.IntType(32), 0))
-                    s = builder.shuffle_vector(s, ir.Constant(vec, ir.Undefined), splat)
+                    s = builder.load(builder.gep(arow[r], [ka]))
+                    if not scalar:
+                        s = builder.insert_element(ir.Constant(vec, ir.Undefined), s, ir.Constant(ir.IntType(32), 0))
+                        s = builder.shuffle_vector(s, ir.Constant(vec, ir.Undefined), splat)
                     for v in range(vectors):
                         builder.store(builder.call(fma, [s, bv[v], builder.load(acc[r][v])]), acc[r][v])
             for r in range(rows):
-                crow = at(data[2], c0, builder.mul(cs, ir.Constant(i64, r)))
                 for v in range(vectors):
-                    builder.store(builder.load(acc[r][v]), vptr(crow, v), align=size)
+                    builder.store(builder.load(acc[r][v]), vptr(crow[r], v), align=size)
             return context.get_dummy_value()
 
-        return types.none(a, a0, ai, ak, b, b0, bk, c, c0, cs, k), codegen
+        return types.none(a, a0, ai, ak, b, b0, bk, c, c0, cs, k, more), codegen
 
     return tile
 
 
 _WIDE, _WIDE_ROW = _tile(ROWS, 2), _tile(1, 2)
 _NARROW, _NARROW_ROW = _tile(ROWS, 1), _tile(1, 1)
+_COLUMN, _COLUMN_ROW = _tile(ROWS, 1, scalar=True), _tile(1, 1, scalar=True)
+WIDE, NARROW, COLUMN = 0, 1, 2  # kinds of column tile: two vectors, one vector, one column
 
 
 @njit(cache=True, nogil=True)
@@ -100,61 +109,86 @@ def lanes(x):
 
 @njit(cache=True, nogil=True)
 def _column_tiles(n, width):
-    """Start of each column tile: two vectors wide while they fit, then one vector, the last one moved
-    left to end at column n (overlapping its neighbour) when n is not a whole number of vectors."""
+    """(start, kind) of each column tile: two vectors wide while they fit, then one vector, then single
+    columns for the rest (tiles never overlap: a block of the inner dimension adds to what c holds)."""
     wide = n // (2 * width)
-    narrow = (n - wide * 2 * width + width - 1) // width
-    starts = np.empty(wide + narrow, np.int64)
-    for t in range(wide):
-        starts[t] = 2 * t * width
-    for t in range(narrow):
-        starts[wide + t] = min(2 * wide * width + t * width, n - width)
-    return starts, wide
+    narrow = (n - wide * 2 * width) // width
+    columns = n - (2 * wide + narrow) * width
+    starts, kinds = np.empty(wide + narrow + columns, np.int64), np.empty(wide + narrow + columns, np.int64)
+    j = 0
+    for t in range(len(starts)):
+        kinds[t] = WIDE if t < wide else (NARROW if t < wide + narrow else COLUMN)
+        starts[t] = j
+        j += 2 * width if kinds[t] == WIDE else (width if kinds[t] == NARROW else 1)
+    return starts, kinds
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _unit(a, ai, ak, b, c, k, j, wide, lo, hi):
-    """Rows lo..hi of c's column tile starting at j."""
+def _rows(a, ai, ak, b, c, a0, b0, t, more, j, kind, lo, hi):
+    """Rows lo..hi of c's column tile of ``kind`` starting at j, over ``t`` steps of the inner dimension."""
     n = c.shape[1]
     r = lo
     while r + ROWS <= hi:
-        if wide:
-            _WIDE(a, r * ai, ai, ak, b, j, n, c, r * n + j, n, k)
+        if kind == WIDE:
+            _WIDE(a, a0 + r * ai, ai, ak, b, b0, n, c, r * n + j, n, t, more)
+        elif kind == NARROW:
+            _NARROW(a, a0 + r * ai, ai, ak, b, b0, n, c, r * n + j, n, t, more)
         else:
-            _NARROW(a, r * ai, ai, ak, b, j, n, c, r * n + j, n, k)
+            _COLUMN(a, a0 + r * ai, ai, ak, b, b0, n, c, r * n + j, n, t, more)
         r += ROWS
     for i in range(r, hi):
-        if wide:
-            _WIDE_ROW(a, i * ai, ai, ak, b, j, n, c, i * n + j, n, k)
+        if kind == WIDE:
+            _WIDE_ROW(a, a0 + i * ai, ai, ak, b, b0, n, c, i * n + j, n, t, more)
+        elif kind == NARROW:
+            _NARROW_ROW(a, a0 + i * ai, ai, ak, b, b0, n, c, i * n + j, n, t, more)
         else:
-            _NARROW_ROW(a, i * ai, ai, ak, b, j, n, c, i * n + j, n, k)
+            _COLUMN_ROW(a, a0 + i * ai, ai, ak, b, b0, n, c, i * n + j, n, t, more)
 
 
+@njit(cache=True, nogil=True)
+def _block(a, ai, ak, b, c, k, starts, kinds, tiles_lo, tiles_hi, rows_lo, rows_hi):
+    """c's rows rows_lo..rows_hi in the column tiles tiles_lo..tiles_hi, blocked as BLAS does: a block of
+    the inner dimension (b's part of it stays in L1 for one tile) by a block of rows (a's part stays in
+    L2 across the tiles), so that no operand streams from memory more than once per block."""
+    depth = (k + (k + DEPTH - 1) // DEPTH - 1) // max(1, (k + DEPTH - 1) // DEPTH)  # even blocks, none tiny
+    for t0 in range(0, max(k, 1), max(depth, 1)):
+        t, more = min(depth, k - t0), t0 > 0
+        for lo in range(rows_lo, rows_hi, CHUNK):
+            hi = min(lo + CHUNK, rows_hi)
+            for tile in range(tiles_lo, tiles_hi):
+                j = starts[tile]
+                _rows(a, ai, ak, b, c, t0 * ak, t0 * c.shape[1] + j, t, more, j, kinds[tile], lo, hi)
 @njit(cache=True, nogil=True)
 def _shape(a, transpose_a, b, c):
     """(inner dimension, a's row step, a's inner step) after checking that the shapes chain."""
     m, k = (a.shape[1], a.shape[0]) if transpose_a else (a.shape[0], a.shape[1])
-    if b.shape[0] != k or c.shape[0] != m or c.shape[1] != b.shape[1] or c.shape[1] < lanes(c):
-        raise ValueError("gemm: shapes do not chain, or c is narrower than one vector")
+    if b.shape[0] != k or c.shape[0] != m or c.shape[1] != b.shape[1]:
+        raise ValueError("gemm: shapes do not chain")
     return k, (1, a.shape[1]) if transpose_a else (a.shape[1], 1)
 
 
 @njit(cache=True, nogil=True)
 def gemm(a, transpose_a, b, c):
-    """c <- op(a) @ b on the calling thread; every array C-contiguous, c at least ``lanes`` wide."""
+    """c <- op(a) @ b on the calling thread; every array C-contiguous."""
     k, (ai, ak) = _shape(a, transpose_a, b, c)
-    starts, wide = _column_tiles(c.shape[1], lanes(c))
-    for lo in range(0, c.shape[0], CHUNK):  # a chunk of a's rows stays in cache across b's columns
-        for t in range(len(starts)):
-            _unit(a, ai, ak, b, c, k, starts[t], t < wide, lo, min(lo + CHUNK, c.shape[0]))
+    starts, kinds = _column_tiles(c.shape[1], lanes(c))
+    _block(a, ai, ak, b, c, k, starts, kinds, 0, len(starts), 0, c.shape[0])
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def gemm_parallel(a, transpose_a, b, c):
-    """``gemm`` over Numba's threads: one work unit per (column tile, chunk of rows)."""
+def gemm_parallel(a, transpose_a, b, c, threads):
+    """``gemm`` in ``threads`` parts over Numba's threads (Numba's count, ``numba.get_num_threads()``, is
+    the one to pass): each part takes a share of the column tiles (its own part of b), and the rows are
+    split too when there are fewer tiles than threads."""
     k, (ai, ak) = _shape(a, transpose_a, b, c)
-    starts, wide = _column_tiles(c.shape[1], lanes(c))
-    chunks = (c.shape[0] + CHUNK - 1) // CHUNK
-    for u in prange(len(starts) * chunks):  # tile-major: each thread reads its own share of b
-        t, lo = u // chunks, u % chunks * CHUNK
-        _unit(a, ai, ak, b, c, k, starts[t], t < wide, lo, min(lo + CHUNK, c.shape[0]))
+    starts, kinds = _column_tiles(c.shape[1], lanes(c))
+    m = c.shape[0]
+    groups = max(1, min(len(starts), threads))
+    parts = max(1, min(threads // groups, (m + CHUNK - 1) // CHUNK))
+    for u in prange(groups * parts):
+        g, p = u // parts, u % parts
+        rows_lo, rows_hi = p * m // parts // ROWS * ROWS, (p + 1) * m // parts // ROWS * ROWS
+        if p == parts - 1:
+            rows_hi = m
+        _block(a, ai, ak, b, c, k, starts, kinds, g * len(starts) // groups, (g + 1) * len(starts) // groups,
+               rows_lo, rows_hi)

@@ -15,7 +15,8 @@ from mnist_accel.kernels import gemm_cpu
 from mnist_accel.ops import cpu_threads
 
 cpu_threads.parallel_ok()  # start Numba's threads as the ops do (TBB), before a kernel here picks another layer
-KERNELS = [gemm_cpu.gemm, gemm_cpu.gemm_parallel]
+KERNELS = [gemm_cpu.gemm, lambda a, t, b, c: gemm_cpu.gemm_parallel(a, t, b, c, numba.get_num_threads()),
+           lambda a, t, b, c: gemm_cpu.gemm_parallel(a, t, b, c, 16)]  # more parts than tiles: rows split
 DTYPES = [np.float32, np.float64]
 
 
@@ -45,11 +46,10 @@ def _check(kernel, m, k, n, dtype, transpose_a):
     (128, 532, 256),  # the classifier's forward (and, transposed, its weight gradient's shape below)
     (532, 128, 256),
     (1, 5, 64), (7, 3, 40), (9, 1, 100),  # fewer rows than a tile; a width that is no whole tile
-    (65, 17, 16), (130, 9, 24),  # rows over two chunks; widths of one vector and between one and two
+    (65, 17, 16), (130, 9, 24), (3, 4, 5),  # widths of one vector, between one and two, under one
+    (300, 600, 40), (40, 600, 300),  # several blocks of rows and of the inner dimension
 ])
 def test_matches_float64_within_rounding(kernel, dtype, transpose_a, m, k, n):
-    if n < 64 // np.dtype(dtype).itemsize:
-        pytest.skip("narrower than one vector")
     _check(kernel, m, k, n, dtype, transpose_a)
 
 
@@ -62,9 +62,9 @@ def test_no_inner_dimension_gives_zeros(kernel):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_threads_and_tiles_do_not_change_a_bit(dtype):
-    """Each element is one multiply-add chain in order: the same bits on one thread or two, and for the
-    columns an overlapping narrow tile computes (width 100) as for the same columns of a wider product."""
-    a, b = _operands(77, 300, 128, dtype, False, seed=3)
+    """Each element is one multiply-add chain in order: the same bits on one thread or two, and in a
+    one-vector or single-column tile (width 100: 3 x 32 + 4 columns) as in a two-vector one."""
+    a, b = _operands(77, 700, 128, dtype, False, seed=3)  # inner dimension over two blocks
     serial = np.empty((77, 128), dtype)
     gemm_cpu.gemm(a, False, b, serial)
     before = numba.get_num_threads()
@@ -72,7 +72,7 @@ def test_threads_and_tiles_do_not_change_a_bit(dtype):
         for threads in sorted({1, numba.config.NUMBA_NUM_THREADS}):
             numba.set_num_threads(threads)
             c = np.empty_like(serial)
-            gemm_cpu.gemm_parallel(a, False, b, c)
+            gemm_cpu.gemm_parallel(a, False, b, c, threads)
             np.testing.assert_array_equal(c, serial)
     finally:
         numba.set_num_threads(before)
@@ -86,5 +86,3 @@ def test_shapes_that_do_not_chain_are_refused(kernel):
     a = np.ones((4, 6), np.float32)
     with pytest.raises(ValueError, match="do not chain"):
         kernel(a, False, np.ones((5, 16), np.float32), np.empty((4, 16), np.float32))
-    with pytest.raises(ValueError, match="narrower than one vector"):
-        kernel(a, False, np.ones((6, 8), np.float32), np.empty((4, 8), np.float32))
