@@ -51,11 +51,11 @@ def as_features(x: Any, dtype: Any, xp: Any) -> Any:
 class _Buffers:
     """Activations and gradients for one batch size, reused every step."""
 
-    def __init__(self, xp: Any, n: int, params: list, dtype: Any) -> None:
+    def __init__(self, ops: Any, n: int, params: list, dtype: Any) -> None:
         weights = [w for w, _ in layers(params)]
-        self.z = [xp.empty((n, w.shape[1]), dtype) for w in weights]  # pre- then post-activation
-        self.delta = [xp.empty((n, w.shape[1]), dtype) for w in weights]
-        self.grads = [xp.empty_like(p) for p in params]
+        self.z = [ops.empty((n, w.shape[1]), dtype) for w in weights]  # pre- then post-activation
+        self.delta = [ops.empty((n, w.shape[1]), dtype) for w in weights]
+        self.grads = [ops.empty(p.shape, p.dtype) for p in params]
 
 
 class VectorizedTrainer:
@@ -120,7 +120,7 @@ class VectorizedTrainer:
 
     def buffers(self, n: int) -> _Buffers:
         if n not in self._buffers:
-            self._buffers[n] = _Buffers(self.xp, n, self.params, self.dtype)
+            self._buffers[n] = _Buffers(self.ops, n, self.params, self.dtype)
         return self._buffers[n]
 
     def train_epoch(self) -> tuple[Any, Any]:

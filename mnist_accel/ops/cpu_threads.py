@@ -52,6 +52,9 @@ def parallel_ok() -> bool:
     return _READY
 
 
-def use(threads: int) -> None:
-    """Numba's threads for this thread's next parallel kernels: ``threads``, or every core Numba has for 0."""
-    numba.set_num_threads(min(threads, config.NUMBA_NUM_THREADS) if threads > 0 else config.NUMBA_NUM_THREADS)
+def use(threads: int) -> int:
+    """Numba's threads for this thread's next parallel kernels: ``threads``, or every core Numba has for 0;
+    returns the count."""
+    count = min(threads, config.NUMBA_NUM_THREADS) if threads > 0 else config.NUMBA_NUM_THREADS
+    numba.set_num_threads(count)
+    return count

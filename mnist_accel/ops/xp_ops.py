@@ -36,6 +36,10 @@ class XpOps:
         self._x: dict[int, Any] = {}  # scaled input batches, one buffer per batch size
         self._last_x: Any = None
 
+    def empty(self, shape: tuple, dtype: Any) -> Any:
+        """A work buffer of the trainer's (activations, deltas)."""
+        return self.xp.empty(shape, dtype)
+
     def prepare_inputs(self, inputs: Any, dtype: Any, whole: bool = False, threads: int = 0) -> Any:
         """uint8 inputs are pixels: kept as uint8 (a quarter of float32's bytes) and scaled by 1/255 per
         batch. Any other inputs are features, converted to ``dtype`` once and used as given.
