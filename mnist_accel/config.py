@@ -51,7 +51,7 @@ class TrainConfig:
     val_split: float = 0.0  # share of training data held out for validation (and early stopping)
     val_from: str = "random"  # which images are held out: a random subset, or the last ones (as Keras does)
     patience: int = 0  # epochs without validation improvement before stopping; 0 disables
-    threads: int = 0  # CPU threads for BLAS; 0: every core
+    threads: int = 0  # CPU threads for BLAS and our first-layer GEMMs; 0: every core
     graphs: bool = True  # GPU: replay each training step from a captured CUDA graph
     data_dir: str | None = None  # None: $MNIST_ACCEL_DATA, then the cache, then download
     print_every: int = 1  # print every N-th epoch's line (and the last); a whole-set batch makes an epoch a step
