@@ -29,7 +29,7 @@ from numba.extending import intrinsic
 from .simd import LINE
 
 ROWS = 8  # rows of a tile: 16 accumulators of the 32 vector registers, leaving room for b and a broadcast
-CHUNK = 32 * ROWS  # rows of a block: a's 256 x 256 float32 block (256 KB) stays in L2 across the tiles
+CHUNK = 16 * ROWS  # rows of a block: a's 128 x 256 float32 block (128 KB) stays in L2 across the tiles
 DEPTH = 256  # most inner-dimension steps of a block: b's 256 x 32 float32 block (32 KB) stays in L1
 
 
@@ -158,6 +158,21 @@ def _block(a, ai, ak, b, c, k, starts, kinds, tiles_lo, tiles_hi, rows_lo, rows_
             for tile in range(tiles_lo, tiles_hi):
                 j = starts[tile]
                 _rows(a, ai, ak, b, c, t0 * ak, t0 * c.shape[1] + j, t, more, j, kinds[tile], lo, hi)
+
+
+@intrinsic
+def _claim(typingctx, counter):
+    """Atomically add one to ``counter[0]`` (int64) and return its value before: the next work unit."""
+    if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
+        return None
+
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        return builder.atomic_rmw("add", data, ir.Constant(ir.IntType(64), 1), "monotonic")
+
+    return types.int64(counter), codegen
+
+
 @njit(cache=True, nogil=True)
 def _shape(a, transpose_a, b, c):
     """(inner dimension, a's row step, a's inner step) after checking that the shapes chain."""
@@ -177,18 +192,19 @@ def gemm(a, transpose_a, b, c):
 
 @njit(cache=True, nogil=True, parallel=True)
 def gemm_parallel(a, transpose_a, b, c, threads):
-    """``gemm`` in ``threads`` parts over Numba's threads (Numba's count, ``numba.get_num_threads()``, is
-    the one to pass): each part takes a share of the column tiles (its own part of b), and the rows are
-    split too when there are fewer tiles than threads."""
+    """``gemm`` over ``threads`` of Numba's threads (pass ``numba.get_num_threads()``). The work units,
+    (block of rows, column tile) pairs in row-block order so that a's block stays in cache, are claimed
+    one at a time from a shared counter, not split in equal shares: a thread that wakes late still finds
+    work, where with shares the caller would do the late thread's share after its own (under TBB on the
+    EPYC a parallel call often took as long as a serial one)."""
     k, (ai, ak) = _shape(a, transpose_a, b, c)
     starts, kinds = _column_tiles(c.shape[1], lanes(c))
-    m = c.shape[0]
-    groups = max(1, min(len(starts), threads))
-    parts = max(1, min(threads // groups, (m + CHUNK - 1) // CHUNK))
-    for u in prange(groups * parts):
-        g, p = u // parts, u % parts
-        rows_lo, rows_hi = p * m // parts // ROWS * ROWS, (p + 1) * m // parts // ROWS * ROWS
-        if p == parts - 1:
-            rows_hi = m
-        _block(a, ai, ak, b, c, k, starts, kinds, g * len(starts) // groups, (g + 1) * len(starts) // groups,
-               rows_lo, rows_hi)
+    tiles, m = len(starts), c.shape[0]
+    units = tiles * ((m + CHUNK - 1) // CHUNK)
+    counter = np.zeros(1, np.int64)
+    for _ in prange(max(1, min(threads, units))):
+        u = _claim(counter)
+        while u < units:
+            lo = u // tiles * CHUNK
+            _block(a, ai, ak, b, c, k, starts, kinds, u % tiles, u % tiles + 1, lo, min(lo + CHUNK, m))
+            u = _claim(counter)

@@ -179,3 +179,53 @@ def test_numba_ops_fuse_every_step():
 
     for name in ("input_matmul", "input_grad", "bias_act", "act_backward", "loss_grad", "bias_grad", "update"):
         assert getattr(NumbaOps, name) is not getattr(XpOps, name), name
+
+
+def _gemm_ops(dtype):
+    """NumbaOps after warm_up, where it runs the first layer's products by gemm_cpu (else the test skips)."""
+    from mnist_accel.kernels import gemm_cpu
+    from mnist_accel.ops.numba_ops import NumbaOps
+
+    ops = NumbaOps()
+    ops.prepare_inputs(np.zeros((4, 3), dtype), dtype)
+    ops.warm_up(resolve(dtype=np.dtype(dtype).name))
+    if ops._gemm is not gemm_cpu.gemm_parallel:
+        pytest.skip("gemm_cpu does not run here (no AVX-512, or no fork-safe threading layer)")
+    return ops
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("lit", [0.2, 1.0])
+@pytest.mark.parametrize("width", [40, 64])  # a width with single-column tiles, and one of whole vectors
+def test_first_layer_by_gemm_cpu(dtype, lit, width):
+    """The first layer's two products through gemm_cpu (as NumbaOps runs them on AVX-512 machines) against
+    XpOps: equal to within float64 rounding in float64, and to the dtype's own error in float32."""
+    def run(ops, dt):
+        r = np.random.default_rng(5)
+        on = r.random((60, 50)) < lit
+        inputs = ops.prepare_inputs(np.where(on, r.integers(1, 256, on.shape), 0).astype(np.uint8), dt)
+        w, batch = r.normal(size=(50, width)).astype(dt), np.array([3, 59, 0, 17, 17, 42, 8, 31, 30, 1, 2])
+        z, g = np.empty((len(batch), width), dt), np.zeros((50, width), dt)
+        ops.input_matmul(inputs, batch, w, z)
+        ops.input_grad(inputs, batch, r.normal(size=(len(batch), width)).astype(dt), g)
+        lit_grad = getattr(ops, "_lit_grad", None)
+        if lit_grad is not None:  # NumbaOps computed the lit rows only: the others are zero
+            g[...] = 0
+            g[lit_grad[2]] = lit_grad[1]
+        return np.concatenate([z.ravel(), g.ravel()])
+
+    ops = _gemm_ops(dtype)
+    reference = run(XpOps(np), np.float64)
+    tol = _tolerance(lambda dt: run(XpOps(np), dt)) if dtype == np.float32 else 1e-12 * np.abs(reference).max()
+    np.testing.assert_allclose(run(ops, dtype), reference, rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize("hidden, blas", [((256,), 1), ((256, 256), 1), ((512, 512), 2), ((1024,), 1)])
+def test_blas_keeps_its_threads_only_for_large_later_layers(hidden, blas):
+    """Beside gemm_cpu, OpenBLAS's spinning workers take a core from ours: BLAS gets one thread unless the
+    later layers hold half as many weights as the first (measured figures in NumbaOps.blas_threads)."""
+    ops = _gemm_ops(np.float32)
+    sizes = [784, *hidden, 10]
+    params = [np.zeros((a, b), np.float32) for a, b in zip(sizes, sizes[1:])]
+    ops.fused_step(resolve(hidden=hidden), params, [], None)
+    assert ops.blas_threads(2) == blas

@@ -25,6 +25,7 @@ from .xp_ops import XpOps
 # gemm_cpu's tile holds 16 vector accumulators: one zmm each with AVX-512; without it they spill, and BLAS
 # (even pinned to AVX2 kernels) is the faster choice.
 AVX512 = bool(binding.get_host_cpu_features().get("avx512f", False))
+LATER_SHARE = 0.5  # BLAS keeps its threads beside gemm_cpu when the later layers hold this share of W1's weights
 GEMM_BATCH = 2048  # largest batch for gemm_cpu: level with BLAS at 2048 on the EPYC, 25% slower at 4096
 
 
@@ -37,6 +38,7 @@ class NumbaOps(XpOps):
         self._lit_grad: tuple | None = None  # (gradient buffer, gradient of its lit rows, their indices)
         self._plan: tuple | None = None  # update's arguments, for the (params, grads, state, cfg) it last saw
         self._gemm = None  # gemm_cpu.gemm_parallel where it runs (see warm_up), else BLAS does the GEMMs
+        self._threads, self._later = 1, 0.0  # gemm_cpu's threads; the later layers' weights over W1's
 
     def prepare_inputs(self, inputs: np.ndarray, dtype, whole: bool = False, threads: int = 0) -> np.ndarray:
         """As ``XpOps``; for the whole set in order, sparse pixels become a sparse matrix instead of a
@@ -83,7 +85,10 @@ class NumbaOps(XpOps):
 
     def fused_step(self, cfg: TrainConfig, params, state, buffers):
         """For the whole set in order as a sparse matrix and a narrow network without dropout: the step as
-        one pass over the images (``WholeStep``); else None, and the trainer composes the ops."""
+        one pass over the images (``WholeStep``); else None, and the trainer composes the ops. (Also where
+        the ops first see the network, so it notes how much of a step is left to BLAS: ``blas_threads``.)"""
+        weights = [p for p in params if p.ndim == 2]
+        self._later = sum(w.size for w in weights[1:]) / max(1, weights[0].size)
         if self._sparse is None or not fusable(cfg, params):
             return None
         return WholeStep(self, self._sparse, cfg, params, state, buffers)
@@ -98,11 +103,15 @@ class NumbaOps(XpOps):
 
     def blas_threads(self, threads: int) -> int:
         """BLAS threads for an epoch (called on the training thread as it starts, which also sets Numba's
-        threads there for gemm_cpu): one while the sparse products run on the ops' own threads, since
-        OpenBLAS's idle workers spin between calls, competing with ours for the cores. Beside gemm_cpu
-        BLAS keeps its threads: one thread cost 784-512-512-10 a quarter more and saved 784-256-10 nothing."""
+        threads there for gemm_cpu): one while the sparse products or gemm_cpu run on the ops' own threads,
+        since OpenBLAS's idle workers spin between calls and take the cores from ours, unless the later
+        layers, left to BLAS, hold at least half as many weights as the first. On the EPYC (3 epochs,
+        batch 128): 784-1024-10 took 2.0 s with one BLAS thread against 3.4 s with two, 784-256-256-10
+        1.49 s against 1.73 s, but 784-512-512-10 5.1 s against 4.4 s."""
         if self._gemm is not None:
             self._threads = cpu_threads.use(threads)
+            if self._later < LATER_SHARE:
+                return 1
         return 1 if self._sparse is not None else threads
 
     def bias_act(self, z: np.ndarray, b: np.ndarray | None, activation: str, mask: np.ndarray | None) -> None:
