@@ -3,19 +3,20 @@
 ``c = op(a) @ b``, where ``op(a)`` is ``a`` or ``a.T`` (both C-contiguous, read in place: the forward
 pass multiplies the batch's compacted pixels by the matching rows of W1, the weight gradient their
 transpose by the deltas). A tile of ``ROWS`` rows by two vectors of columns (8 x 32 float32, 8 x 16
-float64) keeps its 16 accumulators in registers through the whole inner dimension: per step of it, two
-vector loads of ``b``, one broadcast of ``a`` per row, and 16 fused multiply-adds.
+float64) keeps its 16 accumulators in registers through a block of the inner dimension: per step of it,
+two vector loads of ``b``, one broadcast of ``a`` per row, and 16 fused multiply-adds. Blocks of rows and
+of the inner dimension keep each operand's part in cache, as BLAS's kernels do.
 
 Why not BLAS: on the AVX-512 machines we measure on, the environment pins OpenBLAS to its AVX2
-(Haswell) kernels, 116 GFLOP/s on one core of the AMD EPYC (Zen 5) for the forward's shape
-(128 x 532 x 256), where this tile runs 242 GFLOP/s, and 457 over both cores against OpenBLAS's 222.
-``simd.py`` explains why the vectors are written as LLVM IR: the backend emits each as one zmm
+(Haswell) kernels: 111-117 GFLOP/s on one core of the AMD EPYC (Zen 5) for the forward's shape
+(128 x 532 x 256), where this tile runs 232-239, and 380-435 over both cores against OpenBLAS's
+180-220. ``simd.py`` explains why the vectors are written as LLVM IR: the backend emits each as one zmm
 instruction where AVX-512 exists. Without AVX-512 the 16 accumulators need 32 ymm registers and spill,
 so callers use these only on AVX-512 CPUs.
 
 Every element of ``c`` is one chain of multiply-adds over the inner dimension in order, whatever tile
-or thread computes it: results do not depend on the thread count, and a narrow tile may overlap a
-neighbour (the last columns of a width that is not a whole number of tiles) and write the same values.
+or thread computes it (a block adds to what the block before stored, exactly): results are the same bits
+on any number of threads.
 """
 
 from __future__ import annotations
