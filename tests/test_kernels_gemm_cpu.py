@@ -16,7 +16,7 @@ from mnist_accel.ops import cpu_threads
 
 cpu_threads.parallel_ok()  # start Numba's threads as the ops do (TBB), before a kernel here picks another layer
 KERNELS = [gemm_cpu.gemm, lambda a, t, b, c: gemm_cpu.gemm_parallel(a, t, b, c, numba.get_num_threads()),
-           lambda a, t, b, c: gemm_cpu.gemm_parallel(a, t, b, c, 16)]  # more parts than tiles: rows split
+           lambda a, t, b, c: gemm_cpu.gemm_parallel(a, t, b, c, 16)]  # more threads asked for than Numba has
 DTYPES = [np.float32, np.float64]
 
 
