@@ -144,3 +144,18 @@ def test_float64_rows_take_their_floor_from_dgemm_and_float32_rows_from_sgemm(tm
     assert "| numba-float64 | 0.200 | 300,000 | 0.9500 | - | 245.0% |" in out  # 4.9e10 / 100e9 / 0.2
     assert "| numba-float32 | 0.350 | 171,429 | 0.9500 | - | 70.0% |" in out  # 4.9e10 / 200e9 / 0.35
     assert "Measured CPU SGEMM peak: 200 GFLOP/s." in out and "Measured CPU DGEMM peak: 100 GFLOP/s." in out
+
+
+def test_results_hold_only_the_runs_the_readmes_link():
+    """bench/results keeps the runs the README (or its index) links, and every such link resolves."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    results = root / "bench" / "results"
+    readme, index = (root / "README.md").read_text(), (results / "README.md").read_text()
+    run = r"[\w.-]+\.(?:json|md|png)"  # a saved run's file (bench/gpu.sh's dated folders are made on GPU machines)
+    linked = set(re.findall(rf"bench/results/({run})", readme)) | set(re.findall(rf"\]\(({run})\)", index))
+    linked.discard("README.md")
+    kept = {p.name for p in results.iterdir() if p.name != "README.md"}
+    assert kept == linked, (sorted(kept - linked), sorted(linked - kept))
