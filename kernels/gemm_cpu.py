@@ -125,25 +125,35 @@ def _column_tiles(n, width):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _rows(a, ai, ak, b, c, a0, b0, t, more, j, kind, lo, hi):
-    """Rows lo..hi of c's column tile of ``kind`` starting at j, over ``t`` steps of the inner dimension."""
+def _tile_at(kind, full, a, a0, ai, ak, b, b0, c, c0, t, more):
+    """The tile of ``kind`` whose first elements are a[a0], b[b0] and c[c0]: ``ROWS`` rows if ``full``,
+    else one."""
     n = c.shape[1]
+    if kind == WIDE:
+        if full:
+            _WIDE(a, a0, ai, ak, b, b0, n, c, c0, n, t, more)
+        else:
+            _WIDE_ROW(a, a0, ai, ak, b, b0, n, c, c0, n, t, more)
+    elif kind == NARROW:
+        if full:
+            _NARROW(a, a0, ai, ak, b, b0, n, c, c0, n, t, more)
+        else:
+            _NARROW_ROW(a, a0, ai, ak, b, b0, n, c, c0, n, t, more)
+    elif full:
+        _COLUMN(a, a0, ai, ak, b, b0, n, c, c0, n, t, more)
+    else:
+        _COLUMN_ROW(a, a0, ai, ak, b, b0, n, c, c0, n, t, more)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _rows(a, ai, ak, b, c, a0, b0, t, more, j, kind, lo, hi):
+    """Rows lo..hi of c's column tile of ``kind`` starting at j, over ``t`` steps of the inner dimension:
+    whole tiles of ``ROWS`` rows, then single rows."""
     r = lo
-    while r + ROWS <= hi:
-        if kind == WIDE:
-            _WIDE(a, a0 + r * ai, ai, ak, b, b0, n, c, r * n + j, n, t, more)
-        elif kind == NARROW:
-            _NARROW(a, a0 + r * ai, ai, ak, b, b0, n, c, r * n + j, n, t, more)
-        else:
-            _COLUMN(a, a0 + r * ai, ai, ak, b, b0, n, c, r * n + j, n, t, more)
-        r += ROWS
-    for i in range(r, hi):
-        if kind == WIDE:
-            _WIDE_ROW(a, a0 + i * ai, ai, ak, b, b0, n, c, i * n + j, n, t, more)
-        elif kind == NARROW:
-            _NARROW_ROW(a, a0 + i * ai, ai, ak, b, b0, n, c, i * n + j, n, t, more)
-        else:
-            _COLUMN_ROW(a, a0 + i * ai, ai, ak, b, b0, n, c, i * n + j, n, t, more)
+    while r < hi:
+        full = r + ROWS <= hi
+        _tile_at(kind, full, a, a0 + r * ai, ai, ak, b, b0, c, r * c.shape[1] + j, t, more)
+        r += ROWS if full else 1
 
 
 @njit(cache=True, nogil=True)

@@ -57,6 +57,15 @@ def test_openmp_named_by_the_user_is_used():
     assert out.stdout.split() == ["True", "omp"], out.stderr
 
 
+def test_a_named_layer_that_cannot_load_leaves_the_work_to_blas():
+    out = _python("""
+        from mnist_accel.ops import cpu_threads
+        cpu_threads._load_tbb = lambda: None  # as where the tbb wheel is missing
+        print(cpu_threads.parallel_ok())
+    """, NUMBA_THREADING_LAYER="tbb")
+    assert out.stdout.split() == ["False"], out.stderr
+
+
 def test_workqueue_is_never_used():
     """100 us a hand-off against OpenMP's 1.3, and it aborts when two threads launch kernels at once."""
     out = _python(ASK.format(before=""), NUMBA_THREADING_LAYER="workqueue")

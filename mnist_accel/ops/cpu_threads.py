@@ -46,7 +46,11 @@ def parallel_ok() -> bool:
         chosen = str(config.THREADING_LAYER).lower() != "default"
         if not chosen or str(config.THREADING_LAYER).lower() in ("tbb", "safe", "forksafe", "threadsafe"):
             _load_tbb()
-        numba.get_num_threads()  # starts the threading layer, so that it can be asked which one it is
+        try:
+            numba.get_num_threads()  # starts the threading layer, so that it can be asked which one it is
+        except ValueError:  # the layer named in NUMBA_THREADING_LAYER cannot load: BLAS does the work
+            _READY = False
+            return _READY
         layer = numba.threading_layer()
         _READY = layer == "tbb" or (layer == "omp" and chosen)
     return _READY

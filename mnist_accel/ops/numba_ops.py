@@ -17,6 +17,7 @@ from .. import optim
 from ..config import TrainConfig
 from ..kernels import ACTIVATION_CODES, gemm_cpu, inputs_cpu
 from . import cpu_threads
+from ..kernels.simd import aligned_zeros
 from ..kernels.vectorized_cpu import (ONE_ROW, act_backward, adam, bias_act, column_sums, momentum, mse_grad, sgd,
                                       xent_finish, xent_shift)
 from .whole_cpu import SparseInputs, WholeStep, fusable, worth_it
@@ -55,7 +56,7 @@ class NumbaOps(XpOps):
         self._gemm = gemm_cpu.gemm_parallel if AVX512 and cpu_threads.parallel_ok() else None
         if self._gemm is not None:
             self._threads = cpu_threads.use(cfg.threads)
-            wide = np.ones((3, 64 // dt.itemsize), dt)
+            wide = np.ones((3, gemm_cpu.LINE // dt.itemsize), dt)
             self._gemm(np.ones((2, 3), dt), False, wide, np.empty((2, wide.shape[1]), dt), self._threads)
             self._gemm(np.ones((2, 3), dt), True, wide[:2], np.empty((3, wide.shape[1]), dt), self._threads)
         z, m = np.zeros((2, 3), dt), np.ones((2, 3), dt)
@@ -95,10 +96,7 @@ class NumbaOps(XpOps):
     def empty(self, shape, dtype) -> np.ndarray:
         """A work buffer starting on a 64-byte boundary: gemm_cpu's vector loads and stores then never
         straddle two cache lines (misaligned by 16 bytes, its batch-128 products ran 12-16% slower)."""
-        count, size = int(np.prod(shape)), np.dtype(dtype).itemsize
-        raw = np.empty(count + gemm_cpu.LINE // size, dtype)
-        skip = (-raw.ctypes.data) % gemm_cpu.LINE // size
-        return raw[skip:skip + count].reshape(shape)
+        return aligned_zeros(int(np.prod(shape)), np.empty(0, dtype)).reshape(shape)
 
     def blas_threads(self, threads: int) -> int:
         """BLAS threads for an epoch (called on the training thread as it starts, which also sets Numba's
