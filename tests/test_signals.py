@@ -22,6 +22,17 @@ from mnist_accel.train import main
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")
 
 
+@pytest.fixture(autouse=True)
+def _default_stop_signals():
+    """Each test starts with the stop signals at their default action, as in a terminal, and so do the
+    processes it starts: under nohup SIGHUP arrives ignored, and stop_on_signals rightly leaves an ignored
+    signal ignored (test_an_ignored_signal_stays_ignored), which the other tests do not expect."""
+    saved = {s: signal.signal(s, signal.SIG_DFL) for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1)}
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
+
+
 def _deliver(signum: int) -> None:
     os.kill(os.getpid(), signum)
     time.sleep(0.5)  # Python runs the handler at the next bytecode; the sleep is cut short when it raises
