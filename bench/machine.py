@@ -68,13 +68,13 @@ def _libraries() -> tuple[list[dict], list[dict]]:
 
 
 def first_layer() -> dict[str, Any]:
-    """What runs the vectorized trainer's first-layer GEMMs here, by the rule ``NumbaOps`` applies: our
-    ``gemm_cpu`` on Numba's threads (with the layer and thread count), or BLAS."""
+    """What runs the vectorized trainer's first-layer GEMMs here, by ``cpu_gemm``'s rule: our ``gemm_cpu``
+    on Numba's threads (with the layer and thread count), or BLAS."""
     import numba
 
-    from mnist_accel.ops import cpu_threads, numba_ops
+    from mnist_accel.ops import cpu_gemm
 
-    ours = numba_ops.AVX512 and cpu_threads.parallel_ok()
+    ours = cpu_gemm.runs_here()
     return {"gemm": "gemm_cpu" if ours else "BLAS", "numba_layer": numba.threading_layer() if ours else None,
             "numba_threads": numba.get_num_threads() if ours else None}
 

@@ -34,10 +34,10 @@ CHUNK = 16 * ROWS  # rows of a block: a's 128 x 256 float32 block (128 KB) stays
 DEPTH = 256  # most inner-dimension steps of a block: b's 256 x 32 float32 block (32 KB) stays in L1
 
 
-def _tile(rows: int, vectors: int, scalar: bool = False):
+def _tile(rows: int, vectors: int):
     """An intrinsic ``tile(a, a0, ai, ak, b, b0, bk, c, c0, cs, k, more)``: for r < rows and the ``vectors``
-    64-byte vectors of columns from b0 and c0 (single columns if ``scalar``), ``c[c0 + r*cs + j] =
-    sum_t a[a0 + r*ai + t*ak] * b[b0 + t*bk + j]`` over t < k in order, added to what c holds when
+    64-byte vectors of columns from b0 and c0, ``c[c0 + r*cs + j] = sum_t a[a0 + r*ai + t*ak] *
+    b[b0 + t*bk + j]`` over t < k in order, added to what c holds when
     ``more`` is true (flat element offsets; no bounds checks)."""
 
     @intrinsic
@@ -48,8 +48,8 @@ def _tile(rows: int, vectors: int, scalar: bool = False):
 
         def codegen(context, builder, sig, args):
             dt = sig.args[0].dtype
-            lanes, size, i64 = 1 if scalar else LINE * 8 // dt.bitwidth, dt.bitwidth // 8, ir.IntType(64)
-            vec = context.get_value_type(dt) if scalar else ir.VectorType(context.get_value_type(dt), lanes)
+            lanes, size = LINE * 8 // dt.bitwidth, dt.bitwidth // 8
+            vec, i64 = ir.VectorType(context.get_value_type(dt), lanes), ir.IntType(64)
             a0, ai, ak, b0, bk, c0, cs, kn = (context.cast(builder, args[i], sig.args[i], types.int64)
                                               for i in (1, 2, 3, 5, 6, 8, 9, 10))
             data = [context.make_array(sig.args[i])(context, builder, args[i]).data for i in (0, 4, 7)]
@@ -71,18 +71,17 @@ def _tile(rows: int, vectors: int, scalar: bool = False):
                 for r in range(rows):
                     for v in range(vectors):
                         builder.store(builder.load(vptr(crow[r], v), align=size), acc[r][v])
-            fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3), "llvm.fmuladd."
-                                                 + ("" if scalar else f"v{lanes}") + f"f{dt.bitwidth}")
-            splat = None if scalar else ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
+            fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3),
+                                                 f"llvm.fmuladd.v{lanes}f{dt.bitwidth}")
+            splat = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
             with cgutils.for_range(builder, kn) as loop:
                 brow = at(data[1], b0, builder.mul(loop.index, bk))
                 bv = [builder.load(vptr(brow, v), align=size) for v in range(vectors)]
                 ka = builder.mul(loop.index, ak)
                 for r in range(rows):
-                    s = builder.load(builder.gep(arow[r], [ka]))
-                    if not scalar:
-                        s = builder.insert_element(ir.Constant(vec, ir.Undefined), s, ir.Constant(ir.IntType(32), 0))
-                        s = builder.shuffle_vector(s, ir.Constant(vec, ir.Undefined), splat)
+                    s = builder.insert_element(ir.Constant(vec, ir.Undefined), builder.load(builder.gep(
+                        arow[r], [ka])), ir.Constant(ir.IntType(32), 0))
+                    s = builder.shuffle_vector(s, ir.Constant(vec, ir.Undefined), splat)
                     for v in range(vectors):
                         builder.store(builder.call(fma, [s, bv[v], builder.load(acc[r][v])]), acc[r][v])
             for r in range(rows):
@@ -97,8 +96,7 @@ def _tile(rows: int, vectors: int, scalar: bool = False):
 
 _WIDE, _WIDE_ROW = _tile(ROWS, 2), _tile(1, 2)
 _NARROW, _NARROW_ROW = _tile(ROWS, 1), _tile(1, 1)
-_COLUMN, _COLUMN_ROW = _tile(ROWS, 1, scalar=True), _tile(1, 1, scalar=True)
-WIDE, NARROW, COLUMN = 0, 1, 2  # kinds of column tile: two vectors, one vector, one column
+WIDE, NARROW = 0, 1  # kinds of column tile: two vectors, one vector
 
 
 @njit(cache=True, nogil=True)
@@ -110,18 +108,28 @@ def lanes(x):
 
 @njit(cache=True, nogil=True)
 def _column_tiles(n, width):
-    """(start, kind) of each column tile: two vectors wide while they fit, then one vector, then single
-    columns for the rest (tiles never overlap: a block of the inner dimension adds to what c holds)."""
+    """(start, kind) of each column tile over c's whole vectors: two vectors wide while they fit, then one.
+    The last n % width columns are left to ``_tail``."""
     wide = n // (2 * width)
     narrow = (n - wide * 2 * width) // width
-    columns = n - (2 * wide + narrow) * width
-    starts, kinds = np.empty(wide + narrow + columns, np.int64), np.empty(wide + narrow + columns, np.int64)
-    j = 0
-    for t in range(len(starts)):
-        kinds[t] = WIDE if t < wide else (NARROW if t < wide + narrow else COLUMN)
-        starts[t] = j
-        j += 2 * width if kinds[t] == WIDE else (width if kinds[t] == NARROW else 1)
+    starts, kinds = np.empty(wide + narrow, np.int64), np.empty(wide + narrow, np.int64)
+    for t in range(wide + narrow):
+        kinds[t] = WIDE if t < wide else NARROW
+        starts[t] = 2 * t * width if t < wide else (2 * wide + t - wide) * width
     return starts, kinds
+
+
+@njit(cache=True, nogil=True)
+def _tail(b, c):
+    """b's last n % width columns in a zero-padded copy one vector wide, and c's in a scratch one: the
+    tail runs as a one-vector tile (the padding multiplies to zeros) instead of column by column, which
+    cost sklearn's default width of 100 a fifth of a fit. Tiles never overlap the columns before it: a
+    block of the inner dimension adds to what c holds, so an overlapping tile would add twice."""
+    width = lanes(c)
+    r = c.shape[1] % width
+    bp, cp = np.zeros((b.shape[0], width), b.dtype), np.empty((c.shape[0], width), c.dtype)
+    bp[:, :r] = b[:, c.shape[1] - r:]
+    return r, bp, cp
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -134,15 +142,10 @@ def _tile_at(kind, full, a, a0, ai, ak, b, b0, c, c0, t, more):
             _WIDE(a, a0, ai, ak, b, b0, n, c, c0, n, t, more)
         else:
             _WIDE_ROW(a, a0, ai, ak, b, b0, n, c, c0, n, t, more)
-    elif kind == NARROW:
-        if full:
-            _NARROW(a, a0, ai, ak, b, b0, n, c, c0, n, t, more)
-        else:
-            _NARROW_ROW(a, a0, ai, ak, b, b0, n, c, c0, n, t, more)
     elif full:
-        _COLUMN(a, a0, ai, ak, b, b0, n, c, c0, n, t, more)
+        _NARROW(a, a0, ai, ak, b, b0, n, c, c0, n, t, more)
     else:
-        _COLUMN_ROW(a, a0, ai, ak, b, b0, n, c, c0, n, t, more)
+        _NARROW_ROW(a, a0, ai, ak, b, b0, n, c, c0, n, t, more)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -199,6 +202,10 @@ def gemm(a, transpose_a, b, c):
     k, (ai, ak) = _shape(a, transpose_a, b, c)
     starts, kinds = _column_tiles(c.shape[1], lanes(c))
     _block(a, ai, ak, b, c, k, starts, kinds, 0, len(starts), 0, c.shape[0])
+    r, bp, cp = _tail(b, c)
+    if r:
+        _block(a, ai, ak, bp, cp, k, np.zeros(1, np.int64), np.full(1, NARROW), 0, 1, 0, c.shape[0])
+        c[:, c.shape[1] - r:] = cp[:, :r]
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -210,12 +217,18 @@ def gemm_parallel(a, transpose_a, b, c, threads):
     EPYC a parallel call often took as long as a serial one)."""
     k, (ai, ak) = _shape(a, transpose_a, b, c)
     starts, kinds = _column_tiles(c.shape[1], lanes(c))
-    tiles, m = len(starts), c.shape[0]
+    r, bp, cp = _tail(b, c)
+    tiles, m = len(starts) + (r > 0), c.shape[0]  # the tail is the last tile
     units = tiles * ((m + CHUNK - 1) // CHUNK)
-    counter = np.zeros(1, np.int64)
+    counter, first, narrow = np.zeros(1, np.int64), np.zeros(1, np.int64), np.full(1, NARROW)
     for _ in prange(max(1, min(threads, units))):
         u = _claim(counter)
         while u < units:
-            lo = u // tiles * CHUNK
-            _block(a, ai, ak, b, c, k, starts, kinds, u % tiles, u % tiles + 1, lo, min(lo + CHUNK, m))
+            lo, tile = u // tiles * CHUNK, u % tiles
+            if tile < len(starts):
+                _block(a, ai, ak, b, c, k, starts, kinds, tile, tile + 1, lo, min(lo + CHUNK, m))
+            else:
+                _block(a, ai, ak, bp, cp, k, first, narrow, 0, 1, lo, min(lo + CHUNK, m))
             u = _claim(counter)
+    if r:
+        c[:, c.shape[1] - r:] = cp[:, :r]

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from mnist_accel.kernels import gemm_cpu
-from mnist_accel.ops import cpu_threads
+from mnist_accel.ops import cpu_gemm
 
-cpu_threads.parallel_ok()  # start Numba's threads as the ops do (TBB), before a kernel here picks another layer
+cpu_gemm.parallel_ok()  # start Numba's threads as the ops do (TBB), before a kernel here picks another layer
 KERNELS = [gemm_cpu.gemm, lambda a, t, b, c: gemm_cpu.gemm_parallel(a, t, b, c, numba.get_num_threads()),
            lambda a, t, b, c: gemm_cpu.gemm_parallel(a, t, b, c, 16)]  # more threads asked for than Numba has
 DTYPES = [np.float32, np.float64]
@@ -63,7 +63,7 @@ def test_no_inner_dimension_gives_zeros(kernel):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_threads_and_tiles_do_not_change_a_bit(dtype):
     """Each element is one multiply-add chain in order: the same bits on one thread or two, and in a
-    one-vector or single-column tile (width 100: 3 x 32 + 4 columns) as in a two-vector one."""
+    one-vector tile or the padded tail (width 100: 3 x 32 + 4 columns) as in a two-vector one."""
     a, b = _operands(77, 700, 128, dtype, False, seed=3)  # inner dimension over two blocks
     serial = np.empty((77, 128), dtype)
     gemm_cpu.gemm(a, False, b, serial)

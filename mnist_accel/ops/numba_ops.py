@@ -1,7 +1,7 @@
 """``NumbaOps``: the ops of ``XpOps`` on NumPy, with the elementwise work and the optimizer update in the
 fused Numba kernels of ``mnist_accel.kernels.vectorized_cpu``, and the first layer's GEMMs compacted to
-the columns each batch lights (``mnist_accel.kernels.inputs_cpu``) and, on AVX-512 CPUs, run by our own
-register-blocked kernel over both cores (``gemm_cpu``), or, when every step trains on the whole set in
+the columns each batch lights (``mnist_accel.kernels.inputs_cpu``) and, where ``cpu_gemm``'s rule says,
+run by our own register-blocked kernel over every core (``gemm_cpu``), or, when every step trains on the whole set in
 order, run over the images as a sparse matrix built once (``whole_cpu``).
 """
 
@@ -11,21 +11,17 @@ import time
 from typing import Sequence
 
 import numpy as np
-from llvmlite import binding
 
 from .. import optim
 from ..config import TrainConfig
 from ..kernels import ACTIVATION_CODES, gemm_cpu, inputs_cpu
-from . import cpu_threads
+from . import cpu_gemm
 from ..kernels.simd import aligned_zeros
 from ..kernels.vectorized_cpu import (ONE_ROW, act_backward, adam, bias_act, column_sums, momentum, mse_grad, sgd,
                                       xent_finish, xent_shift)
 from .whole_cpu import SparseInputs, WholeStep, fusable, worth_it
 from .xp_ops import XpOps
 
-# gemm_cpu's tile holds 16 vector accumulators: one zmm each with AVX-512; without it they spill, and BLAS
-# (even pinned to AVX2 kernels) is the faster choice.
-AVX512 = bool(binding.get_host_cpu_features().get("avx512f", False))
 LATER_SHARE = 0.5  # BLAS keeps its threads beside gemm_cpu when the later layers hold this share of W1's weights
 
 
@@ -37,7 +33,7 @@ class NumbaOps(XpOps):
         super().__init__(np)
         self._lit_grad: tuple | None = None  # (gradient buffer, gradient of its lit rows, their indices)
         self._plan: tuple | None = None  # update's arguments, for the (params, grads, state, cfg) it last saw
-        self._gemm = None  # gemm_cpu.gemm_parallel where it runs (see warm_up), else BLAS does the GEMMs
+        self._gemm = None  # gemm_cpu.gemm_parallel where it runs (cpu_gemm's rule), else BLAS does the GEMMs
         self._threads, self._later = 1, 0.0  # gemm_cpu's threads; the later layers' weights over W1's
 
     def prepare_inputs(self, inputs: np.ndarray, dtype, whole: bool = False, threads: int = 0) -> np.ndarray:
@@ -53,9 +49,9 @@ class NumbaOps(XpOps):
         """Compile (or load from cache) every kernel this configuration uses; returns the seconds spent."""
         start = time.perf_counter()
         dt = np.dtype(cfg.dtype)
-        self._gemm = gemm_cpu.gemm_parallel if AVX512 and cpu_threads.parallel_ok() else None
+        self._gemm = gemm_cpu.gemm_parallel if cpu_gemm.runs_here() else None
         if self._gemm is not None:
-            self._threads = cpu_threads.use(cfg.threads)
+            self._threads = cpu_gemm.use(cfg.threads)
             wide = np.ones((3, gemm_cpu.LINE // dt.itemsize), dt)
             self._gemm(np.ones((2, 3), dt), False, wide, np.empty((2, wide.shape[1]), dt), self._threads)
             self._gemm(np.ones((2, 3), dt), True, wide[:2], np.empty((3, wide.shape[1]), dt), self._threads)
@@ -106,7 +102,7 @@ class NumbaOps(XpOps):
         batch 128): 784-1024-10 took 2.0 s with one BLAS thread against 3.4 s with two, 784-256-256-10
         1.49 s against 1.73 s, but 784-512-512-10 5.1 s against 4.4 s."""
         if self._gemm is not None:
-            self._threads = cpu_threads.use(threads)
+            self._threads = cpu_gemm.use(threads)
             if self._later < LATER_SHARE:
                 return 1
         return 1 if self._sparse is not None else threads

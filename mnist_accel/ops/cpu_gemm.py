@@ -1,4 +1,10 @@
-"""Numba's threads for the CPU ops' parallel kernels (``kernels.gemm_cpu.gemm_parallel``).
+"""Whether our first-layer GEMM (``kernels.gemm_cpu``) runs here, and Numba's threads for it.
+
+The rule, fixed per machine and environment rather than timed (so a seed gives the same model every
+run): the CPU has AVX-512 (without it the kernel's 16 vector accumulators spill); NumPy's BLAS does not
+run AVX-512 kernels itself (OpenBLAS names its kernels; against its SkylakeX kernels on the EPYC,
+gemm_cpu made fits 8-16% slower, against its Haswell kernels 1.1-1.3x faster); and Numba's threads are
+on a layer fit for it.
 
 A training step hands its two big GEMMs to both cores hundreds of times a second, so the hand-off
 must cost microseconds: Numba's TBB and OpenMP layers measured 2.3 and 1.3 us a parallel region on the
@@ -8,7 +14,7 @@ already using GNU OpenMP"), and scikit-learn users fork. So the ops use Numba's 
 (a dependency; its wheel puts ``libtbb.so.12`` where the loader does not look, so it is loaded here
 before Numba picks a layer), or under OpenMP when the user named it in ``NUMBA_THREADING_LAYER``; never
 under workqueue (too slow a hand-off, and it aborts when two threads launch at once, as a threaded
-grid search would). Elsewhere the ops keep to BLAS's threads.
+grid search would). Elsewhere BLAS does the products, as before.
 """
 
 from __future__ import annotations
@@ -18,9 +24,32 @@ import os
 from importlib import metadata
 
 import numba
+from llvmlite import binding
 from numba.core import config
 
+AVX512 = bool(binding.get_host_cpu_features().get("avx512f", False))
+AVX512_KERNELS = ("skylakex", "cooperlake", "sapphirerapids")  # OpenBLAS's kernel sets that use AVX-512
 _READY: bool | None = None
+_RUNS: bool | None = None
+
+
+def blas_has_avx512() -> bool:
+    """Whether NumPy's BLAS runs AVX-512 kernels: OpenBLAS says which it picked (``OPENBLAS_CORETYPE`` can
+    hold it to older ones); any other BLAS (MKL, BLIS) is taken to use them."""
+    from threadpoolctl import threadpool_info
+
+    blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    ours = [i for i in blas if "numpy" in str(i.get("filepath", ""))] or blas
+    return any(i.get("internal_api") != "openblas" or str(i.get("architecture", "")).lower() in AVX512_KERNELS
+               for i in ours)
+
+
+def runs_here() -> bool:
+    """The rule above (worked out once per process)."""
+    global _RUNS
+    if _RUNS is None:
+        _RUNS = AVX512 and not blas_has_avx512() and parallel_ok()
+    return _RUNS
 
 
 def _load_tbb() -> None:
