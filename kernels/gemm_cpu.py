@@ -108,11 +108,13 @@ def lanes(x):
 
 @njit(cache=True, nogil=True)
 def _column_tiles(n, width):
-    """(start, kind) of each column tile over c's whole vectors: two vectors wide while they fit, then one.
-    The last n % width columns are left to ``_tail``."""
+    """(start, kind) of each column tile over c's whole vectors, two vectors wide while they fit, then
+    one; then, when n is no whole number of vectors, one more one-vector tile at column 0 of ``_tail``'s
+    padded copies."""
     wide = n // (2 * width)
     narrow = (n - wide * 2 * width) // width
-    starts, kinds = np.empty(wide + narrow, np.int64), np.empty(wide + narrow, np.int64)
+    count = wide + narrow + (n % width > 0)
+    starts, kinds = np.zeros(count, np.int64), np.full(count, NARROW)
     for t in range(wide + narrow):
         kinds[t] = WIDE if t < wide else NARROW
         starts[t] = 2 * t * width if t < wide else (2 * wide + t - wide) * width
@@ -127,7 +129,8 @@ def _tail(b, c):
     block of the inner dimension adds to what c holds, so an overlapping tile would add twice."""
     width = lanes(c)
     r = c.shape[1] % width
-    bp, cp = np.zeros((b.shape[0], width), b.dtype), np.empty((c.shape[0], width), c.dtype)
+    pad = width if r else 0  # no tail: nothing to allocate
+    bp, cp = np.zeros((b.shape[0], pad), b.dtype), np.empty((c.shape[0], pad), c.dtype)
     bp[:, :r] = b[:, c.shape[1] - r:]
     return r, bp, cp
 
@@ -201,10 +204,11 @@ def gemm(a, transpose_a, b, c):
     """c <- op(a) @ b on the calling thread; every array C-contiguous."""
     k, (ai, ak) = _shape(a, transpose_a, b, c)
     starts, kinds = _column_tiles(c.shape[1], lanes(c))
-    _block(a, ai, ak, b, c, k, starts, kinds, 0, len(starts), 0, c.shape[0])
     r, bp, cp = _tail(b, c)
+    whole = len(starts) - (r > 0)
+    _block(a, ai, ak, b, c, k, starts, kinds, 0, whole, 0, c.shape[0])
     if r:
-        _block(a, ai, ak, bp, cp, k, np.zeros(1, np.int64), np.full(1, NARROW), 0, 1, 0, c.shape[0])
+        _block(a, ai, ak, bp, cp, k, starts, kinds, whole, whole + 1, 0, c.shape[0])
         c[:, c.shape[1] - r:] = cp[:, :r]
 
 
@@ -218,17 +222,17 @@ def gemm_parallel(a, transpose_a, b, c, threads):
     k, (ai, ak) = _shape(a, transpose_a, b, c)
     starts, kinds = _column_tiles(c.shape[1], lanes(c))
     r, bp, cp = _tail(b, c)
-    tiles, m = len(starts) + (r > 0), c.shape[0]  # the tail is the last tile
+    tiles, whole, m = len(starts), len(starts) - (r > 0), c.shape[0]
     units = tiles * ((m + CHUNK - 1) // CHUNK)
-    counter, first, narrow = np.zeros(1, np.int64), np.zeros(1, np.int64), np.full(1, NARROW)
+    counter = np.zeros(1, np.int64)
     for _ in prange(max(1, min(threads, units))):
         u = _claim(counter)
         while u < units:
             lo, tile = u // tiles * CHUNK, u % tiles
-            if tile < len(starts):
+            if tile < whole:
                 _block(a, ai, ak, b, c, k, starts, kinds, tile, tile + 1, lo, min(lo + CHUNK, m))
-            else:
-                _block(a, ai, ak, bp, cp, k, first, narrow, 0, 1, lo, min(lo + CHUNK, m))
+            else:  # the tail, on the padded copies
+                _block(a, ai, ak, bp, cp, k, starts, kinds, tile, tile + 1, lo, min(lo + CHUNK, m))
             u = _claim(counter)
     if r:
         c[:, c.shape[1] - r:] = cp[:, :r]
