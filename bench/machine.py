@@ -4,8 +4,9 @@
 its cores, the vector extensions it offers, the CPU LLVM compiles our kernels for, each BLAS library with
 its version, the kernels it runs and its threads, the OpenMP runtimes, the environment variables that
 steer them (``OPENBLAS_CORETYPE`` forces OpenBLAS's kernels whatever the CPU), what runs the first layer's
-GEMMs (our ``gemm_cpu`` on Numba's threads, or BLAS) and the library versions. ``summary()`` turns a run's ``machine_info`` into the lines ``bench.report`` prints first; runs
-saved before this existed fall back on pytest-benchmark's own CPU record (model, cores, flags).
+GEMMs (our ``gemm_cpu`` on Numba's threads, or BLAS) and the library versions. ``summary()`` turns a run's
+``machine_info`` into the lines ``bench.report`` prints first; runs saved before this existed fall back on
+pytest-benchmark's own CPU record (model, cores, flags).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from typing import Any
 VECTOR_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512bw", "avx512vl", "avx512_bf16",
                 "avx512_fp16", "avx_vnni", "amx_tile", "asimd", "sve")
 ENVIRONMENT = ("OPENBLAS_", "GOTO_", "OMP_", "MKL_", "KMP_", "BLIS_", "NUMBA_")  # prefixes recorded
-PACKAGES = ("numpy", "scipy", "numba", "llvmlite", "tbb", "mnist-accel", "scikit-learn", "torch", "jax", "cupy-cuda12x",
-            "cupy-cuda13x", "pytest-benchmark")
+PACKAGES = ("numpy", "scipy", "numba", "llvmlite", "tbb", "mnist-accel", "scikit-learn", "torch", "jax",
+            "cupy-cuda12x", "cupy-cuda13x", "pytest-benchmark")
 
 
 def versions() -> dict[str, str]:

@@ -101,8 +101,7 @@ WIDE, NARROW = 0, 1  # kinds of column tile: two vectors, one vector
 
 @njit(cache=True, nogil=True)
 def lanes(x):
-    """Elements of ``x``'s dtype in one vector: the narrowest ``c`` these kernels take has this many
-    columns."""
+    """Elements of ``x``'s dtype in one 64-byte vector."""
     return LINE // x.itemsize
 
 
@@ -167,8 +166,9 @@ def _block(a, ai, ak, b, c, k, starts, kinds, tiles_lo, tiles_hi, rows_lo, rows_
     """c's rows rows_lo..rows_hi in the column tiles tiles_lo..tiles_hi, blocked as BLAS does: a block of
     the inner dimension (b's part of it stays in L1 for one tile) by a block of rows (a's part stays in
     L2 across the tiles), so that no operand streams from memory more than once per block."""
-    depth = (k + (k + DEPTH - 1) // DEPTH - 1) // max(1, (k + DEPTH - 1) // DEPTH)  # even blocks, none tiny
-    for t0 in range(0, max(k, 1), max(depth, 1)):
+    blocks = max(1, (k + DEPTH - 1) // DEPTH)
+    depth = max(1, (k + blocks - 1) // blocks)  # even blocks: 532 steps as 266 + 266, not 256 + 256 + 20
+    for t0 in range(0, max(k, 1), depth):
         t, more = min(depth, k - t0), t0 > 0
         for lo in range(rows_lo, rows_hi, CHUNK):
             hi = min(lo + CHUNK, rows_hi)
