@@ -37,8 +37,8 @@ DEPTH = 256  # most inner-dimension steps of a block: b's 256 x 32 float32 block
 def _tile(rows: int, vectors: int):
     """An intrinsic ``tile(a, a0, ai, ak, b, b0, bk, c, c0, cs, k, more)``: for r < rows and the ``vectors``
     64-byte vectors of columns from b0 and c0, ``c[c0 + r*cs + j] = sum_t a[a0 + r*ai + t*ak] *
-    b[b0 + t*bk + j]`` over t < k in order, added to what c holds when
-    ``more`` is true (flat element offsets; no bounds checks)."""
+    b[b0 + t*bk + j]`` over t < k in order, added to what c holds when ``more`` is true (flat element
+    offsets; no bounds checks)."""
 
     @intrinsic
     def tile(typingctx, a, a0, ai, ak, b, b0, bk, c, c0, cs, k, more):
@@ -114,9 +114,10 @@ def _column_tiles(n, width):
     narrow = (n - wide * 2 * width) // width
     count = wide + narrow + (n % width > 0)
     starts, kinds = np.zeros(count, np.int64), np.full(count, NARROW)
-    for t in range(wide + narrow):
-        kinds[t] = WIDE if t < wide else NARROW
-        starts[t] = 2 * t * width if t < wide else (2 * wide + t - wide) * width
+    for t in range(wide):
+        kinds[t], starts[t] = WIDE, 2 * t * width
+    for t in range(wide, wide + narrow):
+        starts[t] = (wide + t) * width  # after the wide tiles' 2 * wide vectors, t - wide more
     return starts, kinds
 
 

@@ -190,13 +190,13 @@ def _gemm_ops(dtype):
     ops.prepare_inputs(np.zeros((4, 3), dtype), dtype)
     ops.warm_up(resolve(dtype=np.dtype(dtype).name))
     if ops._gemm is not gemm_cpu.gemm_parallel:
-        pytest.skip("gemm_cpu does not run here (no AVX-512, or no fork-safe threading layer)")
+        pytest.skip("gemm_cpu does not run here (no AVX-512, BLAS uses it itself, or no fit threading layer)")
     return ops
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("lit", [0.2, 1.0])
-@pytest.mark.parametrize("width", [40, 64])  # a width with single-column tiles, and one of whole vectors
+@pytest.mark.parametrize("width", [40, 64])  # a width with a padded tail tile, and one of whole vectors
 def test_first_layer_by_gemm_cpu(dtype, lit, width):
     """The first layer's two products through gemm_cpu (as NumbaOps runs them on AVX-512 machines) against
     XpOps: equal to within float64 rounding in float64, and to the dtype's own error in float32."""

@@ -16,7 +16,7 @@ from mnist_accel import checkpoint as ckpt
 from mnist_accel.cli import run_guarded
 from mnist_accel.errors import Stopped
 from mnist_accel.persist import load_model
-from mnist_accel.signals import stop_on_signals
+from mnist_accel.signals import STOP_SIGNALS, stop_on_signals
 from mnist_accel.train import main
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")
@@ -27,7 +27,7 @@ def _default_stop_signals():
     """Each test starts with the stop signals at their default action, as in a terminal, and so do the
     processes it starts: under nohup SIGHUP arrives ignored, and stop_on_signals rightly leaves an ignored
     signal ignored (test_an_ignored_signal_stays_ignored), which the other tests do not expect."""
-    saved = {s: signal.signal(s, signal.SIG_DFL) for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1)}
+    saved = {s: signal.signal(s, signal.SIG_DFL) for s in STOP_SIGNALS}
     yield
     for signum, handler in saved.items():
         signal.signal(signum, handler)

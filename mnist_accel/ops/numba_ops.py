@@ -1,8 +1,8 @@
 """``NumbaOps``: the ops of ``XpOps`` on NumPy, with the elementwise work and the optimizer update in the
 fused Numba kernels of ``mnist_accel.kernels.vectorized_cpu``, and the first layer's GEMMs compacted to
 the columns each batch lights (``mnist_accel.kernels.inputs_cpu``) and, where ``cpu_gemm``'s rule says,
-run by our own register-blocked kernel over every core (``gemm_cpu``), or, when every step trains on the whole set in
-order, run over the images as a sparse matrix built once (``whole_cpu``).
+run by our own register-blocked kernel over every core (``gemm_cpu``), or, when every step trains on the
+whole set in order, run over the images as a sparse matrix built once (``whole_cpu``).
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import numpy as np
 from .. import optim
 from ..config import TrainConfig
 from ..kernels import ACTIVATION_CODES, gemm_cpu, inputs_cpu
-from . import cpu_gemm
 from ..kernels.simd import aligned_zeros
 from ..kernels.vectorized_cpu import (ONE_ROW, act_backward, adam, bias_act, column_sums, momentum, mse_grad, sgd,
                                       xent_finish, xent_shift)
+from . import cpu_gemm
 from .whole_cpu import SparseInputs, WholeStep, fusable, worth_it
 from .xp_ops import XpOps
 
