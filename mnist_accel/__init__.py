@@ -2,7 +2,29 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+
 __version__ = "0.1.0"
+
+
+def _kernels_from_checkout() -> None:
+    """Give a source checkout the package an install makes: ``kernels/`` sits beside ``mnist_accel/`` there
+    and becomes ``mnist_accel.kernels`` only through the install's mapping, so a command run in the checkout
+    (whose folder shadows the installed package) would find no kernels. Load them under that name."""
+    here = Path(__file__).resolve().parent
+    source = here.parent / "kernels" / "__init__.py"
+    name = f"{__name__}.kernels"
+    if name in sys.modules or (here / "kernels").is_dir() or not source.is_file():
+        return  # installed (the kernels are inside), or an editable install's finder already mapped them
+    spec = importlib.util.spec_from_file_location(name, source, submodule_search_locations=[str(source.parent)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+
+
+_kernels_from_checkout()
 
 from .config import TrainConfig, resolve  # noqa: E402
 from .errors import BackendUnavailable, ConfigError, DataError, DataUnavailable  # noqa: E402

@@ -1,11 +1,14 @@
 """The built wheel ships kernels/ as mnist_accel.kernels (with its CUDA source), never a top-level
-``kernels`` module, and runs from outside the checkout."""
+``kernels`` module, and the README's first commands run after ``pip install .`` or ``pip install -e .``,
+in the checkout (whose ``mnist_accel/`` then shadows the installed package) and anywhere else."""
 
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -44,6 +47,51 @@ def test_installed_package_runs_from_another_folder(wheel, tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "mnist_accel.kernels.loop_cpu"
+
+
+@pytest.fixture(scope="module")
+def fresh_venv(wheel, tmp_path_factory) -> Path:
+    """A new virtual environment holding the wheel (``pip install .``); the dependencies come from this
+    environment's site-packages through a ``.pth`` line (a path, so this environment's own install of
+    mnist_accel, an editable finder or a copy, is not on it), so the test needs no network."""
+    venv = tmp_path_factory.mktemp("venv")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    (Path(site) / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q", str(wheel)],
+                   check=True, capture_output=True, timeout=300)
+    return python
+
+
+FIRST_COMMAND = ["-m", "mnist_accel.train", "--epochs", "1", "--train-samples", "2000", "--test-samples", "500"]
+DROP_IN = ("import numpy as np, mnist_accel; from mnist_accel import MLPClassifier;"
+           "from mnist_accel.data import load_mnist, normalize;"
+           "d = load_mnist(progress=False); x = normalize(d.train_images[:1000], np.float32);"
+           "c = MLPClassifier(hidden_layer_sizes=(32,), max_iter=2, random_state=0).fit(x, d.train_labels[:1000]);"
+           "print(mnist_accel.__file__, c.score(x, d.train_labels[:1000]))")
+
+
+@pytest.mark.parametrize("install", ["wheel", "this environment"])
+@pytest.mark.parametrize("folder", ["checkout", "elsewhere"])
+def test_first_command_and_drop_in_run_after_install(install, folder, fresh_venv, tmp_path, mnist):
+    """``python -m mnist_accel.train`` and ``MLPClassifier.fit`` as a new user runs them: with the wheel in a
+    fresh venv, or in this (editable) environment, from the repository root and from another folder."""
+    python = str(fresh_venv) if install == "wheel" else sys.executable
+    cwd = REPO if folder == "checkout" else tmp_path
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    train = subprocess.run([python, *FIRST_COMMAND], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert train.returncode == 0, train.stderr
+    assert "test accuracy" in train.stdout
+    fit = subprocess.run([python, "-c", DROP_IN], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert fit.returncode == 0, fit.stderr
+    where, score = fit.stdout.split()
+    assert float(score) > 0.5
+    if install == "wheel" and folder == "elsewhere":  # the installed copy, not the checkout
+        assert Path(where).is_relative_to(fresh_venv.parent.parent), where
+    if folder == "checkout":  # the checkout's folder shadows any install, and still finds its kernels
+        assert Path(where).parent == REPO / "mnist_accel", where
 
 
 def _imports(path: Path) -> set[str]:
