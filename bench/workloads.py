@@ -79,7 +79,8 @@ def vectorized_run(backend: str, data: MnistData, n: int, hidden: int = VEC_SIZE
     return Run(step, lambda: _test_accuracy(trainer.params, data), be.device)
 
 
-def torch_run(device: str, data: MnistData, n: int, graphs: bool = False) -> Run:
+def torch_run(device: str, data: MnistData, n: int, graphs: bool = False, hidden: int = VEC_SIZES[1],
+              batch: int = VEC_BATCH) -> Run:
     import torch
 
     if device == "cpu":
@@ -88,7 +89,7 @@ def torch_run(device: str, data: MnistData, n: int, graphs: bool = False) -> Run
     dev = torch.device(device)
     x = torch.from_numpy(normalize(data.train_images[:n], np.float32)).to(dev)
     y = torch.from_numpy(data.train_labels[:n].astype(np.int64)).to(dev)
-    net = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10)).to(dev)
+    net = torch.nn.Sequential(torch.nn.Linear(784, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 10)).to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
 
@@ -105,9 +106,9 @@ def torch_run(device: str, data: MnistData, n: int, graphs: bool = False) -> Run
         perm = torch.randperm(n, device=dev)
         total = torch.zeros((), device=dev)
         # Graph replay needs fixed shapes, so the graphs row drops the last partial batch (96 of 60,000).
-        stop = n - VEC_BATCH + 1 if graphs else n
-        for s in range(0, stop, VEC_BATCH):
-            idx = perm[s:s + VEC_BATCH]
+        stop = n - batch + 1 if graphs else n
+        for s in range(0, stop, batch):
+            idx = perm[s:s + batch]
             total += fn(x[idx], y[idx])
         return float(total)
 

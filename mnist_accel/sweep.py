@@ -19,6 +19,7 @@ from . import __version__, sweep_exec as ex, sweep_pools as pools, sweep_report 
 from .cli import Parser, entry
 from .config import TrainConfig, resolve, validate
 from .errors import ConfigError
+from .ops import cores
 from .sweep_drive import Driver, make_sampler
 from .sweep_guard import Guard
 from .sweep_space import DEFAULT_GRID, DEFAULT_SPACE, SYNTAX
@@ -117,7 +118,7 @@ def sweep(space: str | Sequence[str] | None = None, trials: int | None = None, *
         if client is not None:
             pool = pools.DaskPool(client, uuid.uuid4().hex[:8])
         elif workers > 1:
-            threads = config.threads or max(1, (os.cpu_count() or 1) // workers)
+            threads = config.threads or max(1, cores.share() // workers)
             pool = pools.LocalPool(workers, threads, st.gpus(config.backend))
         else:
             from .data import load_mnist

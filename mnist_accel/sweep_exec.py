@@ -78,17 +78,6 @@ def _data(data_dir: str | None) -> MnistData:
     return _DATA[data_dir]
 
 
-def _worker_threads() -> int:
-    if WORKER_THREADS:
-        return WORKER_THREADS
-    try:  # on a Dask worker, split the machine's cores between the worker's task threads
-        from distributed import get_worker
-
-        return max(1, (os.cpu_count() or 1) // get_worker().state.nthreads)
-    except (ImportError, ValueError, AttributeError):
-        return 0
-
-
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text or type(exc).__name__
@@ -100,9 +89,8 @@ def run_trial(job: TrialJob, data: MnistData | None = None, study: Any = None) -
     import optuna
 
     cfg = TrainConfig(**{**job.config, "hidden": tuple(job.config["hidden"])})
-    threads = _worker_threads()
-    if cfg.threads == 0 and threads and cfg.path == "vectorized":
-        cfg = cfg.replace(threads=threads)
+    if cfg.threads == 0 and WORKER_THREADS and cfg.path == "vectorized":
+        cfg = cfg.replace(threads=WORKER_THREADS)  # on a Dask worker, or elsewhere, the trainer takes its share
     be = get_backend(cfg.backend)
     trial = optuna.trial.Trial(study if study is not None else _study(job), job.trial_id)
     data = data if data is not None else _data(cfg.data_dir)

@@ -12,11 +12,9 @@ the ops prepare the images once (scaled, or as a sparse matrix on the CPU) and n
 from __future__ import annotations
 
 import math
-import os
 from typing import Any
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
 from tqdm.auto import tqdm
 
 from . import optim, rng as crng
@@ -26,21 +24,15 @@ from .config import TrainConfig
 from .data import normalize, one_hot
 from .model import layers
 from .ops import StepBuffers, make_ops
+from .ops.cores import controller, threads_for
 
 SHUFFLE, DROPOUT = 1, 2  # stream purposes for the counter-based generator
 
 
-_BLAS: ThreadpoolController | None = None
-
-
 def blas_threads(threads: int):
-    """BLAS threads for an epoch: ``threads``, or every core for 0 (measured fastest for these GEMMs on
-    the 2-core machine: 0.59 s an epoch against 0.77 s on one thread). The libraries are looked up once:
-    ``threadpool_limits`` scans them on every call, about 1 ms, which at full batch is every step."""
-    global _BLAS
-    if _BLAS is None:
-        _BLAS = ThreadpoolController()
-    return _BLAS.limit(limits=threads or os.cpu_count(), user_api="blas")
+    """A context in which BLAS runs ``threads`` threads (through the stored controller: ``threadpool_limits``
+    would scan the loaded libraries on every call, which at full batch is every step)."""
+    return controller().limit(limits=threads, user_api="blas")
 
 
 def as_features(x: Any, dtype: Any, xp: Any) -> Any:
@@ -82,8 +74,9 @@ class VectorizedTrainer:
         # or no shuffling): every step is the same rows in the same order, so the ops prepare the inputs
         # once (scaled, or as a sparse matrix) and no step gathers or rescales anything.
         self.whole = cfg.batch_size >= len(images) and not (cfg.dropout and cfg.shuffle)
+        self.threads = threads_for(cfg.threads)  # this process's share of the CPU unless --threads names it
         self.inputs = self.ops.prepare_inputs(to_device(images.reshape(len(images), -1), be), self.dtype,
-                                              whole=self.whole, threads=cfg.threads)
+                                              whole=self.whole, threads=self.threads)
         self.labels = to_device(labels.astype(np.int32), be)
         self.n_seen = len(images)
         self.params = [to_device(p, be) for p in params]
@@ -133,7 +126,7 @@ class VectorizedTrainer:
         self._loss_sum[...] = 0
         self._hits[...] = 0
         full = self.n_seen // bs
-        with blas_threads(self.ops.blas_threads(self.cfg.threads)), self.steps.epoch(), \
+        with blas_threads(self.ops.blas_threads(self.threads)), self.steps.epoch(), \
                 tqdm(total=self.steps_per_epoch, disable=not self.progress, leave=False, unit="batch",
                      desc=f"epoch {self.epoch + 1}") as bar:
             for k in range(self.steps_per_epoch):
@@ -152,7 +145,7 @@ class VectorizedTrainer:
         """A context for evaluating between epochs with the BLAS threads the epochs use: OpenBLAS's workers
         spin for a while after each call, and in the next epoch competed with the ops' own threads (a
         full-batch epoch measured 50 ms after a two-thread evaluation, 28 ms after a one-thread one)."""
-        return blas_threads(self.ops.blas_threads(self.cfg.threads))
+        return blas_threads(self.ops.blas_threads(self.threads))
 
     def _plan(self) -> None:
         """This epoch's per-step (lr, step size, eps) and dropout keys, computed on the host and moved to

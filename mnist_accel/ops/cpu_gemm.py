@@ -1,20 +1,24 @@
 """Whether our first-layer GEMM (``kernels.gemm_cpu``) runs here, and Numba's threads for it.
 
 The rule, fixed per machine and environment rather than timed (so a seed gives the same model every
-run): the CPU has AVX-512 (without it the kernel's 16 vector accumulators spill); NumPy's BLAS does not
-run AVX-512 kernels itself (OpenBLAS names its kernels; against its SkylakeX kernels on the EPYC,
-gemm_cpu made fits 8-16% slower, against its Haswell kernels 1.1-1.3x faster); and Numba's threads are
-on a layer fit for it.
+run): the CPU has AVX-512 (without it the kernel's 16 vector accumulators spill), and Numba's threads are
+on a layer fit for it. Whatever kernels NumPy's BLAS has, two properties decide it for gemm_cpu: every
+output element is one ordered chain of multiply-adds, so the model is the same bits on one thread or
+many (OpenBLAS's products change with its thread count); and it degrades gracefully on a shared
+machine. OpenBLAS's threads wait for each other at every call, so a process whose threads are not all
+on a core at once stalls: two trainings at once, or one beside a busy process, ran several times slower
+on BLAS's threads and barely slower on gemm_cpu's, whose work units go one at a time to whichever
+thread is running (``docs``/``bench/results`` hold the measurements). Alone, against BLAS's own AVX-512
+kernels, fits ran level on the whole (faster at widths of 256 and more, slower at 100).
 
-A training step hands its two big GEMMs to both cores hundreds of times a second, so the hand-off
-must cost microseconds: Numba's TBB and OpenMP layers measured 2.3 and 1.3 us a parallel region on the
-2-core machine, its own workqueue 100 us. OpenMP is not an option by default: GNU OpenMP kills any
-forked child that runs a parallel region once the parent has used one ("fork() called from a process
-already using GNU OpenMP"), and scikit-learn users fork. So the ops use Numba's threads only under TBB
-(a dependency; its wheel puts ``libtbb.so.12`` where the loader does not look, so it is loaded here
-before Numba picks a layer), or under OpenMP when the user named it in ``NUMBA_THREADING_LAYER``; never
-under workqueue (too slow a hand-off, and it aborts when two threads launch at once, as a threaded
-grid search would). Elsewhere BLAS does the products, as before.
+A training step hands its two big GEMMs to the threads hundreds of times a second, so the hand-off
+must cost microseconds: Numba's TBB and OpenMP layers do, its own workqueue does not. OpenMP is not an
+option by default: GNU OpenMP kills any forked child that runs a parallel region once the parent has
+used one ("fork() called from a process already using GNU OpenMP"), and scikit-learn users fork. So the
+ops use Numba's threads only under TBB (a dependency; its wheel puts ``libtbb.so.12`` where the loader
+does not look, so it is loaded here before Numba picks a layer), or under OpenMP when the user named it
+in ``NUMBA_THREADING_LAYER``; never under workqueue (too slow a hand-off, and it aborts when two
+threads launch at once, as a threaded grid search would). Elsewhere BLAS does the products.
 """
 
 from __future__ import annotations
@@ -27,28 +31,18 @@ import numba
 from llvmlite import binding
 from numba.core import config
 
+from .cores import threads_for
+
 AVX512 = bool(binding.get_host_cpu_features().get("avx512f", False))
-AVX512_KERNELS = ("skylakex", "cooperlake", "sapphirerapids")  # OpenBLAS's kernel sets that use AVX-512
 _READY: bool | None = None
 _RUNS: bool | None = None
-
-
-def blas_has_avx512() -> bool:
-    """Whether NumPy's BLAS runs AVX-512 kernels: OpenBLAS says which it picked (``OPENBLAS_CORETYPE`` can
-    hold it to older ones); any other BLAS (MKL, BLIS) is taken to use them."""
-    from threadpoolctl import threadpool_info
-
-    blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
-    ours = [i for i in blas if "numpy" in str(i.get("filepath", ""))] or blas
-    return any(i.get("internal_api") != "openblas" or str(i.get("architecture", "")).lower() in AVX512_KERNELS
-               for i in ours)
 
 
 def runs_here() -> bool:
     """The rule above (worked out once per process)."""
     global _RUNS
     if _RUNS is None:
-        _RUNS = AVX512 and not blas_has_avx512() and parallel_ok()
+        _RUNS = AVX512 and parallel_ok()
     return _RUNS
 
 
@@ -86,8 +80,8 @@ def parallel_ok() -> bool:
 
 
 def use(threads: int) -> int:
-    """Numba's threads for this thread's next parallel kernels: ``threads``, or every core Numba has for 0;
-    returns the count."""
-    count = min(threads, config.NUMBA_NUM_THREADS) if threads > 0 else config.NUMBA_NUM_THREADS
+    """Numba's threads for this thread's next parallel kernels: ``threads``, or this process's share for 0
+    (``cores``), at most the threads Numba started; returns the count."""
+    count = min(threads_for(threads), config.NUMBA_NUM_THREADS)
     numba.set_num_threads(count)
     return count

@@ -36,7 +36,7 @@ class NumbaOps(XpOps):
         self._gemm = None  # gemm_cpu.gemm_parallel where it runs (cpu_gemm's rule), else BLAS does the GEMMs
         self._threads, self._later = 1, 0.0  # gemm_cpu's threads; the later layers' weights over W1's
 
-    def prepare_inputs(self, inputs: np.ndarray, dtype, whole: bool = False, threads: int = 0) -> np.ndarray:
+    def prepare_inputs(self, inputs: np.ndarray, dtype, whole: bool = False, threads: int = 1) -> np.ndarray:
         """As ``XpOps``; for the whole set in order, sparse pixels become a sparse matrix instead of a
         dense scaled copy (a fifth of the bytes and multiply-adds on MNIST)."""
         self._sparse = SparseInputs(inputs, dtype, threads) if whole and inputs.dtype == np.uint8 and \

@@ -44,12 +44,12 @@ def worth_it(pixels: np.ndarray) -> bool:
 class SparseInputs:
     """The training images as compressed rows, and ``matmul``/``grad`` for the first layer."""
 
-    def __init__(self, pixels: np.ndarray, dtype, threads: int = 0) -> None:
+    def __init__(self, pixels: np.ndarray, dtype, threads: int) -> None:
         self.dtype = np.dtype(dtype)
         self.starts, self.columns, self.values = sparse_cpu.csr(pixels, self.dtype)
         self.n, self.features = pixels.shape
         self.lanes = LINE // self.dtype.itemsize
-        parts = max(1, min(threads or os.cpu_count() or 1, self.n))
+        parts = max(1, min(threads, self.n))
         # equal shares of nonzeros, which is where the time goes, rather than of rows
         cuts = np.searchsorted(self.starts, np.linspace(0, self.starts[-1], parts + 1)[1:-1])
         self.bounds = [int(b) for b in (0, *cuts, self.n)]

@@ -40,12 +40,12 @@ class XpOps:
         """A work buffer of the trainer's (activations, deltas)."""
         return self.xp.empty(shape, dtype)
 
-    def prepare_inputs(self, inputs: Any, dtype: Any, whole: bool = False, threads: int = 0) -> Any:
+    def prepare_inputs(self, inputs: Any, dtype: Any, whole: bool = False, threads: int = 1) -> Any:
         """uint8 inputs are pixels: kept as uint8 (a quarter of float32's bytes) and scaled by 1/255 per
         batch. Any other inputs are features, converted to ``dtype`` once and used as given.
 
         ``whole``: every step trains on all rows in order (``batch`` None below), so pixels are scaled
-        once here and a step gathers nothing. ``threads``: CPU threads the ops may use (0: every core).
+        once here and a step gathers nothing. ``threads``: CPU threads the ops may use.
         """
         self.dtype = np.dtype(dtype)
         self._pixels = inputs.dtype == np.uint8 and not whole
@@ -80,7 +80,7 @@ class XpOps:
         return 0.0
 
     def blas_threads(self, threads: int) -> int:
-        """The BLAS threads a step should run with, given the run's ``--threads`` (0: every core)."""
+        """The BLAS threads a step should run with, given the threads the run may use."""
         return threads
 
     def fused_step(self, cfg: TrainConfig, params: Sequence[Any], state: Sequence[Sequence[Any]],
