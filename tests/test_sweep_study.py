@@ -143,11 +143,13 @@ def postgres():
 
 def test_two_drivers_share_one_study_through_postgresql(postgres, tmp_path, mnist):
     """Two machines' sweeps, started at the same moment on an empty database (both create its tables):
-    every trial runs once, in one driver or the other, and scores what the same fit scores alone."""
-    trials = 8
+    every trial runs once, in one driver or the other, and scores what the same fit scores alone. The trials
+    are long enough together (seconds) that the driver which starts second, after waiting on the first's
+    tables, still finds trials to run: with eight of 2,000 images the first ran all of them in half a second."""
+    trials = 16
     argv = [sys.executable, "-m", "mnist_accel.sweep", "--storage", postgres, "--space", "lr=1e-3:1e-1:log",
             "hidden=8,16,32", "--trials", str(trials), "--sampler", "random", "--pruner", "none", "--backend",
-            "numpy", "--epochs", "1", "--train-samples", "2000", "--test-samples", "500", "--threads", "1"]
+            "numpy", "--epochs", "3", "--train-samples", "3000", "--test-samples", "500", "--threads", "1"]
     drivers = [subprocess.Popen([*argv, "--out", str(tmp_path / name)], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True) for name in "ab"]
     for driver in drivers:
@@ -162,7 +164,7 @@ def test_two_drivers_share_one_study_through_postgresql(postgres, tmp_path, mnis
     assert by_driver == {str(d.pid) for d in drivers}  # both trained, and nothing else did
     for t in done:
         params = {"lr": t.params["lr"], "hidden": (t.params["hidden"],)}
-        assert fit(BASE.replace(**params), mnist).test_accuracy == t.value
+        assert fit(BASE.replace(epochs=3, train_samples=3000, **params), mnist).test_accuracy == t.value
 
 
 def test_local_workers_take_the_gpus_cuda_sees(monkeypatch):
