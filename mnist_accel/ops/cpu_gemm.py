@@ -8,8 +8,9 @@ many (OpenBLAS's products change with its thread count); and it degrades gracefu
 machine. OpenBLAS's threads wait for each other at every call, so a process whose threads are not all
 on a core at once stalls: two trainings at once, or one beside a busy process, ran several times slower
 on BLAS's threads and barely slower on gemm_cpu's, whose work units go one at a time to whichever
-thread is running (``docs``/``bench/results`` hold the measurements). Alone, against BLAS's own AVX-512
-kernels, fits ran level on the whole (faster at widths of 256 and more, slower at 100).
+thread is running (the ``shared`` bench group measures both; its runs are in ``bench/results``). Alone,
+against BLAS's own AVX-512 kernels, fits ran level on the whole (faster at widths of 256 and more, slower
+at 100).
 
 A training step hands its two big GEMMs to the threads hundreds of times a second, so the hand-off
 must cost microseconds: Numba's TBB and OpenMP layers do, its own workqueue does not. OpenMP is not an
