@@ -84,10 +84,8 @@ def describe() -> dict[str, Any]:
     """This machine, as saved in a run's ``machine_info['mnist_accel']``."""
     info = _cpuinfo()
     flags = set((info.get("flags") or info.get("Features") or "").split())
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
+    from mnist_accel.ops.cores import share
+
     try:
         from llvmlite import binding
 
@@ -97,7 +95,7 @@ def describe() -> dict[str, Any]:
     blas, openmp = _libraries()
     return {"cpu": info.get("model name") or platform.processor() or platform.machine(),
             "vendor": info.get("vendor_id", ""), "family": info.get("cpu family"), "model": info.get("model"),
-            "cores": os.cpu_count(), "usable_cores": usable,
+            "cores": os.cpu_count(), "usable_cores": share(),
             "vector_extensions": [f for f in VECTOR_FLAGS if f in flags], "llvm_cpu": llvm_cpu,
             "blas": blas, "openmp": openmp, "first_layer": first_layer(), "versions": versions(),
             "environment": {k: v for k, v in sorted(os.environ.items()) if k.startswith(ENVIRONMENT)}}
