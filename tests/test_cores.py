@@ -57,6 +57,13 @@ def test_cpu_affinity_caps_the_share():
     assert out.stdout.strip() == "1", out.stderr
 
 
+def test_the_usable_cores_come_from_joblib(no_limits, monkeypatch):
+    """joblib.cpu_count reads affinity and the cgroup quota, and LOKY_MAX_CPU_COUNT, which stands in for them
+    here (a test cannot set a cgroup quota)."""
+    monkeypatch.setenv("LOKY_MAX_CPU_COUNT", "1")
+    assert cores.share() == 1
+
+
 def _share_and_trainer_threads() -> tuple[int, int]:
     from mnist_accel.backend import get_backend
     from mnist_accel.config import resolve
