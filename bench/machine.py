@@ -54,9 +54,8 @@ def _cpuinfo() -> dict[str, str]:
 
 def _libraries() -> tuple[list[dict], list[dict]]:
     """(BLAS libraries, OpenMP runtimes) loaded in this process, as threadpoolctl sees them."""
-    from threadpoolctl import threadpool_info
-
     import numpy  # noqa: F401  (loads NumPy's BLAS, the one our GEMMs use)
+    from threadpoolctl import threadpool_info
 
     blas, openmp = [], []
     for lib in threadpool_info():

@@ -10,7 +10,7 @@ figures the write-up prints. ``RENDERINGS`` maps a preset to its rendering; add 
 from __future__ import annotations
 
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 

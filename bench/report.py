@@ -45,7 +45,8 @@ ACCURACY = [
     ("keras-mlp", "test_accuracy", 0.97, "keras-mlp: test accuracy"),
 ]
 REFERENCE = {"loop": "numpy-float64", "vectorized": "torch-cpu", "classifier": "sklearn"}
-OURS = ("numpy", "numba", "cuda", "mnist_accel", "default-", "busy-", "grid-mnist_accel")  # our rows start so; the rest are peers
+# What the names of mnist-accel's own rows start with; the rest are peers.
+OURS = ("numpy", "numba", "cuda", "mnist_accel", "default-", "busy-", "grid-mnist_accel")
 
 
 def seconds(bench: dict[str, Any]) -> float:

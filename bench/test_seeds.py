@@ -11,8 +11,8 @@ to ``ROWS``: a function building its ``Seed`` for ``ours`` and one for ``renderi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pytest

@@ -8,8 +8,9 @@ sample, for the floor at the machine's measured peak.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import platform
 
-from llvmlite import ir
 import numpy as np
+from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic

@@ -21,8 +21,8 @@ on any number of threads.
 
 from __future__ import annotations
 
-from llvmlite import ir
 import numpy as np
+from llvmlite import ir
 from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic

@@ -248,7 +248,8 @@ def launch(inputs, labels, masks, use_masks, scale, w1, b1, wd, bd, widths, use_
         raise ValueError("THREADS must be whole warps of 32 lanes (fewer only in the simulator)")
     slices, in_shared, nbytes = plan(block, sizes, np.dtype(w1.dtype).itemsize, threads, warp)
     if config.ENABLE_CUDASIM:
-        loop_cuda._SIM.update(warp=warp, barriers=[threading.Barrier(warp, timeout=120) for _ in range(threads // warp)])
+        barriers = [threading.Barrier(warp, timeout=120) for _ in range(threads // warp)]
+        loop_cuda._SIM.update(warp=warp, barriers=barriers)
     widths = np.array(sizes, np.int64)
     if not config.ENABLE_CUDASIM:
         widths = cuda.to_device(widths, stream=stream)

@@ -12,8 +12,8 @@ float64, which half the steps straddle, the same steps measured about a third sl
 
 from __future__ import annotations
 
-from llvmlite import ir
 import numpy as np
+from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 

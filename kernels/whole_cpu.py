@@ -22,8 +22,8 @@ import numpy as np
 from numba import njit
 
 from .fpenv import flush_subnormals, restore
-from .sparse_cpu import gather_line, scatter_line
 from .simd import lanes_of
+from .sparse_cpu import gather_line, scatter_line
 from .vmath import exp
 
 BLOCK = 64  # samples per block: every layer's rows of a block stay in L1 at widths up to 64
@@ -147,7 +147,8 @@ def step_rows(starts, columns, values, weights, transposed, biases, use_bias, wi
             last = layer == depth - 1
             _activate(a, count, width, biases[layer], use_bias, IDENTITY if last else act)
             if not last:
-                out, w, k, ow, cl = acts[layer + 1], weights[layer + 1], sizes[layer + 1], widths[layer + 1], cols[layer]
+                out, w, k = acts[layer + 1], weights[layer + 1], sizes[layer + 1]
+                ow, cl = widths[layer + 1], cols[layer]
                 for r in range(count):
                     for c in range(0, ow, step):
                         gather_line(out, r * ow + c, w, ow, c, cl, a, r * width, r * width + k)

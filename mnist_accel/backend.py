@@ -46,7 +46,7 @@ class Backend:
             return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cuda_probe() -> tuple[Any, str]:
     """(cupy module or None, device name or the reason CUDA is unusable)."""
     try:
@@ -70,7 +70,7 @@ def _cuda_probe() -> tuple[Any, str]:
         return None, reason
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def numba_available() -> bool:
     try:
         import numba  # noqa: F401

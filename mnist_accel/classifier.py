@@ -239,7 +239,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             "version": __version__})
 
     @classmethod
-    def load(cls, path, backend: str = "auto") -> "MLPClassifier":
+    def load(cls, path, backend: str = "auto") -> MLPClassifier:
         """A fitted classifier from a file written by ``save`` or by ``mnist_accel.train --save``."""
         from .errors import DataError
 

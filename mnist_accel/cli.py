@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
-from typing import Callable, NoReturn, Sequence
+from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from .errors import BackendUnavailable, ConfigError, DataError, DataUnavailable, Stopped
 from .signals import stop_on_signals
@@ -25,6 +26,24 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
         raise SystemExit(2)
+
+
+def reference(parser: argparse.ArgumentParser) -> str:
+    """The parser's options as a Markdown table (option, meaning, default), read from the parser itself, so
+    the documentation's CLI page lists exactly what ``--help`` lists."""
+    rows = ["| option | meaning | default |", "|---|---|---|"]
+    for action in parser._actions:  # argparse's own list, as its help formatter reads it
+        if isinstance(action, argparse._HelpAction):
+            continue
+        flags = ", ".join(f"`{f}`" for f in action.option_strings) or f"`{action.metavar or action.dest}`"
+        if action.choices:
+            flags += " {" + ",".join(str(c) for c in action.choices) + "}"
+        elif action.nargs != 0 and action.option_strings:
+            flags += f" `{action.metavar or action.dest.upper()}`" + (" ..." if action.nargs in ("+", "*") else "")
+        text = (action.help or "") % {**vars(action), "prog": parser.prog}
+        default = "-" if action.default in (None, False, argparse.SUPPRESS) else f"`{action.default}`"
+        rows.append(f"| {flags} | {text.replace('|', '&#124;')} | {default} |")
+    return "\n".join(rows) + "\n"
 
 
 def fail(prog: str, message: str, code: int) -> int:

@@ -57,7 +57,7 @@ class TrainConfig:
     print_every: int = 1  # print every N-th epoch's line (and the last); a whole-set batch makes an epoch a step
     print_cost: bool = False  # also print the loss averaged over the outputs as well (the full-batch write-up's "cost")
 
-    def replace(self, **changes: Any) -> "TrainConfig":
+    def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:

@@ -26,7 +26,7 @@ full-batch gradient descent at lr 50, one step an epoch, passed 100 times it at 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -10,14 +10,13 @@ import contextlib
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from . import checkpoint as ckpt
-from . import divergence, model, optim
+from . import checkpoint as ckpt, divergence, model, optim
 from .backend import Backend, get_backend, to_device, to_host
 from .config import TrainConfig, validate
 from .data import MnistData, load_mnist, normalize, one_hot

@@ -12,7 +12,8 @@ writes to it on every replay.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 
 class DirectSteps:

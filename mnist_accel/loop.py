@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
-
 from tqdm.auto import tqdm
 
 from .backend import to_host
 from .model import activate, activation_grad, layers, log_softmax
-
 
 CHUNK = 1000  # samples between progress-bar updates of the reference loop
 MASK_ROWS = 1024  # masks drawn per call: int64 draws stay in cache instead of a 48 MB temporary

@@ -8,7 +8,8 @@ This is the readable reference: the fast trainers are tested against it.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -7,7 +7,8 @@ from the step counter, so a step never waits on the device.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .config import TrainConfig
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
-from typing import Iterator, Sequence
 
 from .errors import Stopped
 

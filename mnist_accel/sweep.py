@@ -11,9 +11,10 @@ import os
 import sys
 import uuid
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from . import __version__, sweep_exec as ex, sweep_pools as pools, sweep_report as report, sweep_study as st, train
 from .cli import Parser, entry

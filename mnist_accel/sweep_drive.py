@@ -6,10 +6,11 @@ next run does them again) and the results are written.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tqdm.auto import tqdm
 

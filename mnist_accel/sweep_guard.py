@@ -13,8 +13,9 @@ import functools
 import inspect
 import signal
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from .signals import STOP_SIGNALS
 

@@ -9,8 +9,9 @@ import csv
 import io
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .persist import atomic_write, write_json
 from .sweep_space import describe

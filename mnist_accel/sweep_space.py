@@ -17,8 +17,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import typing
-from typing import Any, Mapping, Sequence
-
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from .config import TrainConfig, validate
 from .errors import ConfigError

@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--seed", type=int, help="random seed (initialisation, shuffling, dropout)")
     a("--dtype", choices=DTYPES, help="floating-point precision")
     a("--threads", type=int, metavar="N",
-      help="CPU threads for BLAS and our first-layer GEMMs (default 0: every core)")
+      help="CPU threads for BLAS and our first-layer GEMMs (default 0: this process's share of the cores)")
     a("--graphs", action=argparse.BooleanOptionalAction, default=None,
       help="GPU: replay each training step from a captured CUDA graph (default: on)")
     a("--data-dir", metavar="DIR", help="folder with the MNIST IDX files (else $MNIST_ACCEL_DATA, cache, download)")

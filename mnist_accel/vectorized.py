@@ -19,9 +19,9 @@ from tqdm.auto import tqdm
 
 from . import optim, rng as crng
 from .backend import Backend, to_device, to_host
-from .graphs import make_steps
 from .config import TrainConfig
 from .data import normalize, one_hot
+from .graphs import make_steps
 from .model import layers
 from .ops import StepBuffers, make_ops
 from .ops.cores import controller, threads_for

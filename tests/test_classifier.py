@@ -59,7 +59,10 @@ def test_fitted_attributes_and_probabilities(blobs):
 
 def test_same_seed_same_model_and_backends_agree(blobs):
     X, y = blobs
-    make = lambda backend: MLPClassifier(max_iter=5, random_state=3, solver="sgd", backend=backend).fit(X, y)
+
+    def make(backend):
+        return MLPClassifier(max_iter=5, random_state=3, solver="sgd", backend=backend).fit(X, y)
+
     a, b, c = make("numpy"), make("numpy"), make("numba")
     for x, z, w in zip(a.coefs_, b.coefs_, c.coefs_):
         np.testing.assert_array_equal(x, z)
@@ -171,7 +174,10 @@ def test_divergence_keeps_the_last_sound_iteration(blobs, monkeypatch):
     from mnist_accel.vectorized import VectorizedTrainer
 
     X, y = blobs
-    make = lambda n: MLPClassifier(max_iter=n, n_iter_no_change=100, random_state=0, backend="numpy")
+
+    def make(n):
+        return MLPClassifier(max_iter=n, n_iter_no_change=100, random_state=0, backend="numpy")
+
     clean = make(2).fit(X, y)
     original, calls = VectorizedTrainer.train_epoch, []
 

@@ -74,9 +74,8 @@ def test_workqueue_is_never_used():
 
 
 def _openblas() -> bool:
-    from threadpoolctl import threadpool_info
-
     import numpy  # noqa: F401  (loads its BLAS)
+    from threadpoolctl import threadpool_info
 
     return any(i.get("internal_api") == "openblas" for i in threadpool_info())
 

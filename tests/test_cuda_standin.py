@@ -11,12 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cuda_standin
 import numpy as np
 import pytest
-
-import cuda_standin
-from cuda_standin import _stream
-from cuda_standin import xp as cp
+from cuda_standin import _stream, xp as cp
 from cuda_standin._runtime import CUDARuntimeError
 
 pytestmark = pytest.mark.standin

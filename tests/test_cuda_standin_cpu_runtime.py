@@ -8,7 +8,6 @@ import shutil
 
 import numpy as np
 import pytest
-
 from cuda_standin import cpu_runtime
 from cuda_standin.cpu_runtime import CpuModule, KernelError, Param
 

@@ -45,14 +45,14 @@ def test_png_with_alpha_and_jpeg(tmp_path):
 
 # --- every kind of file: read as the plain 8-bit picture would be, or refused in one line ---------------
 
-import io  # noqa: E402
-import struct  # noqa: E402
-import zlib  # noqa: E402
+import io
+import struct
+import zlib
 
-from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+from hypothesis import HealthCheck, given, settings, strategies as st
 
-from mnist_accel.errors import DataError  # noqa: E402
-from mnist_accel.images import MAX_PIXELS  # noqa: E402
+from mnist_accel.errors import DataError
+from mnist_accel.images import MAX_PIXELS
 
 PAPER, INK = 155, 20  # light grey paper, dark ink: the paper is above 0.5, so the picture must be inverted
 
@@ -190,8 +190,8 @@ def test_fuzz_load_digit(tmp_path, data):
 
 # --- memory: bounded by the pixel limit, whatever the mode ----------------------------------------------
 
-import subprocess  # noqa: E402
-import sys  # noqa: E402
+import subprocess
+import sys
 
 # A child process writes PNGs at the pixel limit (zero rows streamed through zlib: a few hundred KB each) in
 # the modes that cost most once decoded, and reports after each load how far the peak memory has risen.

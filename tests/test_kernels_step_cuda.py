@@ -145,7 +145,7 @@ def test_output_loss(mod, dtype, dropout, bias, act, loss, n, f, m):
            b.astype(dtype) if bias else None, int(bias), ep.labels, ep.order, ep.k, BS, n, f, m, LOSS_CODES[loss], dz,
            row_loss, row_hit, delta, ACTIVATION_CODES[act], ep.keys, N_KEYS, layer, *dropout_args(dropout, dtype))
     for i, got in enumerate((dz, row_loss, delta)):
-        check(got, lambda dt: ref(dt)[i], dtype, f)
+        check(got, lambda dt, i=i: ref(dt)[i], dtype, f)
     np.testing.assert_array_equal(row_hit, ref(dtype)[3])
 
 
@@ -345,7 +345,7 @@ def test_whole_step_matches_the_trainer(mod, variant, dtype, k, n):
     refs = {dt: trainer_step(trainer(variant, dt), k, n) for dt in DTYPES}
     assert fused[2][0] == k + 1 and fused[2][3] == refs[dtype][2][3]  # the counter advanced; hits agree
     for i, got in enumerate(arrays(fused)):
-        check(got, lambda dt: arrays(refs[dt])[i], dtype, SIZES[0])
+        check(got, lambda dt, i=i: arrays(refs[dt])[i], dtype, SIZES[0])
 
 
 def test_whole_step_is_deterministic(mod):

@@ -8,8 +8,8 @@ import os
 import re
 import shutil
 import subprocess
-
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pytest

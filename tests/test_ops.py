@@ -28,6 +28,7 @@ def fused(request):
         yield NumbaOps(), lambda a: a
         return
     from cuda_standin import activate
+
     from mnist_accel.ops.cuda_ops import CudaOps
 
     with activate() if request.param == "standin" else contextlib.nullcontext():

@@ -40,9 +40,9 @@ def test_installed_package_runs_from_another_folder(wheel, tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
                    check=True, capture_output=True, timeout=300)
     code = ("import mnist_accel, mnist_accel.kernels.loop_cpu as k, importlib.util;"
-            "assert mnist_accel.__file__.startswith(%r);"
+            f"assert mnist_accel.__file__.startswith({str(site)!r});"
             "assert importlib.util.find_spec('kernels') is None;"
-            "print(k.__name__)") % str(site)
+            "print(k.__name__)")
     proc = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(site)!r}); {code}"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

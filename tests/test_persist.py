@@ -81,11 +81,11 @@ def test_check_writable(tmp_path):
 
 # --- fuzzing: random and mutated files either load or raise DataError, nothing else -------------------
 
-import io  # noqa: E402
+import io
 
-from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+from hypothesis import HealthCheck, given, settings, strategies as st
 
-from mnist_accel import checkpoint  # noqa: E402
+from mnist_accel import checkpoint
 
 
 def _valid_model_bytes() -> bytes:
@@ -125,9 +125,9 @@ def test_fuzz_model_and_checkpoint_loaders(tmp_path, data):
 
 # --- concurrent writers: one complete file, never a mixture ---------------------------------------------
 
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
+import subprocess
+import sys
+import time
 
 WRITER = ("import sys, numpy as np; from mnist_accel import checkpoint; from mnist_accel.persist import save_model\n"
           "kind, value = sys.argv[2], float(sys.argv[3])\n"

@@ -12,13 +12,16 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, beside tests/
-from bench import renderings  # noqa: E402
-from mnist_accel import model, rng as crng  # noqa: E402
-from mnist_accel.backend import get_backend, to_host  # noqa: E402
-from mnist_accel.config import resolve  # noqa: E402
-from mnist_accel.data import normalize  # noqa: E402
-from mnist_accel.fit import fit  # noqa: E402
-from mnist_accel.vectorized import SHUFFLE, VectorizedTrainer  # noqa: E402
+from bench import renderings
+from mnist_accel import (
+    model,
+    rng as crng,
+)
+from mnist_accel.backend import get_backend, to_host
+from mnist_accel.config import resolve
+from mnist_accel.data import normalize
+from mnist_accel.fit import fit
+from mnist_accel.vectorized import SHUFFLE, VectorizedTrainer
 
 N = 300
 RTOL = 1e-10

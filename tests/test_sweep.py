@@ -20,10 +20,10 @@ import pytest
 
 optuna = pytest.importorskip("optuna")
 
-from mnist_accel.config import resolve  # noqa: E402
-from mnist_accel.fit import fit  # noqa: E402
-from mnist_accel.sweep import main, sweep  # noqa: E402
-from mnist_accel.sweep_space import overrides  # noqa: E402
+from mnist_accel.config import resolve
+from mnist_accel.fit import fit
+from mnist_accel.sweep import main, sweep
+from mnist_accel.sweep_space import overrides
 
 BASE = resolve(backend="numpy", epochs=1, train_samples=2000, test_samples=500, threads=1)
 
@@ -74,7 +74,8 @@ def test_two_dask_workers_share_one_study(cluster, tmp_path, mnist):
     address = cluster.scheduler.address
     argv = [sys.executable, "-m", "mnist_accel.sweep", "--scheduler", address, "--space", "lr=1e-3:1e-1:log",
             "hidden=8,16,32", "--trials", "6", "--sampler", "random", "--pruner", "none", "--backend", "numpy",
-            "--epochs", "1", "--train-samples", "2000", "--test-samples", "500", "--threads", "1", "--out", str(tmp_path)]
+            "--epochs", "1", "--train-samples", "2000", "--test-samples", "500", "--threads", "1",
+            "--out", str(tmp_path)]
     with get_task_stream(cluster) as stream:  # every task the scheduler ran meanwhile, whoever submitted it
         done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

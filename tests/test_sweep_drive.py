@@ -13,9 +13,9 @@ import pytest
 
 optuna = pytest.importorskip("optuna")
 
-from mnist_accel import sweep_exec as ex  # noqa: E402
-from mnist_accel.config import resolve  # noqa: E402
-from mnist_accel.sweep import sweep  # noqa: E402
+from mnist_accel import sweep_exec as ex
+from mnist_accel.config import resolve
+from mnist_accel.sweep import sweep
 
 BASE = resolve(backend="numpy", epochs=1, train_samples=2000, test_samples=500, threads=1)
 

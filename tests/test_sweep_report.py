@@ -9,10 +9,10 @@ import json
 import pytest
 
 optuna = pytest.importorskip("optuna")
-from optuna.distributions import CategoricalDistribution, FloatDistribution  # noqa: E402
-from optuna.trial import TrialState, create_trial  # noqa: E402
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+from optuna.trial import TrialState, create_trial
 
-from mnist_accel import sweep_report as report  # noqa: E402
+from mnist_accel import sweep_report as report
 
 DISTS = {"lr": FloatDistribution(1e-4, 1e-1, log=True), "hidden": CategoricalDistribution([16, 32])}
 NAMES = ["lr", "hidden"]

@@ -6,12 +6,11 @@ from __future__ import annotations
 import pytest
 
 optuna = pytest.importorskip("optuna")
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution  # noqa: E402
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from mnist_accel.config import resolve  # noqa: E402
-from mnist_accel.errors import ConfigError  # noqa: E402
-from mnist_accel.sweep_space import (DEFAULT_GRID, DEFAULT_SPACE, check_space, grid, grid_size,  # noqa: E402
-                                     overrides, parse_space)
+from mnist_accel.config import resolve
+from mnist_accel.errors import ConfigError
+from mnist_accel.sweep_space import DEFAULT_GRID, DEFAULT_SPACE, check_space, grid, grid_size, overrides, parse_space
 
 
 def test_each_form_of_term():

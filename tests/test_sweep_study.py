@@ -18,13 +18,13 @@ import time
 import pytest
 
 optuna = pytest.importorskip("optuna")
-from optuna.distributions import CategoricalDistribution  # noqa: E402
+from optuna.distributions import CategoricalDistribution
 
-from mnist_accel import sweep_pools as pools, sweep_study as st  # noqa: E402
-from mnist_accel.config import resolve  # noqa: E402
-from mnist_accel.errors import ConfigError  # noqa: E402
-from mnist_accel.fit import fit  # noqa: E402
-from mnist_accel.sweep import sweep  # noqa: E402
+from mnist_accel import sweep_pools as pools, sweep_study as st
+from mnist_accel.config import resolve
+from mnist_accel.errors import ConfigError
+from mnist_accel.fit import fit
+from mnist_accel.sweep import sweep
 
 BASE = resolve(backend="numpy", epochs=1, train_samples=2000, test_samples=500, threads=1)
 SPACE = "hidden=8,16,24,32"

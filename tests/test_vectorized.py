@@ -8,12 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from mnist_accel import model
+from mnist_accel import model, rng as crng
 from mnist_accel.backend import get_backend, to_host
 from mnist_accel.config import resolve
 from mnist_accel.fit import fit
 from mnist_accel.train import main
-from mnist_accel import rng as crng
 from mnist_accel.vectorized import SHUFFLE, VectorizedTrainer
 
 BACKENDS = ["numpy", "numba", pytest.param("cuda", marks=pytest.mark.gpu)]
@@ -140,7 +139,7 @@ def test_a_whole_set_batch_is_gradient_descent(backend, mnist):
                                 mnist.train_images[:400], mnist.train_labels[:400])
     assert trainer.whole
     x, y = mnist.train_images[:400].reshape(400, -1) / 255, np.eye(10)[mnist.train_labels[:400]]
-    for epoch, lr in enumerate((1.0, 1.0, 0.1)):
+    for lr in (1.0, 1.0, 0.1):
         loss, _ = trainer.train_epoch()
         mean_loss, grads = model.loss_and_grads(params, x, y, "tanh", "cross-entropy", np)
         assert float(to_host(loss)) / 400 == pytest.approx(mean_loss, rel=1e-12)

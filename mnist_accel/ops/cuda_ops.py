@@ -7,7 +7,8 @@ CuPy reaches this module only as the ``xp`` the backend passes in; nothing here 
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -9,7 +9,8 @@ where ``step_cuda.use_fused`` says these kernels beat cuBLAS.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -8,7 +8,7 @@ whole set in order, run over the images as a sparse matrix built once (``whole_c
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -16,8 +16,18 @@ from .. import optim
 from ..config import TrainConfig
 from ..kernels import ACTIVATION_CODES, gemm_cpu, inputs_cpu
 from ..kernels.simd import aligned_zeros
-from ..kernels.vectorized_cpu import (ONE_ROW, act_backward, adam, bias_act, column_sums, momentum, mse_grad, sgd,
-                                      xent_finish, xent_shift)
+from ..kernels.vectorized_cpu import (
+    ONE_ROW,
+    act_backward,
+    adam,
+    bias_act,
+    column_sums,
+    momentum,
+    mse_grad,
+    sgd,
+    xent_finish,
+    xent_shift,
+)
 from . import cpu_gemm
 from .whole_cpu import SparseInputs, WholeStep, fusable, worth_it
 from .xp_ops import XpOps

@@ -15,12 +15,11 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-
 from numba import typed
 
+from .. import optim
 from ..kernels import ACTIVATION_CODES, LOSS_CODES, sparse_cpu, whole_cpu
 from ..kernels.simd import LINE
-from .. import optim
 from ..model import init_params, layers
 from .xp_ops import StepBuffers
 

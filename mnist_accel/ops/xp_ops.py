@@ -6,8 +6,9 @@ Everything works in place on preallocated buffers and returns device scalars (no
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 

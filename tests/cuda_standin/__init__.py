@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import types
-from typing import Iterator
+from collections.abc import Iterator
 
 REASON = "only a CuPy stand-in is active; auto never picks it"
 _MODULES = ("cupy", "cupy.cuda", "cupy.cuda.runtime", "cupy.cuda.driver", "cupy._core",

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import functools
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -119,7 +120,7 @@ class ndarray:
         if self.size == 0:
             warnings.warn("The truth value of an empty array is ambiguous. Returning False, but in future this "
                           "will result in an error. Use `array.size > 0` to check that an array is not empty.",
-                          DeprecationWarning)
+                          DeprecationWarning, stacklevel=2)
             return False
         if self.size == 1:
             return bool(self.get())
@@ -168,10 +169,10 @@ class ndarray:
         ours = getattr(xp, func.__name__, None)
         return NotImplemented if ours is None or ours is func else ours(*args, **kwargs)
 
-    def __copy__(self) -> "ndarray":
+    def __copy__(self) -> ndarray:
         return self.copy()
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> "ndarray":
+    def __deepcopy__(self, memo: dict[int, Any]) -> ndarray:
         return self.copy()
 
 

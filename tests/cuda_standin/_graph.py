@@ -13,7 +13,8 @@ cupy/cuda/stream.pyx ``begin_capture``). An illegal operation invalidates the ca
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -43,7 +44,7 @@ class Graph:
                                   "via stream capture")
 
     @classmethod
-    def _from_nodes(cls, nodes: list[Callable[[], None]]) -> "Graph":
+    def _from_nodes(cls, nodes: list[Callable[[], None]]) -> Graph:
         graph = cls.__new__(cls)
         graph._nodes = tuple(nodes)
         return graph

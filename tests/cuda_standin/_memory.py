@@ -18,7 +18,8 @@ import contextlib
 import threading
 import weakref
 from collections import defaultdict
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -62,7 +63,7 @@ class Memory:
 class PooledMemory:
     """A block lent by a MemoryPool; going away returns the block to the pool's arena for its stream."""
 
-    def __init__(self, chunk: Memory, pool: "MemoryPool", arena: int) -> None:
+    def __init__(self, chunk: Memory, pool: MemoryPool, arena: int) -> None:
         self.ptr, self.size, self.device_id, self._buf = chunk.ptr, chunk.size, 0, chunk._buf
         self.pool = weakref.ref(pool)
         weakref.finalize(self, MemoryPool._give_back, self.pool, chunk, arena)
@@ -80,7 +81,7 @@ class MemoryPointer:
     def __int__(self) -> int:
         return self.ptr
 
-    def __add__(self, offset: int) -> "MemoryPointer":
+    def __add__(self, offset: int) -> MemoryPointer:
         return MemoryPointer(self.mem, self.ptr - self.mem.ptr + offset)
 
     def __repr__(self) -> str:
@@ -117,7 +118,7 @@ class MemoryPool:
         return MemoryPointer(PooledMemory(chunk, self, arena), 0)
 
     @staticmethod
-    def _give_back(pool_ref: "weakref.ref[MemoryPool]", chunk: Memory, arena: int) -> None:
+    def _give_back(pool_ref: weakref.ref[MemoryPool], chunk: Memory, arena: int) -> None:
         pool = pool_ref()
         if pool is not None:
             with pool._lock:

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import functools
 import struct
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,7 @@ from ._memory import MemoryPointer
 from ._runtime import CUDADriverError
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _compile(code: str, options: tuple[str, ...], name_expressions: tuple[str, ...]) -> Any:
     """One compiled module per source, options and names (CuPy caches compiled kernels on disk)."""
     from .cpu_runtime import CpuModule

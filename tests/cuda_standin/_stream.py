@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import itertools
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from . import _runtime as rt
-from ._graph import Graph, _capturing, _Capture, _check_legacy, _lock
+from ._graph import Graph, _Capture, _capturing, _check_legacy, _lock
 from ._runtime import CUDARuntimeError
 
 _handles = itertools.count(0x7F0000001000, 0x100)  # fake cudaStream_t / cudaEvent_t values
@@ -44,7 +45,7 @@ class Event:
     def _captured(self) -> bool:
         return self._capture is not None and any(s._capture is self._capture for s in _capturing)
 
-    def record(self, stream: "Stream | None" = None) -> None:
+    def record(self, stream: Stream | None = None) -> None:
         stream = stream or get_current_stream()
         _may_issue(stream)
         self._capture = stream._capture
@@ -58,7 +59,7 @@ class Stream:
     """cupy/cuda/stream.pyx ``Stream``: ``Stream.null`` (ptr 0) is the legacy default stream, current
     until a ``with stream:`` block or ``use()`` changes it (per thread)."""
 
-    null: "Stream"
+    null: Stream
 
     def __init__(self, null: bool = False, non_blocking: bool = False, ptds: bool = False,
                  priority: int | None = None) -> None:
@@ -78,7 +79,7 @@ class Stream:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.ptr} (device {self.device_id})>"
 
-    def __enter__(self) -> "Stream":
+    def __enter__(self) -> Stream:
         state = _state()
         state.stack.append(self)
         state.current = self
@@ -89,7 +90,7 @@ class Stream:
         state.stack.pop()
         state.current = state.stack[-1]  # as CuPy's pop_stream: the stack's top, not what use() set
 
-    def use(self) -> "Stream":
+    def use(self) -> Stream:
         """Makes this stream current without entering it (a later ``with`` exit forgets it, as in CuPy)."""
         _state().current = self
         return self

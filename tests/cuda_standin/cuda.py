@@ -10,8 +10,7 @@ import types as _types
 from typing import Any as _Any
 
 from . import _runtime as runtime
-from ._memory import (Memory, MemoryPointer, MemoryPool, alloc, get_allocator, set_allocator,  # noqa: F401
-                      using_allocator)
+from ._memory import Memory, MemoryPointer, MemoryPool, alloc, get_allocator, set_allocator, using_allocator  # noqa: F401
 from ._stream import Event, Graph, Stream, get_current_stream  # noqa: F401
 
 driver = _types.ModuleType("cupy.cuda.driver", "CUDA driver API errors (cupy_backends/cuda/api/driver.pyx).")

@@ -15,20 +15,32 @@ import numpy as _np
 
 from . import _linalg, cuda  # noqa: F401
 from ._array import ndarray  # noqa: F401
-from ._creation import (arange, array, asarray, asnumpy, empty, empty_like, full, ones, ones_like,  # noqa: F401
-                        zeros, zeros_like)
+from ._creation import arange, array, asarray, asnumpy, empty, empty_like, full, ones, ones_like, zeros, zeros_like  # noqa: F401
 from ._linalg import dot, matmul  # noqa: F401
 from ._raw import RawKernel, RawModule  # noqa: F401
-from ._ufuncs import UFUNCS as _UFUNCS
-from ._ufuncs import (all, amax, amin, any, argmax, argmin, argsort, mean, sum, take,  # noqa: F401
-                      ufunc)
+from ._ufuncs import UFUNCS as _UFUNCS, all, amax, amin, any, argmax, argmin, argsort, mean, sum, take, ufunc  # noqa: F401
 
 globals().update(_UFUNCS)
 max, min = amax, amin  # noqa: A001  (cupy.max and cupy.min are amax and amin)
 
 # CuPy re-exports NumPy's scalar types and dtype (cupy/__init__.py: `from numpy import ...`).
-from numpy import (bool_, complex64, complex128, dtype, float16, float32, float64, int8, int16,  # noqa: E402,F401
-                   int32, int64, uint8, uint16, uint32, uint64)
+from numpy import (  # noqa: E402,F401
+    bool_,
+    complex64,
+    complex128,
+    dtype,
+    float16,
+    float32,
+    float64,
+    int8,
+    int16,
+    int32,
+    int64,
+    uint8,
+    uint16,
+    uint32,
+    uint64,
+)
 
 newaxis, nan, inf, pi, e = None, _np.nan, _np.inf, _np.pi, _np.e
 
