@@ -32,7 +32,7 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    from mnist_accel.backend import cuda_unavailable_reason
+    from mnist_accel.backends.selection import cuda_unavailable_reason
 
     reason = cuda_unavailable_reason()
     if reason is not None:
@@ -48,7 +48,7 @@ def samples(request) -> int:
 
 @pytest.fixture(scope="session")
 def mnist():
-    from mnist_accel.data import load_mnist
+    from mnist_accel.data.mnist import load_mnist
 
     return load_mnist(progress=False)
 

@@ -30,7 +30,7 @@ for name in ("numpy", "cupy", "numba", "numba_cuda", "torch", "pytest_benchmark"
         print(name, getattr(importlib.import_module(name), "__version__", "?"))
     except Exception as exc:  # report what is missing, keep going
         print(name, "missing:", type(exc).__name__, exc)
-from mnist_accel.backend import cuda_unavailable_reason, get_backend
+from mnist_accel.backends.selection import cuda_unavailable_reason, get_backend
 reason = cuda_unavailable_reason()
 print("mnist-accel cuda backend:", get_backend("cuda").device if reason is None else f"unavailable: {reason}")
 PY

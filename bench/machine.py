@@ -68,13 +68,13 @@ def _libraries() -> tuple[list[dict], list[dict]]:
 
 
 def first_layer() -> dict[str, Any]:
-    """What runs the vectorized trainer's first-layer GEMMs here, by ``cpu_gemm``'s rule: our ``gemm_cpu``
+    """What runs the vectorized trainer's first-layer GEMMs here, by ``gemm_policy``'s rule: our ``gemm_cpu``
     on Numba's threads (with the layer and thread count), or BLAS."""
     import numba
 
-    from mnist_accel.ops import cpu_gemm
+    from mnist_accel.backends import gemm_policy
 
-    ours = cpu_gemm.runs_here()
+    ours = gemm_policy.runs_here()
     return {"gemm": "gemm_cpu" if ours else "BLAS", "numba_layer": numba.threading_layer() if ours else None,
             "numba_threads": numba.get_num_threads() if ours else None}
 
@@ -83,7 +83,7 @@ def describe() -> dict[str, Any]:
     """This machine, as saved in a run's ``machine_info['mnist_accel']``."""
     info = _cpuinfo()
     flags = set((info.get("flags") or info.get("Features") or "").split())
-    from mnist_accel.ops.cores import share
+    from mnist_accel.backends.cores import share
 
     try:
         from llvmlite import binding

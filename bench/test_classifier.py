@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bench.workloads import Run, flops_per_sample
-from mnist_accel.data import normalize
+from mnist_accel.data.mnist import normalize
 
 GROUP = "classifier-fit-256-b128-3-epochs"
 

@@ -27,7 +27,7 @@ def test_gpu_sgemm_peak(benchmark):
     """FP32 (no TF32) SGEMM on 8192^3, synchronised: the floor the report divides the GPU rows by."""
     import numpy as np
 
-    from mnist_accel.backend import get_backend
+    from mnist_accel.backends.selection import get_backend
 
     cp = get_backend("cuda").xp
     a = cp.ones((8192, 8192), np.float32)

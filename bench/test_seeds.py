@@ -20,10 +20,10 @@ import pytest
 from bench import renderings
 from bench.workloads import flops_per_sample
 from mnist_accel import model
-from mnist_accel.backend import get_backend, to_host
+from mnist_accel.backends.selection import get_backend, to_host
 from mnist_accel.config import resolve
-from mnist_accel.data import MnistData, normalize, one_hot
-from mnist_accel.fit import _make_trainer
+from mnist_accel.data.mnist import MnistData, normalize, one_hot
+from mnist_accel.training.fit import _make_trainer
 
 GROUP = "seeds"
 QUICK = 300  # images per row under --quick

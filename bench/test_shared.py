@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from bench.workloads import flops_per_sample
-from mnist_accel.data import normalize
+from mnist_accel.data.mnist import normalize
 
 GROUP = "shared"
 REPO = Path(__file__).resolve().parent.parent

@@ -34,7 +34,7 @@ def test_mnist_accel(run_epoch, mnist, samples, backend, graphs):
 def test_time_to_98_percent(benchmark, mnist):
     """The default preset on the GPU: training seconds (evaluation excluded) until test accuracy reaches 98%."""
     from mnist_accel.config import resolve
-    from mnist_accel.fit import fit
+    from mnist_accel.training.fit import fit
 
     result = benchmark.pedantic(lambda: fit(resolve(backend="cuda", epochs=10), mnist), rounds=1, iterations=1)
     elapsed, reached = 0.0, None

@@ -11,7 +11,7 @@ import json
 import time
 
 from bench.workloads import torch_run
-from mnist_accel.data import load_mnist
+from mnist_accel.data.mnist import load_mnist
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from mnist_accel import model
-from mnist_accel.backend import get_backend, to_host
+from mnist_accel.backends.selection import get_backend, to_host
 from mnist_accel.config import TUTORIAL_SEED, resolve
-from mnist_accel.data import MnistData, normalize, one_hot
+from mnist_accel.data.mnist import MnistData, normalize, one_hot
 
 LOOP_SIZES = (784, 100, 10)  # the tutorial's model
 VEC_SIZES = (784, 256, 10)
@@ -48,7 +48,7 @@ def _test_accuracy(params, data: MnistData, activation: str = "relu") -> float:
 
 
 def loop_run(backend: str, data: MnistData, n: int, dtype: str = "float64") -> Run:
-    from mnist_accel.loop import LoopTrainer
+    from mnist_accel.trainers.loop import LoopTrainer
 
     be = get_backend(backend)
     rng = np.random.default_rng(TUTORIAL_SEED)
@@ -64,7 +64,7 @@ def loop_run(backend: str, data: MnistData, n: int, dtype: str = "float64") -> R
 
 def vectorized_run(backend: str, data: MnistData, n: int, hidden: int = VEC_SIZES[1], batch: int = VEC_BATCH,
                    graphs: bool = True) -> Run:
-    from mnist_accel.vectorized import VectorizedTrainer
+    from mnist_accel.trainers.vectorized import VectorizedTrainer
 
     be = get_backend(backend)
     cfg = resolve(backend=backend, hidden=(hidden,), batch_size=batch, lr=1e-3, schedule="constant",

@@ -1,5 +1,5 @@
 """The tutorial's per-sample SGD as one Numba-compiled epoch: same algorithm and quirks as
-``mnist_accel.loop.epoch_reference``, but fused, with no allocation inside its loops, and sparse in the input.
+``mnist_accel.trainers.loop.epoch_reference``, but fused, with no allocation inside its loops, and sparse in the input.
 
 Only about a fifth of MNIST pixels are nonzero, so only those rows of ``w1`` are touched. The epoch runs
 in blocks of consecutive samples (``loop_layout``) with the first layer's update deferred to the end of

@@ -1,6 +1,6 @@
 """The per-sample loop at any depth as one Numba-compiled epoch: ``loop_cpu``'s sparse, block-deferred first
 layer, then every later layer dense, sample by sample. Same algorithm and quirks as
-``mnist_accel.loop.epoch_reference``.
+``mnist_accel.trainers.loop.epoch_reference``.
 
 Deferring the first layer's update to the end of a block stays exact SGD at any depth: sample m's first-layer
 products need only the block's earlier first-layer deltas and the Gram matrix of its inputs, whatever sits

@@ -1,5 +1,5 @@
 """The loop kernels' output layer on the CPU: a sample's loss and the delta it sends back, for every loss the
-per-sample loop takes, in ``mnist_accel.loop.epoch_reference``'s sign: target minus prediction, so that
+per-sample loop takes, in ``mnist_accel.trainers.loop.epoch_reference``'s sign: target minus prediction, so that
 the weights gain ``lr`` times their gradient's negative."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Fused Numba kernels for the vectorized trainer on the CPU (``--backend numba --path vectorized``).
 
-Each kernel does in one pass over memory what the reference ``mnist_accel.ops.XpOps`` does in several
-NumPy calls (``mnist_accel.ops.numba_ops.NumbaOps`` calls them): bias + activation + dropout, the
+Each kernel does in one pass over memory what the reference ``mnist_accel.backends.XpOps`` does in several
+NumPy calls (``mnist_accel.backends.numba_ops.NumbaOps`` calls them): bias + activation + dropout, the
 activation's backward, softmax cross-entropy with its gradient, and the optimizer update. GEMMs stay
 with BLAS, but the first layer's two run over only the columns a batch lights (``inputs_cpu``). A sparse
 first layer (81% of MNIST pixels are zero) measured slower than OpenBLAS at batch 128: each nonzero

@@ -1,5 +1,5 @@
 """The fused CUDA C kernels of the vectorized trainer (``vectorized_cuda.cu``): their source, names and
-launch shape. ``mnist_accel.ops.cuda_ops.CudaOps`` compiles them with NVRTC (through the ``xp`` it is
+launch shape. ``mnist_accel.backends.cuda_ops.CudaOps`` compiles them with NVRTC (through the ``xp`` it is
 given) and launches them; this module imports neither CuPy nor anything of ``mnist_accel``.
 """
 

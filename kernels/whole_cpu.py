@@ -1,6 +1,6 @@
 """A whole training step of full-batch gradient descent on the CPU as one pass over the images: each
 block of 64 samples goes forward through every layer and back again while its activations are still in
-the core's cache, adding to its thread's gradients (``mnist_accel.ops.whole_cpu.WholeStep`` runs the
+the core's cache, adding to its thread's gradients (``mnist_accel.backends.whole_step.WholeStep`` runs the
 threads, sums their gradients and applies the update).
 
 Composed from separate operations, a full-batch step writes and rereads every layer's 60,000-row

@@ -6,7 +6,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-__version__ = "0.1.0"
+from mnist_accel.version import __version__
 
 
 def _kernels_from_checkout() -> None:
@@ -26,9 +26,9 @@ def _kernels_from_checkout() -> None:
 
 _kernels_from_checkout()
 
-from .config import TrainConfig, resolve  # noqa: E402
-from .errors import BackendUnavailable, ConfigError, DataError, DataUnavailable  # noqa: E402
-from .fit import FitResult, fit  # noqa: E402
+from mnist_accel.config import TrainConfig, resolve  # noqa: E402
+from mnist_accel.errors import BackendUnavailable, ConfigError, DataError, DataUnavailable  # noqa: E402
+from mnist_accel.training.fit import FitResult, fit  # noqa: E402
 
 __all__ = ["BackendUnavailable", "ConfigError", "DataError", "DataUnavailable", "FitResult", "MLPClassifier",
            "TrainConfig", "__version__", "fit", "resolve"]
@@ -38,7 +38,7 @@ def __getattr__(name: str):
     # scikit-learn is optional: importing mnist_accel must not need it, only MLPClassifier does.
     if name == "MLPClassifier":
         try:
-            from .classifier import MLPClassifier
+            from mnist_accel.classifier import MLPClassifier
         except ImportError as exc:
             raise ImportError(f"MLPClassifier needs scikit-learn ({exc}); pip install 'mnist-accel[sklearn]'") from None
         return MLPClassifier

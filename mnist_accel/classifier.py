@@ -18,11 +18,13 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from . import __version__, divergence, model
-from .backend import get_backend, to_host
-from .config import resolve
-from .persist import load_model, save_model
-from .vectorized import VectorizedTrainer, as_features
+from mnist_accel import model
+from mnist_accel.backends.selection import get_backend, to_host
+from mnist_accel.config import resolve
+from mnist_accel.persist import load_model, save_model
+from mnist_accel.trainers.vectorized import VectorizedTrainer, as_features
+from mnist_accel.training import divergence
+from mnist_accel.version import __version__
 
 _ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "logistic": "sigmoid", "identity": "identity"}
 
@@ -122,7 +124,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         rng = np.random.default_rng(cfg.seed)
         sizes = [X.shape[1], *cfg.hidden, max(len(self.classes_), 2)]
         params = model.init_params(rng, sizes, cfg.init, True, np.dtype(cfg.dtype)) if first else self._params()
-        # fit's rule (mnist_accel.divergence), from the untrained weights: measured once, so that a stream of
+        # fit's rule (mnist_accel.training.divergence), from the untrained weights: measured once, so that a stream of
         # partial_fit calls does not pay a forward pass each
         if first or getattr(self, "_reference", None) is None:
             self._reference = divergence.reference_loss(params, X, labels, cfg.activation, cfg.loss)
@@ -241,7 +243,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     @classmethod
     def load(cls, path, backend: str = "auto") -> MLPClassifier:
         """A fitted classifier from a file written by ``save`` or by ``mnist_accel.train --save``."""
-        from .errors import DataError
+        from mnist_accel.errors import DataError
 
         params, meta = load_model(path)
         activation = {v: k for k, v in _ACTIVATIONS.items()}.get(meta.get("activation"))

@@ -7,8 +7,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConfigError
-from .model import ACTIVATIONS, LOSSES, parse_init
+from mnist_accel.errors import ConfigError
+from mnist_accel.model import ACTIVATIONS, LOSSES, parse_init
 
 BACKENDS = ("auto", "numpy", "numba", "cuda")
 PATHS = ("loop", "vectorized")

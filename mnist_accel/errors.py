@@ -26,7 +26,7 @@ class ConfigError(ValueError):
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite, or left its plausible range (see ``mnist_accel.divergence``);
+    """The loss became NaN or infinite, or left its plausible range (see ``mnist_accel.training.divergence``);
     ``result`` holds the model of the last sound epoch."""
 
     def __init__(self, message: str, result: object) -> None:
@@ -44,7 +44,7 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 class Stopped(KeyboardInterrupt):
-    """A stop signal (SIGTERM, SIGHUP, SIGUSR1) arrived inside ``mnist_accel.signals.stop_on_signals``.
+    """A stop signal (SIGTERM, SIGHUP, SIGUSR1) arrived inside ``mnist_accel.training.signals.stop_on_signals``.
 
     A KeyboardInterrupt, so that whatever saves its work on Ctrl-C does so here too.
     """

@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from .config import TrainConfig
+from mnist_accel.config import TrainConfig
 
 
 def lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DataError
+from mnist_accel.errors import DataError
 
 FORMAT = "mnist-accel-model"
 FORMAT_VERSION = 1

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import model
-from .data import normalize
-from .persist import atomic_write
+from mnist_accel import model
+from mnist_accel.data.mnist import normalize
+from mnist_accel.persist import atomic_write
 
 MISSED_SHOWN = 24
 FIGURES = ("report", "curves", "keras")

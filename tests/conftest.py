@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_accel import idx
-from mnist_accel.data import load_mnist
+from mnist_accel.data import idx
+from mnist_accel.data.mnist import load_mnist
 
 REPO = Path(__file__).resolve().parent.parent
 _OFFLINE = REPO.parent / "shared" / "data" / "mnist"
@@ -46,7 +46,7 @@ def tiny_dir(tmp_path: Path) -> Path:
 
 
 def pytest_collection_modifyitems(config, items):
-    from mnist_accel.backend import cuda_unavailable_reason
+    from mnist_accel.backends.selection import cuda_unavailable_reason
 
     reason = cuda_unavailable_reason()
     if reason is None:

@@ -11,12 +11,12 @@ import sys
 import numpy as np
 import pytest
 
-from mnist_accel import checkpoint as ckpt
+from mnist_accel.cli.train import main
 from mnist_accel.config import resolve
 from mnist_accel.errors import ConfigError, DataError, TrainingInterrupted
-from mnist_accel.fit import fit
 from mnist_accel.persist import load_model, write_npz
-from mnist_accel.train import main
+from mnist_accel.training import checkpoint as ckpt
+from mnist_accel.training.fit import fit
 
 CONFIGS = {
     "vectorized": dict(backend="numba", train_samples=3000, test_samples=500, hidden=(32, 16), epochs=4,

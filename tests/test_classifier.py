@@ -133,7 +133,7 @@ class _DeviceArray(np.ndarray):
 
 def test_device_inputs_train_on_the_gpu_backend(blobs, monkeypatch):
     import mnist_accel.classifier as classifier
-    from mnist_accel.backend import get_backend
+    from mnist_accel.backends.selection import get_backend
 
     asked = []
     monkeypatch.setattr(classifier, "get_backend", lambda name="auto": asked.append(name) or get_backend("numpy"))
@@ -156,7 +156,7 @@ def test_device_inputs_train_on_the_standin_gpu(blobs):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-9 * np.abs(b).max())
 
 
-# --- divergence: fit's rule (mnist_accel.divergence), a FloatingPointError that keeps the last sound iteration
+# --- divergence: fit's rule (mnist_accel.training.divergence), a FloatingPointError that keeps the last sound iteration
 
 def test_a_finite_explosion_is_divergence_and_leaves_an_unfitted_estimator_unfitted(blobs):
     from sklearn.exceptions import NotFittedError
@@ -171,7 +171,7 @@ def test_a_finite_explosion_is_divergence_and_leaves_an_unfitted_estimator_unfit
 
 
 def test_divergence_keeps_the_last_sound_iteration(blobs, monkeypatch):
-    from mnist_accel.vectorized import VectorizedTrainer
+    from mnist_accel.trainers.vectorized import VectorizedTrainer
 
     X, y = blobs
 
@@ -202,7 +202,7 @@ def test_divergence_keeps_the_last_sound_iteration(blobs, monkeypatch):
 
 
 def test_the_reference_is_measured_once_per_model(blobs, monkeypatch):
-    from mnist_accel import divergence
+    from mnist_accel.training import divergence
 
     X, y = blobs
     calls = []

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from mnist_accel.cli.train import main
 from mnist_accel.config import PRESETS, resolve
 from mnist_accel.errors import ConfigError
-from mnist_accel.train import main
 
 
 def test_keras_mlp_is_the_keras_tutorial():

@@ -1,4 +1,4 @@
-"""This process's share of the CPU (``mnist_accel.ops.cores``): affinity, the limits a parent or a caller
+"""This process's share of the CPU (``mnist_accel.backends.cores``): affinity, the limits a parent or a caller
 set, a joblib or Dask worker's share, and the trainer taking it when ``--threads`` is 0."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from joblib import Parallel, cpu_count, delayed
 from threadpoolctl import threadpool_limits
 
-from mnist_accel.ops import cores
+from mnist_accel.backends import cores
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def test_an_explicit_thread_count_is_taken_as_it_is(no_limits):
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or cpu_count() < 2, reason="needs affinity and 2 cores")
 def test_cpu_affinity_caps_the_share():
     code = "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); " \
-           "from mnist_accel.ops import cores; print(cores.share())"
+           "from mnist_accel.backends import cores; print(cores.share())"
     env = {k: v for k, v in os.environ.items() if k not in cores.LIMIT_VARIABLES}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.stdout.strip() == "1", out.stderr
@@ -65,9 +65,9 @@ def test_the_usable_cores_come_from_joblib(no_limits, monkeypatch):
 
 
 def _share_and_trainer_threads() -> tuple[int, int]:
-    from mnist_accel.backend import get_backend
+    from mnist_accel.backends.selection import get_backend
     from mnist_accel.config import resolve
-    from mnist_accel.vectorized import VectorizedTrainer
+    from mnist_accel.trainers.vectorized import VectorizedTrainer
 
     cfg = resolve(hidden=(8,), epochs=1, batch_size=8, backend="numpy")
     r = np.random.default_rng(0)

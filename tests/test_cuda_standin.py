@@ -202,7 +202,7 @@ def test_capture_needs_a_stream_of_its_own_and_pairs(stream):
 
 
 def test_a_graphs_temporaries_freed_to_a_shared_pool_are_lent_again_and_overwritten_by_replays(stream):
-    """Why mnist_accel.graphs gives each graph a pool of its own: the stand-in reuses freed blocks as
+    """Why mnist_accel.trainers.graphs gives each graph a pool of its own: the stand-in reuses freed blocks as
     CuPy's pool does, while a graph keeps writing to the memory it captured."""
     pool, x = cp.cuda.MemoryPool(), cp.ones(256, cp.float32)
     with cp.cuda.using_allocator(pool.malloc), stream:
@@ -215,7 +215,7 @@ def test_a_graphs_temporaries_freed_to_a_shared_pool_are_lent_again_and_overwrit
 
 
 def test_graph_steps_fall_back_to_direct_steps_when_capture_refuses_cublas():
-    from mnist_accel.graphs import GraphSteps
+    from mnist_accel.trainers.graphs import GraphSteps
 
     a, out, count = cp.ones((4, 4), cp.float32), cp.empty((4, 4), cp.float32), cp.zeros((), cp.int64)
     with_cublas = GraphSteps(cp, lambda: (cp.add(count, 1, out=count), cp.matmul(a, a, out=out)))
@@ -309,7 +309,7 @@ def test_the_projects_sgd_kernel_runs_from_its_cu_file():
 # --- activate() and the subprocess runner ------------------------------------------------------------
 
 def test_activate_serves_the_stand_in_to_the_backend_and_restores_everything(monkeypatch):
-    from mnist_accel import backend
+    from mnist_accel.backends import selection as backend
 
     sentinel = object()
     monkeypatch.setitem(sys.modules, "cupy", sentinel)
@@ -326,7 +326,7 @@ def test_activate_serves_the_stand_in_to_the_backend_and_restores_everything(mon
 
 
 def test_the_runner_runs_code_under_the_stand_in_and_passes_the_exit_code_on():
-    code = ("import sys; from mnist_accel.backend import get_backend; "
+    code = ("import sys; from mnist_accel.backends.selection import get_backend; "
             "print(get_backend('cuda').device, get_backend('auto').name, sys.argv[1:]); sys.exit(7)")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([sys.executable, "-m", "cuda_standin.run", "-c", code, "x"], capture_output=True,

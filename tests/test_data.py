@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_accel import data as mdata
+from mnist_accel.data import mnist as mdata
 from mnist_accel.errors import DataError, DataUnavailable
 
 
@@ -44,7 +44,7 @@ def test_missing_file_and_missing_folder(tiny_dir, tmp_path):
 
 def test_count_mismatch(tmp_path, make_dataset):
     folder = make_dataset(tmp_path / "d")
-    from mnist_accel import idx
+    from mnist_accel.data import idx
 
     idx.write_idx(folder / "train-labels-idx1-ubyte", np.zeros(39))
     with pytest.raises(DataError, match="40 images but 39 labels"):

@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from mnist_accel import divergence
 from mnist_accel.config import resolve
-from mnist_accel.divergence import LIMIT, reason, reference_loss, trivial_loss
-from mnist_accel.fit import fit
+from mnist_accel.training import divergence
+from mnist_accel.training.divergence import LIMIT, reason, reference_loss, trivial_loss
+from mnist_accel.training.fit import fit
 
 
 def test_reason_names_non_finite_and_out_of_range_losses():

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from mnist_accel.cli.common import COMMANDS
+
 REPO = Path(__file__).resolve().parent.parent
-COMMANDS = ("train", "predict", "sweep")
 
 
 def test_the_readme_is_a_front_door():
@@ -24,7 +25,7 @@ def test_the_readme_is_a_front_door():
 def _options(command: str) -> set[str]:
     """Every option string a command's ``--help`` lists: the flag column of its option lines (their text up
     to the first run of spaces that starts the help), not flags the help text mentions."""
-    text = importlib.import_module(f"mnist_accel.{command}").build_parser().format_help()
+    text = importlib.import_module(COMMANDS[command]).build_parser().format_help()
     columns = [line.strip().split("  ")[0] for line in text.splitlines() if line.startswith("  -")]
     return {flag for column in columns for flag in re.findall(r"--[a-z][\w-]*", column)} - {"--help"}
 

@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 
+from mnist_accel.cli.train import main
 from mnist_accel.config import resolve
 from mnist_accel.errors import ConfigError, TrainingDiverged
-from mnist_accel.fit import fit
-from mnist_accel.train import main
-from mnist_accel.vectorized import VectorizedTrainer
+from mnist_accel.trainers.vectorized import VectorizedTrainer
+from mnist_accel.training.fit import fit
 
 SMALL = dict(backend="numba", train_samples=3000, test_samples=500, hidden=(32,), epochs=3, batch_size=100,
              schedule="constant")  # so a 1-epoch run is the first epoch of a 3-epoch run
@@ -74,8 +74,8 @@ def test_cli_finite_divergence_exits_1_and_saves_nothing(mnist, tmp_path, capsys
 @pytest.mark.parametrize("blow_up", ["nan", "finite"])
 def test_cli_divergence_after_a_sound_epoch_saves_that_epoch(blow_up, mnist, tmp_path, monkeypatch, capsys):
     """NaN and a finite explosion end alike: one line, exit 1, --save and --checkpoint hold epoch 1."""
-    from mnist_accel import checkpoint as ckpt
     from mnist_accel.persist import load_model
+    from mnist_accel.training import checkpoint as ckpt
 
     argv = ["--backend", "numba", "--train-samples", "3000", "--test-samples", "500", "--hidden", "32",
             "--batch-size", "100", "--schedule", "constant", "--quiet"]

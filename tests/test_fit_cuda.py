@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from mnist_accel import model
-from mnist_accel.backend import get_backend
+from mnist_accel.backends.selection import get_backend
 from mnist_accel.config import resolve
-from mnist_accel.fit import fit
-from mnist_accel.vectorized import VectorizedTrainer
+from mnist_accel.trainers.vectorized import VectorizedTrainer
+from mnist_accel.training.fit import fit
 
 pytestmark = pytest.mark.standin
 TESTS = Path(__file__).resolve().parent
@@ -120,7 +120,7 @@ LOOP_SCRIPT = """
 import json, sys
 import numpy as np
 from mnist_accel.config import resolve
-from mnist_accel.fit import fit
+from mnist_accel.training.fit import fit
 cfg = resolve(preset="tutorial", backend="cuda", **json.loads(sys.argv[1]))
 got, want = fit(cfg), fit(cfg.replace(backend="numpy"))
 print(json.dumps({"backend": got.backend, "graphs": got.graphs,
@@ -164,6 +164,6 @@ def test_cli_backend_cuda_saves_checkpoints_resumes_on_another_backend_and_plots
     back = _run("-m", "mnist_accel.train", "--backend", "cuda", "--epochs", "4", *resume, cwd=tmp_path)
     assert back.returncode == 0, back.stderr[-3000:]
     assert back.stdout.strip().startswith("cuda/vectorized: test accuracy")
-    from mnist_accel.checkpoint import load
+    from mnist_accel.training.checkpoint import load
 
     assert len(load(tmp_path / "ck.npz")[1]["history"]) == 4

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from mnist_accel import model
-from mnist_accel.backend import get_backend, to_host
+from mnist_accel.backends.selection import get_backend, to_host
 from mnist_accel.config import resolve
-from mnist_accel.graphs import NOTHING_CAPTURED, DirectSteps, GraphSteps, make_steps
-from mnist_accel.vectorized import VectorizedTrainer
+from mnist_accel.trainers.graphs import NOTHING_CAPTURED, DirectSteps, GraphSteps, make_steps
+from mnist_accel.trainers.vectorized import VectorizedTrainer
 
 
 class FakeCuda:

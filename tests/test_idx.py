@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from mnist_accel import idx
+from mnist_accel.data import idx
 from mnist_accel.errors import DataError
 
 

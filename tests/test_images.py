@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_accel.images import load_digit, to_mnist
+from mnist_accel.data.images import load_digit, to_mnist
 
 
 def _bar(h=60, w=40, top=10, left=25, height=30, width=6):
@@ -51,8 +51,8 @@ import zlib
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from mnist_accel.data.images import MAX_PIXELS
 from mnist_accel.errors import DataError
-from mnist_accel.images import MAX_PIXELS
 
 PAPER, INK = 155, 20  # light grey paper, dark ink: the paper is above 0.5, so the picture must be inverted
 
@@ -195,8 +195,8 @@ import sys
 
 # A child process writes PNGs at the pixel limit (zero rows streamed through zlib: a few hundred KB each) in
 # the modes that cost most once decoded, and reports after each load how far the peak memory has risen.
-PEAK = ("import resource, struct, sys, zlib; from mnist_accel.errors import DataError; from mnist_accel.images import "
-        "load_digit\n"
+PEAK = ("import resource, struct, sys, zlib; from mnist_accel.errors import DataError; "
+        "from mnist_accel.data.images import load_digit\n"
         "def chunk(t, d): return struct.pack('>I', len(d)) + t + d + struct.pack('>I', zlib.crc32(t + d))\n"
         "side, before = int(sys.argv[1]), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "for color, depth, channels, extra in ((6, 8, 4, b''), (4, 16, 2, b''), (0, 16, 1, b''), (2, 8, 3, b''),\n"

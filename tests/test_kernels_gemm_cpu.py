@@ -11,10 +11,10 @@ import numba
 import numpy as np
 import pytest
 
+from mnist_accel.backends import gemm_policy
 from mnist_accel.kernels import gemm_cpu
-from mnist_accel.ops import cpu_gemm
 
-cpu_gemm.parallel_ok()  # start Numba's threads as the ops do (TBB), before a kernel here picks another layer
+gemm_policy.parallel_ok()  # start Numba's threads as the ops do (TBB), before a kernel here picks another layer
 KERNELS = [gemm_cpu.gemm, lambda a, t, b, c: gemm_cpu.gemm_parallel(a, t, b, c, numba.get_num_threads()),
            lambda a, t, b, c: gemm_cpu.gemm_parallel(a, t, b, c, 16)]  # more threads asked for than Numba has
 DTYPES = [np.float32, np.float64]

@@ -8,7 +8,7 @@ import pytest
 
 from mnist_accel import model
 from mnist_accel.kernels import loop_cpu, loop_layout
-from mnist_accel.loop import LoopTrainer, draw_masks, epoch_reference, keep_scale
+from mnist_accel.trainers.loop import LoopTrainer, draw_masks, epoch_reference, keep_scale
 
 
 # hidden 13 and 5 pad the kernel's rows to a whole cache line (16 and 8 float64); 16 needs no padding

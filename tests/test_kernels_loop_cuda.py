@@ -20,7 +20,7 @@ SCRIPT = textwrap.dedent("""
     import numpy as np
     from mnist_accel import model
     from mnist_accel.kernels import ACTIVATION_CODES, LOSS_CODES, loop_cuda
-    from mnist_accel.loop import LoopTrainer, draw_masks, epoch_reference, keep_scale
+    from mnist_accel.trainers.loop import LoopTrainer, draw_masks, epoch_reference, keep_scale
 
     def data(case):
         rng = np.random.default_rng(case["n"])

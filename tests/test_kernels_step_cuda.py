@@ -16,11 +16,11 @@ import pytest
 from cuda_standin.cpu_runtime import CpuModule
 
 from mnist_accel import model, optim, rng as crng
-from mnist_accel.backend import get_backend
+from mnist_accel.backends import XpOps
+from mnist_accel.backends.selection import get_backend
 from mnist_accel.config import resolve
 from mnist_accel.kernels import ACTIVATION_CODES, LOSS_CODES, step_cuda
-from mnist_accel.ops import XpOps
-from mnist_accel.vectorized import VectorizedTrainer
+from mnist_accel.trainers.vectorized import VectorizedTrainer
 
 pytestmark = pytest.mark.standin
 REF, ACTS, DTYPES = XpOps(np), list(ACTIVATION_CODES), [np.float32, np.float64]

@@ -16,10 +16,10 @@ import pytest
 from cuda_standin.cpu_runtime import CpuModule, Param
 
 from mnist_accel import optim
+from mnist_accel.backends import XpOps
+from mnist_accel.backends.cuda_ops import CudaOps
 from mnist_accel.config import resolve
 from mnist_accel.kernels import vectorized_cuda
-from mnist_accel.ops import XpOps
-from mnist_accel.ops.cuda_ops import CudaOps
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not on PATH")

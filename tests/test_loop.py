@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from mnist_accel import model
-from mnist_accel.data import normalize
-from mnist_accel.loop import LoopTrainer, draw_masks
-from mnist_accel.train import main
+from mnist_accel.cli.train import main
+from mnist_accel.data.mnist import normalize
+from mnist_accel.trainers.loop import LoopTrainer, draw_masks
 
 # numpy-tutorials "Deep learning on MNIST": epoch, training error, training accuracy, test error,
 # test accuracy; errors as the tutorial prints them (str(x)[0:5]).
@@ -103,7 +103,7 @@ def test_coin_masks_equal_numpys_draws_from_any_generator_state(hidden, make, ha
     """The fast fair coins read PCG64's raw output; they must equal rng.integers(0, 2) draw for draw, also
     from other bit generators and from a generator holding half of a 64-bit output back, and leave the
     generator in the same state."""
-    from mnist_accel.loop import MASK_ROWS
+    from mnist_accel.trainers.loop import MASK_ROWS
 
     n = MASK_ROWS + 9
     ours, theirs = make(), make()
@@ -118,7 +118,7 @@ def test_coin_masks_equal_numpys_draws_from_any_generator_state(hidden, make, ha
 @pytest.mark.skipif(sys.byteorder != "little", reason="the shortcut reads raw output as little-endian halves")
 def test_fast_coins_are_taken_for_numpys_default_generator():
     """Without this, a shortcut that stopped matching NumPy would silently fall back to the slow draw."""
-    from mnist_accel.loop import _fast_coins
+    from mnist_accel.trainers.loop import _fast_coins
 
     out, rng = np.empty((4, 10), np.int8), np.random.default_rng(8)
     assert _fast_coins(rng, out)
@@ -127,7 +127,7 @@ def test_fast_coins_are_taken_for_numpys_default_generator():
 
 @pytest.mark.parametrize("dropout", [0.5, 0.3])
 def test_masks_drawn_in_pieces_equal_one_draw(dropout):
-    from mnist_accel.loop import MASK_ROWS
+    from mnist_accel.trainers.loop import MASK_ROWS
 
     n = 2 * MASK_ROWS + 5
     rng = np.random.default_rng(11)

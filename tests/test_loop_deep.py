@@ -16,10 +16,10 @@ import pytest
 from bench.renderings import deep_sgd
 from mnist_accel import model
 from mnist_accel.config import resolve
-from mnist_accel.data import normalize
+from mnist_accel.data.mnist import normalize
 from mnist_accel.errors import ConfigError
-from mnist_accel.fit import fit
-from mnist_accel.loop import LoopTrainer, draw_masks
+from mnist_accel.trainers.loop import LoopTrainer, draw_masks
+from mnist_accel.training.fit import fit
 
 TESTS = Path(__file__).resolve().parent
 
@@ -117,7 +117,7 @@ STANDIN_SCRIPT = """
 import json, sys
 import numpy as np
 from mnist_accel.config import resolve
-from mnist_accel.fit import fit
+from mnist_accel.training.fit import fit
 from mnist_accel.kernels import loop_cuda
 options = json.loads(sys.argv[1])
 loop_cuda.THREADS, loop_cuda.WARP = options.pop("threads"), options.pop("warp")  # the simulator: a thread each

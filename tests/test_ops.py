@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from mnist_accel import optim
-from mnist_accel.backend import get_backend, to_host
+from mnist_accel.backends import XpOps
+from mnist_accel.backends.selection import get_backend, to_host
 from mnist_accel.config import resolve
-from mnist_accel.ops import XpOps
 
 REF = XpOps(np)
 
@@ -23,13 +23,13 @@ def fused(request):
     """(ops, to_device): the fused ops and how to put a host array where they work. ``standin`` is CudaOps on
     the CuPy stand-in: its kernels compiled for the CPU, its arguments converted and checked as CuPy does."""
     if request.param == "numba":
-        from mnist_accel.ops.numba_ops import NumbaOps
+        from mnist_accel.backends.numba_ops import NumbaOps
 
         yield NumbaOps(), lambda a: a
         return
     from cuda_standin import activate
 
-    from mnist_accel.ops.cuda_ops import CudaOps
+    from mnist_accel.backends.cuda_ops import CudaOps
 
     with activate() if request.param == "standin" else contextlib.nullcontext():
         xp = get_backend("cuda").xp
@@ -176,7 +176,7 @@ def test_numba_ops_fuse_every_step():
     """Each op the trainer calls is NumbaOps' own: one falling back to XpOps' still passes the tests above
     (XpOps is the reference) but runs several NumPy passes. (NumbaOps.bias_act hands tanh and sigmoid to
     XpOps on purpose: NumPy's SIMD tanh and exp beat Numba's calls into the C library.)"""
-    from mnist_accel.ops.numba_ops import NumbaOps
+    from mnist_accel.backends.numba_ops import NumbaOps
 
     for name in ("input_matmul", "input_grad", "bias_act", "act_backward", "loss_grad", "bias_grad", "update"):
         assert getattr(NumbaOps, name) is not getattr(XpOps, name), name
@@ -184,8 +184,8 @@ def test_numba_ops_fuse_every_step():
 
 def _gemm_ops(dtype):
     """NumbaOps after warm_up, where it runs the first layer's products by gemm_cpu (else the test skips)."""
+    from mnist_accel.backends.numba_ops import NumbaOps
     from mnist_accel.kernels import gemm_cpu
-    from mnist_accel.ops.numba_ops import NumbaOps
 
     ops = NumbaOps()
     ops.prepare_inputs(np.zeros((4, 3), dtype), dtype)

@@ -32,7 +32,7 @@ def test_wheel_layout(wheel):
     assert "mnist_accel/kernels/loop_cpu.py" in names and "mnist_accel/kernels/vectorized_cuda.cu" in names
     assert not [n for n in names if n.startswith("kernels/")]
     assert "mnist_accel/train.py" in names and "mnist_accel/classifier.py" in names
-    assert {"mnist_accel/ops/xp_ops.py", "mnist_accel/ops/numba_ops.py", "mnist_accel/ops/cuda_ops.py"} <= set(names)
+    assert {f"mnist_accel/backends/{m}_ops.py" for m in ("xp", "numba", "cuda")} <= set(names)
 
 
 def test_installed_package_runs_from_another_folder(wheel, tmp_path):
@@ -95,7 +95,8 @@ def test_first_command_and_drop_in_run_after_install(install, folder, fresh_venv
 
 
 def _imports(path: Path) -> set[str]:
-    """Every module a file imports, relative imports resolved against its package."""
+    """Every module a file imports, relative imports resolved against its package; ``from a import b`` counts
+    ``a`` and ``a.b`` (b may be a module)."""
     package = path.parent.relative_to(REPO).parts
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
@@ -103,7 +104,9 @@ def _imports(path: Path) -> set[str]:
             names.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):
             base = ".".join(package[:len(package) - node.level + 1]) if node.level else ""
-            names.add(".".join(p for p in (base, node.module or "") if p))
+            module = ".".join(p for p in (base, node.module or "") if p)
+            names.add(module)
+            names.update(f"{module}.{a.name}" for a in node.names)
     return names
 
 
@@ -113,7 +116,51 @@ def test_kernels_are_a_leaf():
         assert not [n for n in _imports(path) if n.startswith("mnist_accel")], path.name
 
 
-def test_only_the_backend_imports_cupy():
+def test_only_the_backend_selection_imports_cupy():
     for path in sorted([*(REPO / "mnist_accel").rglob("*.py"), *(REPO / "kernels").glob("*.py")]):
-        if path.name != "backend.py":
+        if path.relative_to(REPO).as_posix() != "mnist_accel/backends/selection.py":
             assert not [n for n in _imports(path) if n.split(".")[0] == "cupy"], path.name
+
+
+# The package's floors, lowest first: a module imports only from its own floor or below.
+LAYERS = [
+    ("version", "errors", "rng", "model"),  # pure maths, the counter RNG, exceptions
+    ("config", "optim", "persist", "data"),  # options, optimizers and schedules, safe files, the data
+    ("backends",),  # selection and each backend's ops and policies
+    ("trainers",),  # per-sample, mini-batch, CUDA graphs
+    ("training", "plots"),  # fit and its epoch loop, checkpoints, signals, divergence; pictures
+    ("classifier", "cli"),  # the scikit-learn estimator; the commands
+    ("sweep",),  # the search, above the training command whose options it takes
+    ("__init__", "train", "predict"),  # the package's front and the commands where users type them
+]
+
+
+def _layer(module: str) -> int:
+    first = module.split(".")[1] if "." in module else "__init__"
+    return next(i for i, names in enumerate(LAYERS) if first in names)
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in (REPO / "mnist_accel").rglob("*.py"):
+        parts = path.relative_to(REPO).with_suffix("").parts
+        out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return out
+
+
+def test_no_module_imports_a_higher_floor():
+    """cli -> training -> trainers -> backends -> kernels: dependencies point down (mnist_accel.kernels, the
+    leaf, is checked above)."""
+    modules = _modules()
+    for name, path in sorted(modules.items()):
+        for imported in _imports(path):
+            if not imported.startswith("mnist_accel.") or imported.startswith("mnist_accel.kernels"):
+                continue
+            target = max((m for m in modules if imported == m or imported.startswith(m + ".")), key=len)
+            assert _layer(target) <= _layer(name), f"{name} imports {imported} from a higher floor"
+
+
+def test_no_stem_is_shared_between_the_package_and_its_kernels():
+    ours = {p.stem for p in (REPO / "mnist_accel").rglob("*.py")} - {"__init__", "__main__"}
+    kernels = {p.stem for p in (REPO / "kernels").rglob("*.py")} - {"__init__"}
+    assert not ours & kernels

@@ -85,7 +85,7 @@ import io
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from mnist_accel import checkpoint
+from mnist_accel.training import checkpoint
 
 
 def _valid_model_bytes() -> bytes:
@@ -129,7 +129,8 @@ import subprocess
 import sys
 import time
 
-WRITER = ("import sys, numpy as np; from mnist_accel import checkpoint; from mnist_accel.persist import save_model\n"
+WRITER = ("import sys, numpy as np; from mnist_accel.training import checkpoint\n"
+          "from mnist_accel.persist import save_model\n"
           "kind, value = sys.argv[2], float(sys.argv[3])\n"
           "params = [np.full((300, 200), value, np.float32), np.full(200, value, np.float32)]\n"
           "meta = {'writer': value, 'config': {}, 'history': [], 'trainer': {}, 'trainer_arrays': 2}\n"

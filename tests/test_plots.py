@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mnist_accel.cli.train import main
 from mnist_accel.plots import confusion
-from mnist_accel.train import main
 
 
 def test_confusion_counts():

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_accel.predict import main as predict
-from mnist_accel.train import main as train
+from mnist_accel.cli.predict import main as predict
+from mnist_accel.cli.train import main as train
 
 
 @pytest.fixture(scope="module")

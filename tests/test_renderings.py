@@ -13,15 +13,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, beside tests/
 from bench import renderings
-from mnist_accel import (
-    model,
-    rng as crng,
-)
-from mnist_accel.backend import get_backend, to_host
+from mnist_accel import model, rng as crng
+from mnist_accel.backends.selection import get_backend, to_host
 from mnist_accel.config import resolve
-from mnist_accel.data import normalize
-from mnist_accel.fit import fit
-from mnist_accel.vectorized import SHUFFLE, VectorizedTrainer
+from mnist_accel.data.mnist import normalize
+from mnist_accel.trainers.vectorized import SHUFFLE, VectorizedTrainer
+from mnist_accel.training.fit import fit
 
 N = 300
 RTOL = 1e-10

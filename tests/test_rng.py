@@ -49,7 +49,7 @@ def test_permutation_is_a_permutation():
 
 @pytest.mark.gpu
 def test_cupy_draws_the_same_bits():
-    from mnist_accel.backend import get_backend, to_host
+    from mnist_accel.backends.selection import get_backend, to_host
 
     cp = get_backend("cuda").xp
     k = rng.key(5, 2, 11)

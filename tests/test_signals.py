@@ -12,12 +12,12 @@ import time
 import numpy as np
 import pytest
 
-from mnist_accel import checkpoint as ckpt
-from mnist_accel.cli import run_guarded
+from mnist_accel.cli.common import run_guarded
+from mnist_accel.cli.train import main
 from mnist_accel.errors import Stopped
 from mnist_accel.persist import load_model
-from mnist_accel.signals import STOP_SIGNALS, stop_on_signals
-from mnist_accel.train import main
+from mnist_accel.training import checkpoint as ckpt
+from mnist_accel.training.signals import STOP_SIGNALS, stop_on_signals
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")
 
@@ -65,7 +65,7 @@ def test_an_ignored_signal_stays_ignored():
 
 
 def test_a_signal_while_the_handlers_are_put_back_still_stops(monkeypatch):
-    import mnist_accel.signals as signals
+    import mnist_accel.training.signals as signals
 
     real, leaving = signal.signal, []
 
@@ -91,7 +91,7 @@ def test_run_guarded_exits_128_plus_the_signal_with_one_line(capsys):
 
 
 def test_importing_or_calling_main_leaves_the_handlers_as_they_were():
-    code = ("import signal; import mnist_accel, mnist_accel.train, mnist_accel.fit, mnist_accel.predict, "
+    code = ("import signal; import mnist_accel, mnist_accel.train, mnist_accel.training.fit, mnist_accel.predict, "
             "mnist_accel.sweep; "
             "before = [signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1)]; "
             "assert before == [signal.SIG_DFL] * 3, before; "
@@ -145,7 +145,7 @@ def test_a_real_stop_signal_saves_and_the_resumed_run_is_bit_identical(signum, w
 # Here the signal lands in the middle of epoch 2, five steps in: the child sends it to itself from inside a
 # training step, so the epoch's partly updated weights and optimizer state must not reach the checkpoint.
 MID_EPOCH = ("import os, signal, sys; import mnist_accel.train as t\n"
-             "from mnist_accel.vectorized import VectorizedTrainer\n"
+             "from mnist_accel.trainers.vectorized import VectorizedTrainer\n"
              "original, calls = VectorizedTrainer._step, []\n"
              "def step(self, *a):\n"
              "    original(self, *a)\n"

@@ -21,9 +21,9 @@ import pytest
 optuna = pytest.importorskip("optuna")
 
 from mnist_accel.config import resolve
-from mnist_accel.fit import fit
-from mnist_accel.sweep import main, sweep
-from mnist_accel.sweep_space import overrides
+from mnist_accel.sweep.run import main, sweep
+from mnist_accel.sweep.space import overrides
+from mnist_accel.training.fit import fit
 
 BASE = resolve(backend="numpy", epochs=1, train_samples=2000, test_samples=500, threads=1)
 

@@ -13,9 +13,9 @@ import pytest
 
 optuna = pytest.importorskip("optuna")
 
-from mnist_accel import sweep_exec as ex
 from mnist_accel.config import resolve
-from mnist_accel.sweep import sweep
+from mnist_accel.sweep import trial as ex
+from mnist_accel.sweep.run import sweep
 
 BASE = resolve(backend="numpy", epochs=1, train_samples=2000, test_samples=500, threads=1)
 

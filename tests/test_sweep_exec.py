@@ -10,10 +10,10 @@ import pytest
 
 optuna = pytest.importorskip("optuna")
 
-from mnist_accel import sweep_exec as ex
 from mnist_accel.config import resolve
 from mnist_accel.errors import DataUnavailable
-from mnist_accel.fit import fit
+from mnist_accel.sweep import trial as ex
+from mnist_accel.training.fit import fit
 
 BASE = resolve(backend="numpy", epochs=3, train_samples=2000, test_samples=500, hidden=(16,), threads=1)
 

@@ -12,8 +12,8 @@ import time
 import pytest
 
 from mnist_accel.errors import Stopped
-from mnist_accel.signals import stop_on_signals
-from mnist_accel.sweep_guard import Guard
+from mnist_accel.sweep.guard import Guard
+from mnist_accel.training.signals import stop_on_signals
 
 
 class Storage:

@@ -10,8 +10,8 @@ from concurrent.futures.process import BrokenProcessPool
 
 import pytest
 
-from mnist_accel import sweep_exec as ex
-from mnist_accel.sweep_pools import LocalPool
+from mnist_accel.sweep import trial as ex
+from mnist_accel.sweep.pools import LocalPool
 
 
 def _probe(pause: float = 0.5):
@@ -47,7 +47,7 @@ def test_a_pool_whose_worker_died_is_replaced():
 
 def _trial_that_dies(number: int, pause: float):
     """Stands for a trial whose process the kernel kills for its memory: says it took the trial, then dies."""
-    from mnist_accel import sweep_pools
+    from mnist_accel.sweep import pools as sweep_pools
 
     sweep_pools._took(number)
     time.sleep(pause)
@@ -55,7 +55,7 @@ def _trial_that_dies(number: int, pause: float):
 
 
 def _trial_that_lives(number: int, pause: float):
-    from mnist_accel import sweep_pools
+    from mnist_accel.sweep import pools as sweep_pools
 
     sweep_pools._took(number)
     time.sleep(pause)

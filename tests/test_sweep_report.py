@@ -12,7 +12,7 @@ optuna = pytest.importorskip("optuna")
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from mnist_accel import sweep_report as report
+from mnist_accel.sweep import report as report
 
 DISTS = {"lr": FloatDistribution(1e-4, 1e-1, log=True), "hidden": CategoricalDistribution([16, 32])}
 NAMES = ["lr", "hidden"]

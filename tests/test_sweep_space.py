@@ -10,7 +10,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 
 from mnist_accel.config import resolve
 from mnist_accel.errors import ConfigError
-from mnist_accel.sweep_space import DEFAULT_GRID, DEFAULT_SPACE, check_space, grid, grid_size, overrides, parse_space
+from mnist_accel.sweep.space import DEFAULT_GRID, DEFAULT_SPACE, check_space, grid, grid_size, overrides, parse_space
 
 
 def test_each_form_of_term():

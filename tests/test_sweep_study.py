@@ -20,11 +20,11 @@ import pytest
 optuna = pytest.importorskip("optuna")
 from optuna.distributions import CategoricalDistribution
 
-from mnist_accel import sweep_pools as pools, sweep_study as st
 from mnist_accel.config import resolve
 from mnist_accel.errors import ConfigError
-from mnist_accel.fit import fit
-from mnist_accel.sweep import sweep
+from mnist_accel.sweep import pools as pools, study as st
+from mnist_accel.sweep.run import sweep
+from mnist_accel.training.fit import fit
 
 BASE = resolve(backend="numpy", epochs=1, train_samples=2000, test_samples=500, threads=1)
 SPACE = "hidden=8,16,24,32"
@@ -172,7 +172,7 @@ def test_local_workers_take_the_gpus_cuda_sees(monkeypatch):
     or from CUDA_VISIBLE_DEVICES; CPU backends and machines where CUDA does not work get none."""
     from cuda_standin import activate
 
-    from mnist_accel import backend
+    from mnist_accel.backends import selection as backend
 
     assert st.gpus("numba") is None
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)

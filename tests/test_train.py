@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from mnist_accel.train import main
+from mnist_accel.cli.train import main
 
 BAD = [
     (["--epochs", "0"], "--epochs must be at least 1"),
@@ -38,7 +38,7 @@ BAD = [
 @pytest.mark.parametrize("argv, message", BAD, ids=[" ".join(a) for a, _ in BAD])
 def test_bad_arguments_exit_2_with_one_line(argv, message, capsys, mnist):
     if argv == ["--backend", "cuda"]:
-        from mnist_accel.backend import cuda_unavailable_reason
+        from mnist_accel.backends.selection import cuda_unavailable_reason
 
         if cuda_unavailable_reason() is None:
             pytest.skip("a GPU is usable here")

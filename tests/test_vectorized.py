@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from mnist_accel import model, rng as crng
-from mnist_accel.backend import get_backend, to_host
+from mnist_accel.backends.selection import get_backend, to_host
+from mnist_accel.cli.train import main
 from mnist_accel.config import resolve
-from mnist_accel.fit import fit
-from mnist_accel.train import main
-from mnist_accel.vectorized import SHUFFLE, VectorizedTrainer
+from mnist_accel.trainers.vectorized import SHUFFLE, VectorizedTrainer
+from mnist_accel.training.fit import fit
 
 BACKENDS = ["numpy", "numba", pytest.param("cuda", marks=pytest.mark.gpu)]
 SMALL = dict(train_samples=3000, test_samples=1000, epochs=3, hidden=(64,), batch_size=64, path="vectorized")

@@ -1,11 +1,9 @@
-"""MkDocs hook: fills the CLI reference page from the commands' own parsers (``mnist_accel.cli.reference``),
-so the page lists exactly what each command's ``--help`` lists."""
+"""MkDocs hook: fills the CLI reference page from the commands' own parsers
+(``mnist_accel.cli.common.reference``), so the page lists exactly what each command's ``--help`` lists."""
 
 from __future__ import annotations
 
 import importlib
-
-COMMANDS = ("train", "predict", "sweep")  # each mnist_accel.<command> has build_parser()
 
 
 def marker(command: str) -> str:
@@ -14,10 +12,10 @@ def marker(command: str) -> str:
 
 def fill(markdown: str) -> str:
     """The CLI page's Markdown with each command's marker replaced by its table of options."""
-    from mnist_accel.cli import reference
+    from mnist_accel.cli.common import COMMANDS, reference
 
-    for command in COMMANDS:
-        parser = importlib.import_module(f"mnist_accel.{command}").build_parser()
+    for command, module in COMMANDS.items():
+        parser = importlib.import_module(module).build_parser()
         markdown = markdown.replace(marker(command), reference(parser))
     return markdown
 

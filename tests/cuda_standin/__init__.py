@@ -4,7 +4,7 @@ parameters, stream capture that records instead of running and refuses host sync
 that comes from the allocator in force). CuPy's source is the authority for each rule; every module
 names the CuPy file its rules come from.
 
-``activate()`` makes ``import cupy`` give the stand-in (``xp``), so ``mnist_accel.backend`` probes and
+``activate()`` makes ``import cupy`` give the stand-in (``xp``), so ``mnist_accel.backends.selection`` probes and
 uses it through its real code path: ``get_backend("cuda").xp`` is the stand-in while
 ``get_backend("auto")`` keeps choosing a CPU backend. ``python -m cuda_standin.run -m MODULE ARGS`` runs
 a module (or ``-c CODE``, or a script) under it, for CLI tests in a subprocess. Kernels of
@@ -32,11 +32,11 @@ __all__ = ["REASON", "activate"]
 @contextlib.contextmanager
 def activate() -> Iterator[types.ModuleType]:
     """Within the block ``import cupy`` (and its submodules the project reaches) give the stand-in, and
-    ``mnist_accel.backend`` forgets its cached CuPy probe, so ``get_backend("cuda")`` returns a backend
+    ``mnist_accel.backends.selection`` forgets its cached CuPy probe, so ``get_backend("cuda")`` returns a backend
     whose ``xp`` is the stand-in; ``cuda_unavailable_reason()`` still names a reason, so ``auto`` never
     picks it. Everything (a real CuPy in ``sys.modules`` too) is restored on exit. Yields the stand-in.
     A capture still open at exit is ended and reported (RuntimeError), unless the block raised."""
-    from mnist_accel import backend
+    from mnist_accel.backends import selection as backend
 
     from . import _linalg, _runtime, _stream, xp
 

@@ -1,0 +1,90 @@
+"""``CudaOps``: the ops of ``XpOps`` on CuPy, with the elementwise work and the optimizer update in the
+fused CUDA C kernels of ``mnist_accel.kernels.vectorized_cuda`` (compiled once by NVRTC).
+
+CuPy reaches this module only as the ``xp`` the backend passes in; nothing here imports it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from mnist_accel import optim
+from mnist_accel.backends.fused_cuda import CudaStep
+from mnist_accel.backends.xp_ops import StepBuffers, XpOps
+from mnist_accel.config import TrainConfig
+from mnist_accel.kernels import ACTIVATION_CODES, step_cuda, vectorized_cuda
+from mnist_accel.model import layers
+
+BLOCK = vectorized_cuda.BLOCK
+
+
+class CudaOps(XpOps):
+    def __init__(self, xp: Any) -> None:
+        super().__init__(xp)
+        self._module = xp.RawModule(code=vectorized_cuda.source(), options=("-std=c++17",),
+                                    name_expressions=vectorized_cuda.name_expressions())
+        self._rows: dict[int, tuple[Any, Any]] = {}
+        self._step_module: Any = None  # step_cuda's kernels, compiled when a run first uses them
+
+    def warm_up(self, cfg: TrainConfig) -> float:
+        """Compile (NVRTC, cached by CuPy on disk) every kernel for the run's dtype, outside epoch times."""
+        start = time.perf_counter()
+        for name in vectorized_cuda.KERNELS:
+            self._kernel(name, np.dtype(cfg.dtype))
+        return time.perf_counter() - start
+
+    def fused_step(self, cfg: TrainConfig, params: Sequence[Any], state: Sequence[Sequence[Any]],
+                   buffers: StepBuffers) -> CudaStep | None:
+        """The step as the fused kernels of ``step_cuda`` (no cuBLAS, so it can be captured) where
+        ``step_cuda.use_fused`` says they win; else None, and the step runs on cuBLAS and the kernels above."""
+        sizes = [params[0].shape[0], *(w.shape[1] for w, _ in layers(params))]
+        if not step_cuda.use_fused(cfg.batch_size, sizes, cfg.dtype):
+            return None
+        if self._step_module is None:
+            self._step_module = self.xp.RawModule(code=step_cuda.source(), options=("-std=c++17",),
+                                                  name_expressions=step_cuda.name_expressions())
+        return CudaStep(self.xp, self._step_module, cfg, params, state, buffers, self._pixels)
+
+    def _kernel(self, name: str, dtype: Any):
+        return self._module.get_function(f"{name}<{'float' if np.dtype(dtype) == np.float32 else 'double'}>")
+
+    def _launch(self, name: str, dtype: Any, n: int, *args: Any) -> None:
+        self._kernel(name, dtype)(((n + BLOCK - 1) // BLOCK,), (BLOCK,), args)
+
+    def bias_act(self, z: Any, b: Any | None, activation: str, mask: Any | None) -> None:
+        rows, cols = z.shape
+        self._launch("bias_act", z.dtype, z.size, z, z if b is None else b, np.int32(b is not None),
+                     z if mask is None else mask, np.int32(mask is not None), np.int64(rows), np.int32(cols),
+                     np.int32(ACTIVATION_CODES[activation]))
+
+    def act_backward(self, delta: Any, h: Any, activation: str, mask: Any | None, inv_scale: float) -> None:
+        self._launch("act_backward", delta.dtype, delta.size, delta, h, delta if mask is None else mask,
+                     np.int32(mask is not None), np.int64(delta.size), np.int32(ACTIVATION_CODES[activation]),
+                     delta.dtype.type(inv_scale))
+
+    def loss_grad(self, z: Any, labels: Any, grad: Any, loss: str) -> tuple[Any, Any]:
+        rows, k = z.shape
+        if rows not in self._rows:
+            self._rows[rows] = (self.xp.empty(rows, np.float64), self.xp.empty(rows, np.int32))
+        row_loss, row_hit = self._rows[rows]
+        self._launch("loss_grad", z.dtype, rows, z, labels, grad, row_loss, row_hit, np.int32(rows), np.int32(k),
+                     np.int32(loss == "mse"))
+        return row_loss.sum(), row_hit.sum()
+
+    def update(self, params: Sequence[Any], grads: Sequence[Any], state: list[list[Any]], cfg: TrainConfig,
+               scalars: Any) -> None:
+        for p, g, slots in zip(params, grads, state):
+            dt = p.dtype.type
+            wd = dt(optim.decay_for(p, cfg.weight_decay))
+            n = np.int64(p.size)
+            if cfg.optimizer == "adam":
+                self._launch("adam", p.dtype, p.size, p, g, *slots, n, scalars, dt(cfg.beta1), dt(1 - cfg.beta1),
+                             dt(cfg.beta2), dt(1 - cfg.beta2), wd)
+            elif cfg.optimizer == "momentum":
+                self._launch("momentum", p.dtype, p.size, p, g, *slots, n, scalars, dt(cfg.momentum), wd)
+            else:
+                self._launch("sgd", p.dtype, p.size, p, g, n, scalars, wd)

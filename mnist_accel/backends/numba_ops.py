@@ -1,0 +1,220 @@
+"""``NumbaOps``: the ops of ``XpOps`` on NumPy, with the elementwise work and the optimizer update in the
+fused Numba kernels of ``mnist_accel.kernels.vectorized_cpu``, and the first layer's GEMMs compacted to
+the columns each batch lights (``mnist_accel.kernels.inputs_cpu``) and, where ``gemm_policy``'s rule says,
+run by our own register-blocked kernel over every core (``gemm_cpu``), or, when every step trains on the
+whole set in order, run over the images as a sparse matrix built once (``whole_step``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from mnist_accel import optim
+from mnist_accel.backends import gemm_policy
+from mnist_accel.backends.whole_step import SparseInputs, WholeStep, fusable, worth_it
+from mnist_accel.backends.xp_ops import XpOps
+from mnist_accel.config import TrainConfig
+from mnist_accel.kernels import ACTIVATION_CODES, gemm_cpu, inputs_cpu
+from mnist_accel.kernels.simd import aligned_zeros
+from mnist_accel.kernels.vectorized_cpu import (
+    ONE_ROW,
+    act_backward,
+    adam,
+    bias_act,
+    column_sums,
+    momentum,
+    mse_grad,
+    sgd,
+    xent_finish,
+    xent_shift,
+)
+
+LATER_SHARE = 0.5  # BLAS keeps its threads beside gemm_cpu when the later layers hold this share of W1's weights
+
+
+class NumbaOps(XpOps):
+    """``XpOps`` on NumPy with the elementwise work and the update fused into the kernels above, and the
+    first layer's GEMMs compacted to the columns each batch lights (``inputs_cpu``)."""
+
+    def __init__(self) -> None:
+        super().__init__(np)
+        self._lit_grad: tuple | None = None  # (gradient buffer, gradient of its lit rows, their indices)
+        self._plan: tuple | None = None  # update's arguments, for the (params, grads, state, cfg) it last saw
+        self._gemm = None  # gemm_cpu.gemm_parallel where it runs (gemm_policy's rule), else BLAS does the GEMMs
+        self._threads, self._later = 1, 0.0  # gemm_cpu's threads; the later layers' weights over W1's
+
+    def prepare_inputs(self, inputs: np.ndarray, dtype, whole: bool = False, threads: int = 1) -> np.ndarray:
+        """As ``XpOps``; for the whole set in order, sparse pixels become a sparse matrix instead of a
+        dense scaled copy (a fifth of the bytes and multiply-adds on MNIST)."""
+        self._sparse = SparseInputs(inputs, dtype, threads) if whole and inputs.dtype == np.uint8 and \
+            worth_it(inputs) else None
+        inputs = super().prepare_inputs(inputs, dtype, whole=whole and self._sparse is None)
+        self._divisor = self.dtype.type(255 if self._pixels else 1)
+        return inputs
+
+    def warm_up(self, cfg: TrainConfig) -> float:
+        """Compile (or load from cache) every kernel this configuration uses; returns the seconds spent."""
+        start = time.perf_counter()
+        dt = np.dtype(cfg.dtype)
+        self._gemm = gemm_cpu.gemm_parallel if gemm_policy.runs_here() else None
+        if self._gemm is not None:
+            self._threads = gemm_policy.use(cfg.threads)
+            wide = np.ones((3, gemm_cpu.LINE // dt.itemsize), dt)
+            self._gemm(np.ones((2, 3), dt), False, wide, np.empty((2, wide.shape[1]), dt), self._threads)
+            self._gemm(np.ones((2, 3), dt), True, wide[:2], np.empty((3, wide.shape[1]), dt), self._threads)
+        z, m = np.zeros((2, 3), dt), np.ones((2, 3), dt)
+        self.bias_act(z, np.zeros(3, dt), cfg.activation, m)
+        self.bias_act(z, None, cfg.activation, None)
+        self.act_backward(z.copy(), z, cfg.activation, m, 1.0)
+        self.act_backward(z.copy(), z, cfg.activation, None, 1.0)
+        self.loss_grad(z, np.zeros(2, np.int32), z.copy(), cfg.loss)
+        self.bias_grad(z, np.zeros(3, dt))
+        params = [np.zeros((20, 3), dt), np.zeros(3, dt)]
+        grads, state = [p.copy() for p in params], optim.init_state(params, cfg.optimizer, np)
+        for lit in (0, 20):  # the compacted path, then the full one
+            inputs = np.zeros((2, 20), np.uint8 if self._pixels else dt)
+            inputs[:, :lit] = 1
+            self.input_matmul(inputs, np.arange(2), params[0], z)
+            self.input_grad(inputs, np.arange(2), z, grads[0])
+            self.update(params, grads, state, cfg, np.zeros(3, dt))
+        if self._sparse is not None:
+            tiny = SparseInputs(np.eye(2, 20, dtype=np.uint8), dt, 1)
+            tiny.matmul(params[0], z)
+            tiny.grad(z, grads[0])
+            WholeStep.warm_up(self, cfg)
+        self._x.clear()
+        self._lit_grad = self._plan = None  # nothing of the warm-up's arrays outlives it
+        return time.perf_counter() - start
+
+    def fused_step(self, cfg: TrainConfig, params, state, buffers):
+        """For the whole set in order as a sparse matrix and a narrow network without dropout: the step as
+        one pass over the images (``WholeStep``); else None, and the trainer composes the ops. (Also where
+        the ops first see the network, so it notes how much of a step is left to BLAS: ``blas_threads``.)"""
+        weights = [p for p in params if p.ndim == 2]
+        self._later = sum(w.size for w in weights[1:]) / max(1, weights[0].size)
+        if self._sparse is None or not fusable(cfg, params):
+            return None
+        return WholeStep(self, self._sparse, cfg, params, state, buffers)
+
+    def empty(self, shape, dtype) -> np.ndarray:
+        """A work buffer starting on a 64-byte boundary: gemm_cpu's vector loads and stores then never
+        straddle two cache lines (misaligned by 16 bytes, its batch-128 products ran 12-16% slower)."""
+        return aligned_zeros(int(np.prod(shape)), np.empty(0, dtype)).reshape(shape)
+
+    def blas_threads(self, threads: int) -> int:
+        """BLAS threads for an epoch (called on the training thread as it starts, which also sets Numba's
+        threads there for gemm_cpu): one while the sparse products or gemm_cpu run on the ops' own threads,
+        since OpenBLAS's idle workers spin between calls and take the cores from ours, unless the later
+        layers, left to BLAS, hold at least half as many weights as the first. On the EPYC (3 epochs,
+        batch 128): 784-1024-10 took 2.0 s with one BLAS thread against 3.4 s with two, 784-256-256-10
+        1.49 s against 1.73 s, but 784-512-512-10 5.1 s against 4.4 s."""
+        if self._gemm is not None:
+            self._threads = gemm_policy.use(threads)
+            if self._later < LATER_SHARE:
+                return 1
+        return 1 if self._sparse is not None else threads
+
+    def bias_act(self, z: np.ndarray, b: np.ndarray | None, activation: str, mask: np.ndarray | None) -> None:
+        if activation in ("tanh", "sigmoid"):
+            # NumPy's tanh and exp are SIMD loops; Numba calls the C library once per element (no SVML here):
+            # measured 1.7 ms against 18.7 ms for tanh on 60,000 x 16 float64, 0.4 against 18 in float32
+            super().bias_act(z, b, activation, mask)
+            return
+        bias_act(z, z[0] if b is None else b, b is not None, ACTIVATION_CODES[activation], z if mask is None else mask,
+                 mask is not None)
+
+    def act_backward(self, delta: np.ndarray, h: np.ndarray, activation: str, mask: np.ndarray | None,
+                     inv_scale: float) -> None:
+        act_backward(delta, h, ACTIVATION_CODES[activation], delta if mask is None else mask, mask is not None,
+                     h.dtype.type(inv_scale))
+
+    def loss_grad(self, z: np.ndarray, labels: np.ndarray, grad: np.ndarray, loss: str) -> tuple[float, int]:
+        if loss == "mse":
+            return mse_grad(z, labels, grad)
+        xent_shift(z, grad)
+        np.exp(grad, out=grad)  # NumPy's SIMD exp: see xent_shift
+        return xent_finish(z, labels, grad)
+
+    def input_matmul(self, inputs: np.ndarray, batch: np.ndarray, w: np.ndarray, out: np.ndarray) -> None:
+        """out <- x[batch] @ w, over only the batch's lit columns when they are few enough to pay; ``batch``
+        None: the whole set in order, from the sparse matrix or the scaled copy made once."""
+        if batch is None:
+            if self._sparse is not None:
+                self._last_x = (None, None, None)  # input_grad reads the sparse matrix
+                self._sparse.matmul(w, out)
+            else:
+                self._last_x = (inputs, None, None)
+                np.matmul(inputs, w, out=out)
+            return
+        n, f = len(batch), inputs.shape[1]
+        if n not in self._x:
+            self._x[n] = (self.empty((n, f), self.dtype), np.empty(f, np.int64), self.empty(n * f, self.dtype),
+                          self.empty(w.size, self.dtype), self.empty(w.size, self.dtype))
+        x, active, xc, wc, gc = self._x[n]
+        lit = inputs_cpu.gather(inputs, batch, self._divisor, x, active)
+        if lit < inputs_cpu.COMPACT_BELOW * f:
+            xc, wc = xc[:n * lit].reshape(n, lit), wc[:lit * w.shape[1]].reshape(lit, w.shape[1])
+            inputs_cpu.compact(x, w, active, xc, wc)
+            x, w, rows = xc, wc, active[:lit]
+        else:
+            rows = None
+        self._last_x = (x, rows, gc)
+        self._matmul(x, False, w, out)
+
+    def input_grad(self, inputs: np.ndarray, batch: np.ndarray, delta: np.ndarray, out: np.ndarray) -> None:
+        """out <- x.T @ delta for the last ``input_matmul``'s batch; when that was compacted, only the lit
+        rows are computed, and ``update`` reads them in place of ``out`` (the other rows are zero)."""
+        x, rows, gc = self._last_x
+        if rows is None:
+            self._lit_grad = None
+            if x is None:
+                self._sparse.grad(delta, out)
+            else:
+                self._matmul(x, True, delta, out)
+        else:
+            gc = gc[:len(rows) * out.shape[1]].reshape(len(rows), out.shape[1])
+            self._matmul(x, True, delta, gc)
+            self._lit_grad = (out, gc, rows)
+
+    def _matmul(self, a: np.ndarray, transpose_a: bool, b: np.ndarray, out: np.ndarray) -> None:
+        """out <- op(a) @ b for the first layer: by gemm_cpu when it runs here and out is at least one
+        vector wide, else by BLAS. (Fits of 784-256-10 on the EPYC ran 1.2-1.3x faster with gemm_cpu at
+        batches of 1,024 to 4,096, level at 8,192.)"""
+        if self._gemm is not None and out.shape[1] * out.itemsize >= gemm_cpu.LINE and b.flags.c_contiguous:
+            self._gemm(a, transpose_a, b, out, self._threads)
+        else:
+            np.matmul(a.T if transpose_a else a, b, out=out)
+
+    def bias_grad(self, delta: np.ndarray, out: np.ndarray) -> None:
+        column_sums(delta, out)
+
+    def update(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], state: list[list[np.ndarray]],
+               cfg: TrainConfig, scalars: np.ndarray) -> None:
+        lr, step, eps = scalars[0], scalars[1], scalars[2]
+        plan = self._plan
+        if plan is None or any(a is not b for a, b in zip(plan, (params, grads, state, cfg))):
+            arguments = [self._arguments(*a, cfg) for a in zip(params, grads, state)]
+            plan = self._plan = (params, grads, state, cfg, arguments)
+        for g, full, rows_args, constants in plan[4]:
+            lit = self._lit_grad
+            arrays = full if lit is None or g is not lit[0] else (rows_args[0], lit[1], lit[2], *rows_args[1:])
+            if cfg.optimizer == "adam":
+                adam(*arrays, step, eps, *constants)
+            elif cfg.optimizer == "momentum":
+                momentum(*arrays, lr, *constants)
+            else:
+                sgd(*arrays, lr, *constants)
+
+    @staticmethod
+    def _arguments(p: np.ndarray, g: np.ndarray, slots: list[np.ndarray], cfg: TrainConfig) -> tuple:
+        """What ``update`` passes for one parameter, built once per (params, grads, state, cfg): the full
+        gradient as one long row, the 2-D arrays for a gradient of lit rows, and the typed constants."""
+        dt = p.dtype.type
+        wd = dt(optim.decay_for(p, cfg.weight_decay))
+        constants = {"adam": (dt(cfg.beta1), dt(cfg.beta2), wd), "momentum": (dt(cfg.momentum), wd)}.get(
+            cfg.optimizer, (wd,))
+        full = (p.reshape(1, -1), g.reshape(1, -1), ONE_ROW, *(s.reshape(1, -1) for s in slots))
+        return g, full, (p, *slots), constants

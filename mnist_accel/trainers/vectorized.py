@@ -1,0 +1,241 @@
+"""The vectorized (mini-batch) trainer, written once against ``xp``: NumPy and CuPy run it unchanged.
+
+The training images stay on the device as uint8 and are scaled per batch; shuffling is a device
+permutation; dropout masks come from the counter-based generator; every buffer is allocated once per
+batch size and reused; loss and accuracy accumulate on the device and are read once per epoch. A full
+batch's step takes no argument from the host: it reads the step counter, the epoch's order, scalars
+and dropout keys from device memory, so on a GPU it is captured once as a CUDA graph (``graphs.py``).
+When one batch is the whole training set in an order that cannot matter (full-batch gradient descent),
+the ops prepare the images once (scaled, or as a sparse matrix on the CPU) and no step gathers anything.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from mnist_accel import optim, rng as crng
+from mnist_accel.backends import StepBuffers, make_ops
+from mnist_accel.backends.cores import controller, threads_for
+from mnist_accel.backends.selection import Backend, to_device, to_host
+from mnist_accel.config import TrainConfig
+from mnist_accel.data.mnist import normalize, one_hot
+from mnist_accel.model import layers
+from mnist_accel.trainers.graphs import make_steps
+
+SHUFFLE, DROPOUT = 1, 2  # stream purposes for the counter-based generator
+
+
+def blas_threads(threads: int):
+    """A context in which BLAS runs ``threads`` threads (through the stored controller: ``threadpool_limits``
+    would scan the loaded libraries on every call, which at full batch is every step)."""
+    return controller().limit(limits=threads, user_api="blas")
+
+
+def as_features(x: Any, dtype: Any, xp: Any) -> Any:
+    """Rows of features: uint8 pixels scaled to [0, 1], anything else converted to ``dtype``."""
+    return normalize(x, dtype, xp) if x.dtype == np.uint8 else x.reshape(len(x), -1).astype(dtype)
+
+
+class _Buffers:
+    """Activations and gradients for one batch size, reused every step."""
+
+    def __init__(self, ops: Any, n: int, params: list, dtype: Any) -> None:
+        weights = [w for w, _ in layers(params)]
+        self.z = [ops.empty((n, w.shape[1]), dtype) for w in weights]  # pre- then post-activation
+        self.delta = [ops.empty((n, w.shape[1]), dtype) for w in weights]
+        self.grads = [ops.empty(p.shape, p.dtype) for p in params]
+
+
+class VectorizedTrainer:
+    def __init__(self, cfg: TrainConfig, be: Backend, params: list[np.ndarray], rng: np.random.Generator,
+                 images: np.ndarray, labels: np.ndarray) -> None:
+        self.cfg, self.xp, self.ops = cfg, be.xp, make_ops(be)
+        self.dtype = np.dtype(cfg.dtype)
+        n_val = int(round(len(images) * cfg.val_split))
+        if cfg.val_from == "end":  # Keras's count: floor(n * (1 - split)) images train
+            n_val = len(images) - math.floor(len(images) * (1.0 - cfg.val_split))
+        if n_val:
+            if cfg.val_from == "end":  # Keras's validation_split: the last images, before any shuffling
+                val, train = np.arange(len(images) - n_val, len(images)), np.arange(len(images) - n_val)
+            else:
+                order = rng.permutation(len(images))
+                val, train = order[:n_val], np.sort(order[n_val:])
+            n_out = params[-1].shape[-1]
+            self.val = (as_features(to_device(images[val], be), self.dtype, self.xp),
+                        one_hot(to_device(labels[val], be), self.dtype, self.xp, n_out))
+            images, labels = images[train], labels[train]
+        else:
+            self.val = None
+        # One batch covering the whole set, whose order cannot matter (no dropout masks tied to positions,
+        # or no shuffling): every step is the same rows in the same order, so the ops prepare the inputs
+        # once (scaled, or as a sparse matrix) and no step gathers or rescales anything.
+        self.whole = cfg.batch_size >= len(images) and not (cfg.dropout and cfg.shuffle)
+        self.threads = threads_for(cfg.threads)  # this process's share of the CPU unless --threads names it
+        self.inputs = self.ops.prepare_inputs(to_device(images.reshape(len(images), -1), be), self.dtype,
+                                              whole=self.whole, threads=self.threads)
+        self.labels = to_device(labels.astype(np.int32), be)
+        self.n_seen = len(images)
+        self.params = [to_device(p, be) for p in params]
+        self._net = list(layers(self.params))  # updated in place, so the (W, b) pairs never go stale
+        self.state = optim.init_state(self.params, cfg.optimizer, self.xp)
+        self.seed = int(rng.integers(2 ** 32))  # drawn from the run's generator so --seed governs it
+        self.steps_per_epoch = math.ceil(self.n_seen / cfg.batch_size)
+        self.total_steps = self.steps_per_epoch * cfg.epochs
+        self.step = self.epoch = 0
+        self._buffers: dict[int, _Buffers] = {}
+        self._keep = 1.0 - cfg.dropout
+        self._device_state(be)
+        self.progress = False  # a progress bar per epoch (set by callers that print to a terminal)
+        self.compile_seconds = self.ops.warm_up(cfg)
+
+    def _device_state(self, be: Backend) -> None:
+        """The fixed device buffers a step reads instead of host arguments (a captured graph keeps their
+        addresses), and the runner that replays or calls the step."""
+        xp, spe, bs = self.xp, self.steps_per_epoch, min(self.cfg.batch_size, self.n_seen)
+        hidden_layers = len(self._net) - 1
+        self._step_loss = xp.zeros(spe, np.float64)  # to name a diverging step
+        self._sched = xp.zeros((spe, 3), self.dtype)  # (lr, step size, eps) per step of this epoch
+        self._keys = xp.zeros((spe, hidden_layers), np.uint32)  # dropout key per step and hidden layer
+        self._cur_sched, self._cur_keys = xp.zeros(3, self.dtype), xp.zeros(hidden_layers, np.uint32)
+        self._order = xp.arange(self.n_seen)  # this epoch's shuffle
+        self._k = xp.zeros((), np.int64)  # the step within the epoch, advanced on the device
+        self._lanes, self._idx, self._batch = xp.arange(bs), xp.zeros(bs, np.int64), xp.zeros(bs, np.int64)
+        self._loss_sum, self._hits = xp.zeros((), np.float64), xp.zeros((), np.float64)
+        self._fused = self.ops.fused_step(self.cfg, self.params, self.state, StepBuffers(
+            self.inputs, self.labels, self._order, self._k, self._sched, self._keys, self._step_loss, self._loss_sum,
+            self._hits))
+        step = self._device_step if self._fused is None else lambda: self._fused(bs)
+        self.steps = make_steps(xp, be.on_gpu, self.cfg.graphs, step)
+
+    def buffers(self, n: int) -> _Buffers:
+        if n not in self._buffers:
+            self._buffers[n] = _Buffers(self.ops, n, self.params, self.dtype)
+        return self._buffers[n]
+
+    def train_epoch(self) -> tuple[Any, Any]:
+        """One pass over the training set; returns (summed loss, correct count), still on the device."""
+        xp, bs = self.xp, self.cfg.batch_size
+        self._plan()
+        if self.cfg.shuffle and not self.whole:
+            self._order[...] = crng.permutation(crng.key(self.seed, SHUFFLE, self.epoch), self.n_seen, xp)
+        self._k[...] = 0
+        self._loss_sum[...] = 0
+        self._hits[...] = 0
+        full = self.n_seen // bs
+        with blas_threads(self.ops.blas_threads(self.threads)), self.steps.epoch(), \
+                tqdm(total=self.steps_per_epoch, disable=not self.progress, leave=False, unit="batch",
+                     desc=f"epoch {self.epoch + 1}") as bar:
+            for k in range(self.steps_per_epoch):
+                if k < full or self.whole:
+                    self.steps()
+                elif self._fused is not None:  # the short last batch has shapes of its own: run directly
+                    self._fused(self.n_seen - k * bs)
+                else:  # from a host slice
+                    self._step(self._order[k * bs:(k + 1) * bs], k)
+                self.step += 1
+                bar.update()  # a host-side counter: no device sync
+        self.epoch += 1
+        return self._loss_sum.copy(), self._hits.copy()
+
+    def scoring(self):
+        """A context for evaluating between epochs with the BLAS threads the epochs use: OpenBLAS's workers
+        spin for a while after each call, and in the next epoch competed with the ops' own threads (a
+        full-batch epoch measured 50 ms after a two-thread evaluation, 28 ms after a one-thread one)."""
+        return blas_threads(self.ops.blas_threads(self.threads))
+
+    def _plan(self) -> None:
+        """This epoch's per-step (lr, step size, eps) and dropout keys, computed on the host and moved to
+        the device once per epoch, into the fixed buffers the step reads."""
+        cfg, steps = self.cfg, range(self.step, self.step + self.steps_per_epoch)
+        sched = [optim.step_scalars(cfg, s + 1, optim.lr_at(cfg, s, self.total_steps)) for s in steps]
+        self._sched[...] = self.xp.asarray(np.array(sched, self.dtype))
+        if cfg.dropout:
+            keys = [[crng.key(self.seed, DROPOUT, s, i) for i in range(self._keys.shape[1])] for s in steps]
+            self._keys[...] = self.xp.asarray(np.array(keys, np.uint32))
+
+    def _device_step(self) -> None:
+        """Step number ``_k`` of the epoch on a full batch, with every input read from device memory."""
+        xp = self.xp
+        if self.whole:  # every row in order: nothing to gather
+            self._step(None, self._k)
+        else:
+            xp.add(self._lanes, self._k * self.cfg.batch_size, out=self._idx)
+            xp.take(self._order, self._idx, out=self._batch)
+            self._step(self._batch, self._k)
+        self._k += 1
+
+    def _step(self, batch: Any, k: Any) -> None:
+        """Train on ``batch`` (None: every row in order) as step ``k`` of the epoch (a host int, or a device
+        counter)."""
+        scalars, keys = self._row(self._sched, k, self._cur_sched), self._row(self._keys, k, self._cur_keys)
+        loss, hits = self.train_step(batch, scalars, keys)
+        self._step_loss[k] = loss  # stays on the device; read only if the epoch's loss is not finite
+        self._loss_sum += loss
+        self._hits += hits
+
+    def _row(self, table: Any, k: Any, out: Any) -> Any:
+        if isinstance(k, int):
+            return table[k]
+        self.xp.take(table, k, axis=0, out=out)
+        return out
+
+    def train_step(self, batch: Any, scalars: Any, keys: Any) -> tuple[Any, Any]:
+        """Forward, backward and update on the samples at indices ``batch`` (None: every row in order),
+        with (lr, step size, eps) from ``scalars`` and dropout keys from ``keys``; no host sync."""
+        xp, ops, cfg = self.xp, self.ops, self.cfg
+        buf = self.buffers(self.n_seen if batch is None else len(batch))
+        labels = self.labels if batch is None else self.labels[batch]
+        net = self._net
+        masks, h = [], None
+        for i, (w, b) in enumerate(net):
+            if i == 0:
+                ops.input_matmul(self.inputs, batch, w, buf.z[0])
+            else:
+                xp.matmul(h, w, out=buf.z[i])
+            if i == len(net) - 1:
+                if b is not None:
+                    buf.z[i] += b
+                loss, hits = ops.loss_grad(buf.z[i], labels, buf.delta[i], cfg.loss)
+            else:
+                mask = crng.dropout_mask(keys[i], buf.z[i].shape, cfg.dropout, self.dtype, xp) if cfg.dropout else None
+                masks.append(mask)
+                ops.bias_act(buf.z[i], b, cfg.activation, mask)
+                h = buf.z[i]
+        g = len(buf.grads)
+        for i in range(len(net) - 1, -1, -1):
+            w, b = net[i]
+            if b is not None:
+                g -= 1
+                ops.bias_grad(buf.delta[i], buf.grads[g])
+            g -= 1
+            if i == 0:
+                ops.input_grad(self.inputs, batch, buf.delta[0], buf.grads[g])
+            else:
+                xp.matmul(buf.z[i - 1].T, buf.delta[i], out=buf.grads[g])
+                xp.matmul(buf.delta[i], w.T, out=buf.delta[i - 1])
+                ops.act_backward(buf.delta[i - 1], buf.z[i - 1], cfg.activation, masks[i - 1], 1.0 / self._keep)
+        ops.update(self.params, buf.grads, self.state, cfg, scalars)
+        return loss, hits
+
+    step_name = "step"  # what first_bad counts, for messages
+
+    @property
+    def first_bad(self) -> int:
+        """The first step of the last epoch whose loss was not finite, or -1 (reads the device)."""
+        bad = to_host(~self.xp.isfinite(self._step_loss))
+        return int(bad.argmax()) if bad.any() else -1
+
+    def export_state(self) -> tuple[list[np.ndarray], dict]:
+        """Everything a resumed run needs: shuffles and masks derive from (seed, epoch, step)."""
+        arrays = [np.array(to_host(a)) for a in self.params] + [np.array(to_host(a)) for s in self.state for a in s]
+        return arrays, {"step": self.step, "epoch": self.epoch, "seed": self.seed}
+
+    def import_state(self, arrays: list[np.ndarray], meta: dict) -> None:
+        slots = [a for s in self.state for a in s]
+        for dst, src in zip([*self.params, *slots], arrays):
+            dst[...] = self.xp.asarray(src)  # in place: the cached (W, b) pairs keep pointing at them
+        self.step, self.epoch, self.seed = meta["step"], meta["epoch"], meta["seed"]

@@ -1,0 +1,239 @@
+"""The functional training API: ``fit(config) -> FitResult``. The CLI and MLPClassifier are built on it.
+
+It resolves the backend, loads and slices the data, runs the chosen trainer epoch by epoch, and
+measures each epoch's training time apart from data loading, compilation and evaluation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mnist_accel import model, optim
+from mnist_accel.backends.selection import Backend, get_backend, to_device, to_host
+from mnist_accel.config import TrainConfig, validate
+from mnist_accel.data.mnist import MnistData, load_mnist, normalize, one_hot
+from mnist_accel.errors import ConfigError, Stopped, TrainingDiverged, TrainingInterrupted
+from mnist_accel.training import checkpoint as ckpt, divergence
+
+
+@dataclass
+class FitResult:
+    config: TrainConfig
+    params: list[np.ndarray]  # trained parameters, on the host
+    history: list[dict[str, float]]  # one record per epoch
+    backend: str  # the backend actually used
+    device: str
+    compile_seconds: float  # JIT compilation and warm-up, excluded from epoch times
+    dataset: str  # what data was read, and whether it is the official MNIST
+    test_accuracy: float = float("nan")  # of the returned parameters
+    official: bool = True
+    stopped_early: bool = False
+    graphs: str = "off"  # whether training steps replayed a CUDA graph: on, or off (and why)
+
+    @property
+    def train_seconds(self) -> float:
+        return float(sum(r["seconds"] for r in self.history))
+
+
+def _slice(data: MnistData, cfg: TrainConfig) -> tuple[np.ndarray, ...]:
+    n_train = cfg.train_samples or len(data.train_images)
+    n_test = cfg.test_samples or len(data.test_images)
+    if n_train > len(data.train_images):
+        raise ConfigError(f"--train-samples {n_train} exceeds the {len(data.train_images)} training images")
+    if n_test > len(data.test_images):
+        raise ConfigError(f"--test-samples {n_test} exceeds the {len(data.test_images)} test images")
+    return (data.train_images[:n_train], data.train_labels[:n_train],
+            data.test_images[:n_test], data.test_labels[:n_test])
+
+
+def _make_trainer(cfg: TrainConfig, be: Backend, params: list, rng: np.random.Generator,
+                  train_images: np.ndarray, train_labels: np.ndarray):
+    if cfg.path == "loop":
+        from mnist_accel.trainers.loop import LoopTrainer
+
+        x = normalize(train_images, np.dtype(cfg.dtype))
+        return LoopTrainer(params, x, train_labels, rng, cfg.lr, cfg.activation, cfg.loss, cfg.dropout, be.name,
+                           be.xp)
+    from mnist_accel.trainers.vectorized import VectorizedTrainer
+
+    return VectorizedTrainer(cfg, be, params, rng, train_images, train_labels)
+
+
+def _claim(path: str | os.PathLike, resume: str | os.PathLike | None) -> tuple[Path, bool]:
+    """Where an interrupted run without --checkpoint saves: ``path``, unless another run's state is there
+    already (the run resumed from it may overwrite it), then the first free ``<stem>-2<suffix>``, ``-3``...
+    Each name is claimed by creating it exclusively, so two runs stopped at once in one folder (as a
+    scheduler stops a job array) never overwrite each other's state. Returns the path and whether it is an
+    empty placeholder made here (to remove if the save fails)."""
+    path = Path(path)
+    if resume is not None and path.exists() and path.resolve() == Path(resume).resolve():
+        return path, False
+    for n in range(1, 10_000):
+        candidate = path if n == 1 else path.with_name(f"{path.stem}-{n}{path.suffix}")
+        try:
+            os.close(os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            return candidate, True
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{path} and 9,999 numbered siblings exist; remove old interrupted runs")
+
+
+def fit(cfg: TrainConfig, data: MnistData | None = None,
+        on_epoch: Callable[[dict[str, float]], None] | None = None, progress: bool = False,
+        checkpoint: str | os.PathLike | None = None, resume: str | os.PathLike | None = None,
+        interrupt_path: str | os.PathLike | None = None) -> FitResult:
+    """Train per ``cfg`` and return the trained parameters with per-epoch metrics.
+
+    ``checkpoint``: write the full training state there after every epoch. ``resume``: continue the run
+    saved in that checkpoint. On Ctrl-C (or a stop signal inside ``signals.stop_on_signals``) the last
+    completed epoch's state goes to ``checkpoint`` (else ``interrupt_path``, if given) and
+    TrainingInterrupted is raised. A loss that stops being finite or leaves its plausible range (see
+    ``mnist_accel.training.divergence``) raises TrainingDiverged carrying the model of the last sound epoch.
+    """
+    validate(cfg)
+    be = get_backend(cfg.backend)
+    data = data if data is not None else load_mnist(cfg.data_dir, progress=progress)
+    train_images, train_labels, test_images, test_labels = _slice(data, cfg)
+    dtype = np.dtype(cfg.dtype)
+    rng = np.random.default_rng(cfg.seed)
+    sizes = [train_images[0].size, *cfg.hidden, 10]
+    _check_memory(cfg, sizes, len(train_images), be)
+    params = model.init_params(rng, sizes, cfg.init, cfg.bias, dtype)
+    # from the initial weights, before the trainer takes them over, so a resumed run gets the same value
+    reference = divergence.reference_loss(params, train_images, train_labels, cfg.activation, cfg.loss)
+    trainer = _make_trainer(cfg, be, params, rng, train_images, train_labels)
+    trainer.progress = progress
+    x_test = normalize(to_device(test_images, be), dtype, be.xp)
+    y_test = one_hot(to_device(test_labels, be), dtype, be.xp)
+    run = _Run(cfg, trainer)
+    if resume is not None:
+        run.resume(resume)
+    snapshot = run.snapshot()
+    stopped = False
+    try:
+        while len(run.history) < cfg.epochs and not stopped:
+            epoch = len(run.history)
+            start = time.perf_counter()
+            with np.errstate(all="ignore"):  # a diverging run is reported below, not by NumPy warnings
+                loss_sum, correct = trainer.train_epoch()
+            loss_sum, correct = float(to_host(loss_sum)), int(to_host(correct))  # the epoch's one sync
+            seconds = time.perf_counter() - start
+            why = divergence.reason(loss_sum / trainer.n_seen, reference)
+            if why is not None:
+                finite = math.isfinite(loss_sum)  # else the trainer knows the first step that was not
+                bad = -1 if finite else int(to_host(trainer.first_bad))
+                run.restore(snapshot)
+                result = _result(run, be, data, run.history[-1]["test_accuracy"] if run.history else float("nan"))
+                where = "" if finite else f" at {trainer.step_name} {bad + 1}" if bad >= 0 else " at its end"
+                kept = f"the model kept is from epoch {epoch}" if epoch else \
+                    "no epoch finished before it, so no model is kept"
+                raise TrainingDiverged(f"training diverged in epoch {epoch + 1}{where} ({why}); "
+                                       f"{kept}; try a smaller --lr than {cfg.lr:g}", result)
+            with getattr(trainer, "scoring", contextlib.nullcontext)():  # the epochs' BLAS threads (vectorized.py)
+                record = {"epoch": epoch, "train_loss": loss_sum / trainer.n_seen,
+                          "train_accuracy": correct / trainer.n_seen,
+                          **_scores("test", trainer.params, x_test, y_test, cfg, be), "seconds": seconds}
+                if getattr(trainer, "val", None) is not None:
+                    record.update(_scores("val", trainer.params, *trainer.val, cfg, be))
+                    run.track_validation(record["val_loss"])
+            run.history.append(record)
+            stopped = bool(cfg.patience) and run.waited >= cfg.patience
+            snapshot = run.snapshot()
+            if checkpoint is not None:
+                ckpt.save(checkpoint, *snapshot)
+            if on_epoch is not None:
+                on_epoch(record)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or Stopped by a scheduler's signal
+        if checkpoint is None and interrupt_path is None:
+            raise
+        target, placeholder = (checkpoint, False) if checkpoint is not None else _claim(interrupt_path, resume)
+        try:
+            ckpt.save(target, *snapshot)
+        except BaseException:
+            if placeholder:  # never the checkpoint this run resumed from: the failed save left that intact
+                Path(target).unlink(missing_ok=True)
+            raise
+        done = len(snapshot[1]["history"])
+        cause = str(exc) if isinstance(exc, Stopped) else "interrupted"
+        raise TrainingInterrupted(f"{cause}; the state after epoch {done} is saved in {target}: "
+                                  f"continue with --resume {target}", getattr(exc, "exit_code", 130)) from None
+    if stopped:  # early stopping keeps the best epoch
+        for p, best in zip(trainer.params, run.best_params):
+            p[...] = to_device(best, be)  # CuPy refuses a host array on the right of an assignment
+    final = _scores("test", trainer.params, x_test, y_test, cfg, be)["test_accuracy"] if stopped else \
+        run.history[-1]["test_accuracy"]
+    result = _result(run, be, data, final)
+    result.stopped_early = stopped
+    return result
+
+
+def _check_memory(cfg: TrainConfig, sizes: list[int], n_train: int, be: Backend) -> None:
+    """Refuse, before allocating, a model the backend cannot hold: parameters with their gradients and
+    optimizer slots, one batch's activations, and the training images."""
+    n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    slots = optim.SLOTS[cfg.optimizer]
+    batch = 1 if cfg.path == "loop" else min(cfg.batch_size, n_train)
+    need = np.dtype(cfg.dtype).itemsize * (n_params * (2 + slots) + 3 * batch * sum(sizes)) + n_train * sizes[0]
+    free = be.available_bytes()
+    if free is not None and need > free:
+        raise ConfigError(f"this model needs about {need / 2**30:.1f} GiB but {be.device} has "
+                          f"{free / 2**30:.1f} GiB free; use fewer or narrower --hidden layers "
+                          "or a smaller --batch-size")
+
+
+class _Run:
+    """The run's state beyond the trainer's: metrics so far and early-stopping bookkeeping."""
+
+    def __init__(self, cfg: TrainConfig, trainer) -> None:
+        self.cfg, self.trainer = cfg, trainer
+        self.history: list[dict[str, float]] = []
+        self.best_val, self.waited, self.best_params = float("inf"), 0, None
+
+    def track_validation(self, val_loss: float) -> None:
+        if val_loss < self.best_val:
+            self.best_val, self.waited = val_loss, 0
+            self.best_params = [np.array(to_host(p)) for p in self.trainer.params]
+        else:
+            self.waited += 1
+
+    def snapshot(self) -> tuple[list[np.ndarray], dict]:
+        """Host copies of everything a resumed run needs (and what divergence rolls back to)."""
+        arrays, meta = self.trainer.export_state()
+        best = self.best_params or []
+        return arrays + best, {"config": self.cfg.to_dict(), "history": [dict(r) for r in self.history],
+                               "trainer": meta, "trainer_arrays": len(arrays), "best_val": self.best_val,
+                               "waited": self.waited}
+
+    def restore(self, snapshot: tuple[list[np.ndarray], dict]) -> None:
+        arrays, meta = snapshot
+        n = meta["trainer_arrays"]
+        self.trainer.import_state(arrays[:n], meta["trainer"])
+        self.history = [dict(r) for r in meta["history"]]
+        self.best_val, self.waited = meta["best_val"], meta["waited"]
+        self.best_params = list(arrays[n:]) or None
+
+    def resume(self, path: str | os.PathLike) -> None:
+        arrays, meta = ckpt.load(path)
+        ckpt.check_compatible(meta["config"], self.cfg.to_dict(), path)
+        self.restore((arrays, meta))
+
+
+def _result(run: _Run, be: Backend, data: MnistData, test_accuracy: float) -> FitResult:
+    steps = getattr(run.trainer, "steps", None)  # the loop path has no graphs
+    return FitResult(run.cfg, [np.array(to_host(p)) for p in run.trainer.params], run.history, be.name, be.device,
+                     run.trainer.compile_seconds, data.description, test_accuracy, data.official,
+                     graphs=steps.status if steps is not None else "off")
+
+
+def _scores(prefix: str, params: list, x, y, cfg: TrainConfig, be: Backend) -> dict[str, float]:
+    loss, correct = model.evaluate(params, x, y, cfg.activation, cfg.loss, be.xp)
+    n = x.shape[0]
+    return {f"{prefix}_loss": float(to_host(loss)) / n, f"{prefix}_accuracy": int(to_host(correct)) / n}
