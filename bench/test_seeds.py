@@ -1,5 +1,5 @@
 """The ``seeds`` group: each write-up preset beside its NumPy rendering (``bench/renderings.py``, checked
-equal to the preset by tests/test_renderings.py and tests/test_loop_deep.py), from the same initial weights
+equal to the preset by tests/test_renderings.py and tests/trainers/test_loop_deep.py), from the same initial weights
 on the same images, both on the CPU: the preset on the numba backend.
 
 A round is a whole run (every epoch of the preset), timed as training alone: the trainer or the rendering

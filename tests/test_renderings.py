@@ -5,13 +5,9 @@ every figure the write-up prints. The bench's ``seeds`` group times these same r
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, beside tests/
 from bench import renderings
 from mnist_accel import model, rng as crng
 from mnist_accel.backends.selection import get_backend, to_host
@@ -78,7 +74,7 @@ def test_keras_mlp_is_keras_fit(backend, mnist):
 
 
 def test_tutorial_rendering_is_the_preset(mnist):
-    """The tutorial's loop (the preset's own numbers are pinned in tests/test_loop.py's published table)."""
+    """The tutorial's loop (the preset's own numbers are pinned in tests/trainers/test_loop.py's published table)."""
     cfg = resolve("tutorial", backend="numpy", train_samples=N, test_samples=N, epochs=3)
     result = fit(cfg, mnist)
     gen = np.random.default_rng(cfg.seed)

@@ -100,7 +100,7 @@ def _csv(path):
 
 def test_the_command_with_two_workers_writes_its_results(tmp_path):
     """The command the issue names, as a user types it (default space, default backend); a sweep cut short
-    and run again is tests/test_sweep_drive.py's."""
+    and run again is tests/sweep/test_drive.py's."""
     out = tmp_path / "sweep"
     argv = [sys.executable, "-m", "mnist_accel.sweep", "--trials", "4", "--workers", "2", "--epochs", "1",
             "--train-samples", "2000", "--test-samples", "500", "--out", str(out)]

@@ -2,7 +2,7 @@
 NumPy references built from XpOps and optim.update: every kernel at float and double over ragged shapes,
 activations, losses, optimizers, dropout and bias; finish_step's fixed-order sums; and the launches of one
 whole step against VectorizedTrainer.train_step. float64 agrees to rounding; float32 within 4x the gap
-between the reference in float32 and in float64, as tests/test_ops.py."""
+between the reference in float32 and in float64, as tests/backends/test_ops.py."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ from mnist_accel.trainers.vectorized import VectorizedTrainer
 from mnist_accel.training.fit import fit
 
 pytestmark = pytest.mark.standin
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parent.parent
 SMALL = dict(train_samples=1024, test_samples=300, hidden=(48,), batch_size=100, epochs=2)  # a short last batch
 TOLERANCE = {"float32": 1e-5, "float64": 1e-10}  # relative to each parameter's largest entry
 
@@ -92,7 +92,7 @@ def test_a_replayed_step_is_a_few_graph_nodes(cuda, mnist, hidden, nodes):
 
 def test_one_epoch_matches_numpy_as_closely_as_numba(cuda, mnist):
     """The acceptance figure: 1,024 images, dropout and Adam, one epoch; relative 1e-5, the bound
-    tests/test_vectorized.py holds the numba backend to."""
+    tests/trainers/test_vectorized.py holds the numba backend to."""
     cfg = resolve(backend="cuda", train_samples=1024, epochs=1, hidden=(128, 32), batch_size=100, dropout=0.3,
                   lr=1e-3).replace(eps=1e-3)
     _agree(cfg, mnist)

@@ -1,4 +1,4 @@
-"""The CUDA C kernels compile (nvcc, for Hopper) on machines without a GPU; on a GPU, tests/test_ops.py
+"""The CUDA C kernels compile (nvcc, for Hopper) on machines without a GPU; on a GPU, tests/backends/test_ops.py
 checks them against the plain-xp reference. Without one, every kernel runs on the CPU through the CUDA-on-CPU
 runtime (tests/cuda_standin) and is checked against the same reference."""
 
@@ -101,7 +101,7 @@ def cpu_ops():
 
 def _assert_close(ops, run, dtype, exact=(), skip=()):
     """run(ops, dtype) -> dict of arrays. float64 agrees with the reference to rounding (1e-12 of the largest
-    value); float32 within 4x the gap between the reference in float32 and in float64 (tests/test_ops.py)."""
+    value); float32 within 4x the gap between the reference in float32 and in float64 (tests/backends/test_ops.py)."""
     ref64, got = run(REF, np.float64), run(ops, dtype)
     ref32 = run(REF, np.float32) if dtype == np.float32 else None
     for key, want in ref64.items():

@@ -21,7 +21,7 @@ from mnist_accel.errors import ConfigError
 from mnist_accel.trainers.loop import LoopTrainer, draw_masks
 from mnist_accel.training.fit import fit
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize("dropout", [0.5, 0.3])
