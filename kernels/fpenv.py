@@ -2,8 +2,8 @@
 
 Adam drives the weights of never-lit pixels and dead units towards zero geometrically, and after a few
 epochs on MNIST their products (decay times weight, moment times step) fall below the smallest normal
-float. x86 cores compute each such subnormal through a microcode assist of about a hundred cycles: one
-classifier fit measured Adam at 1,000 us a step in its third epoch against 140 us with flush-to-zero.
+float. x86 cores compute each such subnormal through a microcode assist of about a hundred cycles, which
+made Adam several times slower late in a fit.
 The optimizer kernels therefore run with FTZ and DAZ set (subnormal results and inputs read as zero),
 as TensorFlow's CPU kernels do, and restore the caller's register before returning. Values below
 1.2e-38 (float32) or 2.2e-308 (float64) become zero, which no training result can tell apart.

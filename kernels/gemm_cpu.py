@@ -7,10 +7,10 @@ float64) keeps its 16 accumulators in registers through a block of the inner dim
 two vector loads of ``b``, one broadcast of ``a`` per row, and 16 fused multiply-adds. Blocks of rows and
 of the inner dimension keep each operand's part in cache, as BLAS's kernels do.
 
-Why not BLAS: on the AVX-512 machines we measure on, the environment pins OpenBLAS to its AVX2
-(Haswell) kernels: 111-117 GFLOP/s on one core of the AMD EPYC (Zen 5) for the forward's shape
-(128 x 532 x 256), where this tile runs 232-239, and 380-435 over both cores against OpenBLAS's
-180-220. ``simd.py`` explains why the vectors are written as LLVM IR: the backend emits each as one zmm
+Why not BLAS: each output element here is one ordered chain of multiply-adds, so the result is the same
+bits on any number of threads, and the work units go one at a time to whichever thread is running, so a
+process whose threads are not all on a core keeps going (``mnist_accel.backends.gemm_policy``).
+``simd.py`` explains why the vectors are written as LLVM IR: the backend emits each as one zmm
 instruction where AVX-512 exists. Without AVX-512 the 16 accumulators need 32 ymm registers and spill,
 so callers use these only on AVX-512 CPUs.
 

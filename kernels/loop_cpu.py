@@ -13,8 +13,7 @@ after an epoch).
 Those two row passes are most of an epoch and are bound by stores. They walk pairs of rows (the layout's
 pairs of pixels), so a sample's forward row is stored once for two pixels, and they run on a working copy
 of ``w1`` (and buffers) whose rows are padded to whole 64-byte cache lines and aligned, in ``simd.axpy``'s
-explicit cache-line-wide steps: 1.9x (forward) and 1.55x (deferred updates) faster than LLVM's own
-256-bit loops.
+explicit cache-line-wide steps, which beat LLVM's own 256-bit loops on both passes.
 """
 
 from __future__ import annotations
@@ -37,8 +36,8 @@ def _noalias_option() -> dict:
     """``{"noalias": True}`` where this Numba can compile with it, else ``{}``.
 
     The epoch kernel's arrays never overlap; told so (LLVM's noalias on every array argument), LLVM drops
-    the overlap checks it otherwise runs before each of the epoch's millions of short vectorized loops
-    (measured 5-15% of a float64 epoch). Numba compiles its parallel loops with this flag but does not
+    the overlap checks it otherwise runs before each of the epoch's millions of short vectorized loops.
+    Numba compiles its parallel loops with this flag but does not
     offer it to ``njit``, so the option is registered here; a Numba without the flag gets the plain kernel.
     """
     try:
@@ -58,8 +57,8 @@ NOALIAS = _noalias_option()
 @njit(cache=True, nogil=True, fastmath={"contract", "reassoc"})
 def _dot_row(a, k, h, start):
     """start + a[k] . h. A reduction vectorizes only where its sum may be reordered (partial sums in four
-    lanes instead of one chain of dependent FMAs): rounding-level differences; with the transposed w2,
-    about 20% off a float64 epoch (the transposition alone measured 7%)."""
+    lanes instead of one chain of dependent FMAs): rounding-level differences, for a shorter epoch (with
+    the transposed w2, whose rows it then reads contiguously)."""
     acc = start
     for j in range(len(h)):
         acc += h[j] * a[k, j]

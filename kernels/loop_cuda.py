@@ -13,21 +13,8 @@ simulator (NUMBA_ENABLE_CUDASIM=1) has no __syncwarp: a Python barrier per warp 
 device functions in ``loop_cuda_steps`` (shared with ``loop_cuda_deep``); here are the kernel that strings
 them together and its host side (``prepare``, ``plan``, ``launch``).
 
-Cost on paper, 784-100-10 float64, B = 32, 256 threads (ptxas: 150 registers, so not 512), an H200 at
-1.98 GHz. A block (MNIST: 4,800 lit pixels, 449 rows of w1, 2,800 pixel-pair entries) is bound by the SM's
-L1/shared port, one warp-wide access (<= 128 B) a clock, not by FLOPs (480k FMAs, 3.8 us at 64 FP64 FMAs a
-clock) nor HBM (230 MB of layout an epoch: 50 us at 4.8 TB/s): (1) 2 broadcast loads and 7 wavefronts of
-gathers per entry, 43k clocks, 22 us; (3) 3 + 7 per entry, 28k clocks, 14 us; ~2 us of first touches of
-CSR rows in HBM (~0.6 us, a wave of 8 samples at a time). If the block's 360 KB of rows fall out of L1,
-gathers wait on L2 (~250 clocks, 32 in flight) and (1) takes up to twice as long. A sample, latency-bound
-(shared ~30 clocks, dependent FMA ~8, barrier 20-40 ns): 2 barriers 60 ns; Gram corrections, a chain of
-16 FMAs on average, 100 ns; slice sums, 10 FMAs, 60 ns; output sums and __syncwarp 70 ns; backward 65 ns:
-~0.35 us for relu and MSE; softmax adds a float64 exp, a 10-term sum, a division and 2 __syncwarp (+0.2
-us); tanh or sigmoid +0.08 us. Epoch of 60,000: 1,875 x 38 us of passes (71 ms) + 21-33 ms of samples =
-~90-105 ms, 1.5-2.5x the Numba CPU loop's 0.16-0.23 s; float32 (one wavefront a gather) ~70-80 ms against
-its 0.10-0.14 s. Not the 3x: one SM's L1 port caps the passes at ~1.2 us a sample. Spreading (1) and (3)
-over 16 SMs (a cooperative grid, 3 grid syncs of ~1.5 us a block, products and deltas through L2; Numba's
-simulator runs one block only) would make them ~8 us a block: ~35-50 ms an epoch.
+Its cost on paper (an H200: bound by one SM's L1/shared port, not by FLOPs or HBM) is in
+``docs/design/engine-notes-2026-12.md``, with what would spread it over several SMs.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ targets those cores with 256-bit vectors (its "prefer 256-bit" tuning), and its 
 runtime overlap checks before each short loop whose destination rows it cannot prove distinct. ``axpy``
 states one 64-byte step in LLVM IR instead: a vector of 8 float64 or 16 float32, which the backend emits as
 one zmm instruction where AVX-512 exists and splits into narrower ones elsewhere, so it is correct on any
-CPU. Rows padded to whole cache lines and 64-byte aligned keep each step inside one line (on rows of 100
-float64, which half the steps straddle, the same steps measured about a third slower).
+CPU. Rows padded to whole cache lines and 64-byte aligned keep each step inside one line (an unpadded
+row makes steps straddle two lines).
 """
 
 from __future__ import annotations

@@ -34,10 +34,9 @@ INPUT_KINDS = {"dense": 0, "pixels": 1, "features": 2}  # a layer's input: buffe
 OPTIMIZER_CODES = {"sgd": 0, "momentum": 1, "adam": 2}
 
 FUSED_MAX_WIDTH = 2048  # widest hidden layer the tile sizes were chosen for
-# Largest step (FLOPs, see step_flops) that the fused kernels take; estimates for an H200, to calibrate
-# there. Fused: ~10 TFLOP/s float32 (half in float64) plus ~3 us per graph node. cuBLAS, outside a
-# graph: ~40 TFLOP/s SGEMM (DGEMM on FP64 tensor cores ~50) but ~25 launches of ~8 us of host time
-# each. They break even near 2.5 GFLOP a step in float32 and 1 GFLOP in float64.
+# Largest step (FLOPs, see step_flops) that the fused kernels take: past it cuBLAS's faster GEMMs repay
+# their launches outside a graph. On paper for an H200 (the cost model in docs/benchmarks.md), to
+# calibrate on the device.
 FUSED_MAX_STEP_FLOPS = {"float32": 2e9, "float64": 1e9}
 
 

@@ -68,7 +68,7 @@ def _dask_share(cores: int) -> int | None:
 
 def share() -> int:
     """The threads this process's training may use now (at least 1): see the module's docstring."""
-    from joblib import cpu_count  # imported here: joblib costs 40 ms to import and only this needs it
+    from joblib import cpu_count  # imported here: joblib is slow to import and only this needs it
 
     cores = cpu_count()
     limits = [cores, _from_environment(), _blas_limit(), _dask_share(cores)]

@@ -101,16 +101,15 @@ class NumbaOps(XpOps):
 
     def empty(self, shape, dtype) -> np.ndarray:
         """A work buffer starting on a 64-byte boundary: gemm_cpu's vector loads and stores then never
-        straddle two cache lines (misaligned by 16 bytes, its batch-128 products ran 12-16% slower)."""
+        straddle two cache lines (a misaligned buffer makes every other vector access touch two)."""
         return aligned_zeros(int(np.prod(shape)), np.empty(0, dtype)).reshape(shape)
 
     def blas_threads(self, threads: int) -> int:
         """BLAS threads for an epoch (called on the training thread as it starts, which also sets Numba's
         threads there for gemm_cpu): one while the sparse products or gemm_cpu run on the ops' own threads,
         since OpenBLAS's idle workers spin between calls and take the cores from ours, unless the later
-        layers, left to BLAS, hold at least half as many weights as the first. On the EPYC (3 epochs,
-        batch 128): 784-1024-10 took 2.0 s with one BLAS thread against 3.4 s with two, 784-256-256-10
-        1.49 s against 1.73 s, but 784-512-512-10 5.1 s against 4.4 s."""
+        layers, left to BLAS, hold at least half as many weights as the first (then BLAS's threads repay
+        their spinning)."""
         if self._gemm is not None:
             self._threads = gemm_policy.use(threads)
             if self._later < LATER_SHARE:
@@ -119,8 +118,7 @@ class NumbaOps(XpOps):
 
     def bias_act(self, z: np.ndarray, b: np.ndarray | None, activation: str, mask: np.ndarray | None) -> None:
         if activation in ("tanh", "sigmoid"):
-            # NumPy's tanh and exp are SIMD loops; Numba calls the C library once per element (no SVML here):
-            # measured 1.7 ms against 18.7 ms for tanh on 60,000 x 16 float64, 0.4 against 18 in float32
+            # NumPy's tanh and exp are SIMD loops; Numba calls the C library once per element (no SVML here)
             super().bias_act(z, b, activation, mask)
             return
         bias_act(z, z[0] if b is None else b, b is not None, ACTIVATION_CODES[activation], z if mask is None else mask,
@@ -181,8 +179,7 @@ class NumbaOps(XpOps):
 
     def _matmul(self, a: np.ndarray, transpose_a: bool, b: np.ndarray, out: np.ndarray) -> None:
         """out <- op(a) @ b for the first layer: by gemm_cpu when it runs here and out is at least one
-        vector wide, else by BLAS. (Fits of 784-256-10 on the EPYC ran 1.2-1.3x faster with gemm_cpu at
-        batches of 1,024 to 4,096, level at 8,192.)"""
+        vector wide, else by BLAS."""
         if self._gemm is not None and out.shape[1] * out.itemsize >= gemm_cpu.LINE and b.flags.c_contiguous:
             self._gemm(a, transpose_a, b, out, self._threads)
         else:

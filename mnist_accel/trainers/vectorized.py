@@ -143,8 +143,7 @@ class VectorizedTrainer:
 
     def scoring(self):
         """A context for evaluating between epochs with the BLAS threads the epochs use: OpenBLAS's workers
-        spin for a while after each call, and in the next epoch competed with the ops' own threads (a
-        full-batch epoch measured 50 ms after a two-thread evaluation, 28 ms after a one-thread one)."""
+        spin for a while after each call, and in the next epoch would compete with the ops' own threads."""
         return blas_threads(self.ops.blas_threads(self.threads))
 
     def _plan(self) -> None:
