@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from mnist_accel.errors import ConfigError
-from mnist_accel.model import ACTIVATIONS, LOSSES, parse_init
+from mnist_accel.model import ACTIVATIONS, INITS, LOSSES, parse_init
 
 BACKENDS = ("auto", "numpy", "numba", "cuda")
 PATHS = ("loop", "vectorized")
@@ -20,42 +21,74 @@ DTYPES = ("float32", "float64")
 TUTORIAL_SEED = 884736743
 
 
+# What an option is for, which decides what may change when a run resumes and what a sweep may search:
+MODEL = "model"  # what is trained: fixed when a run resumes, searchable by a sweep
+RUN = "run"  # where and how the run goes or what it prints: may change when a run resumes; never searched
+EVALUATION = "evaluation"  # what the run is seeded with or measured on: fixed, and not searched
+
+
+def option(default: Any, help: str, *, choices: Sequence[str] | None = None, metavar: str | None = None,
+           role: str = MODEL, flag: bool = True) -> Any:
+    """A ``TrainConfig`` field with everything the commands need to know of it: its help, its choices and
+    metavar for ``--flag`` (``flag=False``: no flag; set it in Python), and its role (above)."""
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices, "metavar": metavar,
+                                                        "role": role, "flag": flag})
+
+
 @dataclass
 class TrainConfig:
-    backend: str = "auto"  # auto: cuda if a GPU works, else numba, else numpy
-    path: str = "vectorized"  # mini-batch training; 'loop' is the tutorial's per-sample SGD
-    epochs: int = 5  # with the defaults below: about 98.1% test accuracy
-    batch_size: int = 256  # vectorized path only; the loop path trains one sample at a time
-    lr: float = 3e-3  # Adam with a cosine decay tolerates a larger start than the usual 1e-3
-    hidden: tuple[int, ...] = (512,)  # hidden layer widths
-    activation: str = "relu"  # relu, tanh or sigmoid
-    loss: str = "cross-entropy"  # softmax cross-entropy, or the tutorial's summed squared error
-    optimizer: str = "adam"  # sgd, momentum or adam
-    dropout: float = 0.0  # drop probability of hidden units; the tutorial's coin flip is 0.5
-    bias: bool = True  # the tutorial has none
-    init: str = "he"  # he suits ReLU; tutorial is uniform in [-0.1, 0.1)
-    train_samples: int | None = None  # None: all 60,000 (less the validation split)
-    test_samples: int | None = None  # None: all 10,000
-    seed: int = 0  # seeds initialisation, shuffling and dropout
-    shuffle: bool = True  # reshuffle the training set every epoch (vectorized path)
-    dtype: str = "float32"  # float64 for exact reproduction of the tutorial
-    weight_decay: float = 0.0  # L2 penalty added to the weight gradients
-    schedule: str = "cosine"  # learning-rate schedule over the run
-    lr_drop_at: int | None = None  # schedule 'drop': the first optimizer step (0-based) at the lower rate
-    lr_drop_to: float | None = None  # schedule 'drop': the lower rate; None: a tenth of lr
-    momentum: float = 0.9  # for the momentum optimizer
-    beta1: float = 0.9  # Adam's first-moment decay
-    beta2: float = 0.999  # Adam's second-moment decay
-    eps: float = 1e-8  # Adam's denominator guard
-    adam_form: str = "pytorch"  # eps added to sqrt of the bias-corrected v (PyTorch) or of v itself (Keras)
-    val_split: float = 0.0  # share of training data held out for validation (and early stopping)
-    val_from: str = "random"  # which images are held out: a random subset, or the last ones (as Keras does)
-    patience: int = 0  # epochs without validation improvement before stopping; 0 disables
-    threads: int = 0  # CPU threads for BLAS and our first-layer GEMMs; 0: every core
-    graphs: bool = True  # GPU: replay each training step from a captured CUDA graph
-    data_dir: str | None = None  # None: $MNIST_ACCEL_DATA, then the cache, then download
-    print_every: int = 1  # print every N-th epoch's line (and the last); a whole-set batch makes an epoch a step
-    print_cost: bool = False  # also print the loss averaged over the outputs as well (the full-batch write-up's "cost")
+    """Every training option, defined once: the training command's flags, the sweep's fixed options and
+    searchable set, what a resumed run may change, and the CLI reference are all made from these fields."""
+
+    backend: str = option("auto", "compute backend; auto: cuda if a GPU works, else numba, else numpy",
+                          choices=BACKENDS, role=RUN)
+    path: str = option("vectorized", "vectorized mini-batch training, or the tutorial's per-sample loop",
+                       choices=PATHS)
+    epochs: int = option(5, "passes over the training data")
+    batch_size: int = option(256, "mini-batch size (vectorized path)")
+    lr: float = option(3e-3, "learning rate")
+    hidden: tuple[int, ...] = option((512,), "hidden layer widths, e.g. --hidden 256 128", metavar="N")
+    activation: str = option("relu", "hidden activation", choices=ACTIVATIONS)
+    loss: str = option("cross-entropy", "softmax cross-entropy; the tutorial's squared error; or deep-sgd's "
+                       "squared error of the softmax (loop path)", choices=LOSSES)
+    optimizer: str = option("adam", "update rule (the loop path is sgd)", choices=OPTIMIZERS)
+    dropout: float = option(0.0, "drop probability of hidden units (tutorial: 0.5)", metavar="P")
+    bias: bool = option(True, "learn biases (the tutorial has none)")
+    init: str = option("he", f"weight initialisation: {', '.join(INITS)} (S: a scale, e.g. normal:0.1)",
+                       metavar="RULE")
+    train_samples: int | None = option(None, "train on the first N images (default: all 60,000, less the "
+                                       "validation split)", metavar="N")
+    test_samples: int | None = option(None, "test on the first N images (default: all 10,000)", metavar="N",
+                                      role=EVALUATION)
+    seed: int = option(0, "random seed (initialisation, shuffling, dropout)", role=EVALUATION)
+    shuffle: bool = option(True, "reshuffle the training set every epoch (vectorized path)", flag=False)
+    dtype: str = option("float32", "floating-point precision (float64 reproduces the tutorial exactly)",
+                        choices=DTYPES)
+    weight_decay: float = option(0.0, "L2 penalty on weights (vectorized path)", metavar="L2")
+    schedule: str = option("cosine", "learning-rate schedule (vectorized path)", choices=SCHEDULES)
+    lr_drop_at: int | None = option(None, "--schedule drop: the first step (0-based) at the lower rate",
+                                    metavar="STEP")
+    lr_drop_to: float | None = option(None, "--schedule drop: the lower rate (default: a tenth of --lr)",
+                                      metavar="LR")
+    momentum: float = option(0.9, "the momentum optimizer's decay", flag=False)
+    beta1: float = option(0.9, "Adam's first-moment decay", flag=False)
+    beta2: float = option(0.999, "Adam's second-moment decay", flag=False)
+    eps: float = option(1e-8, "Adam's denominator guard")
+    adam_form: str = option("pytorch", "where Adam's eps sits: added to the square root of the bias-corrected v "
+                            "(PyTorch's) or of v itself (Keras's)", choices=ADAM_FORMS)
+    val_split: float = option(0.0, "share of training data held out for validation", metavar="F")
+    val_from: str = option("random", "hold out a random subset, or the last images (as Keras does)",
+                           choices=VAL_FROM)
+    patience: int = option(0, "epochs without validation improvement before stopping (0: never)", metavar="N")
+    threads: int = option(0, "CPU threads for BLAS and our first-layer GEMMs (0: this process's share of the "
+                          "cores)", metavar="N", role=RUN)
+    graphs: bool = option(True, "GPU: replay each training step from a captured CUDA graph", role=RUN)
+    data_dir: str | None = option(None, "folder with the MNIST IDX files (else $MNIST_ACCEL_DATA, the cache, "
+                                  "a download)", metavar="DIR", role=RUN)
+    print_every: int = option(1, "print every N-th epoch's line and the last (a whole-set batch makes an "
+                              "epoch one step)", metavar="N", role=RUN)
+    print_cost: bool = option(False, "also print the training loss averaged over the 10 outputs (the full-batch "
+                              "write-up's cost)", role=RUN)
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
@@ -64,6 +97,12 @@ class TrainConfig:
         d = dataclasses.asdict(self)
         d["hidden"] = list(self.hidden)
         return d
+
+
+def options(*, role: str | None = None, flag: bool | None = None) -> tuple[str, ...]:
+    """The options' names, in order, of a role and with or without a flag (None: any)."""
+    return tuple(f.name for f in dataclasses.fields(TrainConfig)
+                 if role in (None, f.metadata["role"]) and flag in (None, f.metadata["flag"]))
 
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -84,3 +84,23 @@ def test_a_validation_split_is_printed(capsys, mnist):
     assert main(["--preset", "keras-mlp", "--epochs", "1", "--train-samples", "1000", "--test-samples", "100"]) == 0
     line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch"))
     assert "  val loss " in line and line.index("val loss") < line.index("test loss")
+
+
+def test_every_option_is_defined_once_and_the_rest_derives_from_it():
+    """The training command's flags, the sweep's, what a resumed run or sweep may change and what a sweep may
+    not search all come from TrainConfig's fields."""
+    import dataclasses
+
+    from mnist_accel.cli.train import build_parser
+    from mnist_accel.config import EVALUATION, RUN, TrainConfig, options
+    from mnist_accel.sweep import run as sweep_run, space
+    from mnist_accel.training import checkpoint
+
+    with_flags = {f.name for f in dataclasses.fields(TrainConfig) if f.metadata["flag"]}
+    for parser in (build_parser(), sweep_run.build_parser()):
+        dests = {a.dest for a in parser._actions}
+        assert with_flags <= dests and not (options(flag=False) and set(options(flag=False)) & dests)
+    assert set(checkpoint.MAY_CHANGE) == {"epochs", *options(role=RUN)}
+    assert set(sweep_run.MAY_CHANGE) == set(options(role=RUN))
+    assert set(space.NOT_SEARCHED) == set(options(role=RUN)) | set(options(role=EVALUATION))
+    assert all(f.metadata["help"] for f in dataclasses.fields(TrainConfig))

@@ -8,11 +8,14 @@ the traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import traceback
+import typing
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
+from mnist_accel.config import PRESETS, TrainConfig
 from mnist_accel.errors import BackendUnavailable, ConfigError, DataError, DataUnavailable, Stopped
 from mnist_accel.training.signals import stop_on_signals
 
@@ -28,6 +31,29 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
         raise SystemExit(2)
+
+
+def add_training_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--preset`` and a flag for every ``TrainConfig`` option that has one, made from the field (its help,
+    choices, metavar and type), in the fields' order. Each defaults to None: what is not given is the
+    preset's."""
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="default",
+                        help="named set of defaults (default: %(default)s)")
+    hints = typing.get_type_hints(TrainConfig)
+    for field in dataclasses.fields(TrainConfig):
+        meta = field.metadata
+        if not meta["flag"]:
+            continue
+        kind = hints[field.name]
+        kwargs: dict = {"help": meta["help"], "default": None}
+        if kind is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            args = [a for a in typing.get_args(kind) if a is not type(None) and a is not Ellipsis]
+            if typing.get_origin(kind) is tuple:
+                kwargs["nargs"] = "+"
+            kwargs.update(type=args[0] if args else kind, choices=meta["choices"], metavar=meta["metavar"])
+        parser.add_argument("--" + field.name.replace("_", "-"), **kwargs)
 
 
 def reference(parser: argparse.ArgumentParser) -> str:

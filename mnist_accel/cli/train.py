@@ -10,10 +10,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from mnist_accel.cli.common import Parser, entry
-from mnist_accel.config import ADAM_FORMS, BACKENDS, DTYPES, OPTIMIZERS, PATHS, PRESETS, SCHEDULES, VAL_FROM, resolve
+from mnist_accel.cli.common import Parser, add_training_options, entry
+from mnist_accel.config import options, resolve
 from mnist_accel.errors import ConfigError
-from mnist_accel.model import INITS, LOSSES
 from mnist_accel.persist import check_writable, save_model, write_json
 from mnist_accel.plots import FIGURES, PRESET_FIGURES
 from mnist_accel.version import __version__
@@ -25,46 +24,13 @@ INTERRUPT_PATH = "mnist_accel-interrupted.npz"
 
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog=PROG, description="Train an MLP on MNIST from scratch, on NumPy, Numba or CUDA.")
+    add_training_options(p)
     a = p.add_argument
-    a("--preset", choices=sorted(PRESETS), default="default", help="named set of defaults (default: %(default)s)")
-    a("--backend", choices=BACKENDS, help="compute backend (default: auto)")
-    a("--path", choices=PATHS, help="vectorized mini-batch training or the tutorial's per-sample loop")
-    a("--epochs", type=int, help="passes over the training data")
-    a("--batch-size", type=int, help="mini-batch size (vectorized path)")
-    a("--lr", type=float, help="learning rate")
-    a("--hidden", type=int, nargs="+", metavar="N", help="hidden layer widths, e.g. --hidden 256 128")
-    a("--activation", choices=("relu", "tanh", "sigmoid"), help="hidden activation")
-    a("--loss", choices=LOSSES, help="softmax cross-entropy, or the tutorial's squared error")
-    a("--optimizer", choices=OPTIMIZERS, help="update rule (the loop path is sgd)")
-    a("--dropout", type=float, metavar="P", help="drop probability of hidden units (tutorial: 0.5)")
-    a("--bias", action=argparse.BooleanOptionalAction, default=None, help="learn biases")
-    a("--init", metavar="RULE", help=f"weight initialisation: {', '.join(INITS)} (S: a scale, e.g. normal:0.1)")
-    a("--weight-decay", type=float, metavar="L2", help="L2 penalty on weights (vectorized path)")
-    a("--schedule", choices=SCHEDULES, help="learning-rate schedule (vectorized path)")
-    a("--lr-drop-at", type=int, metavar="STEP", help="--schedule drop: the first step (0-based) at the lower rate")
-    a("--lr-drop-to", type=float, metavar="LR", help="--schedule drop: the lower rate (default: a tenth of --lr)")
-    a("--eps", type=float, help="Adam's denominator guard (default 1e-8)")
-    a("--adam-form", choices=ADAM_FORMS, help="where Adam's eps sits: PyTorch's (default) or Keras's")
-    a("--val-split", type=float, metavar="F", help="share of training data held out for validation")
-    a("--val-from", choices=VAL_FROM, help="hold out a random subset (default) or the last images, as Keras does")
-    a("--patience", type=int, metavar="N", help="epochs without validation improvement before stopping (0: never)")
-    a("--train-samples", type=int, metavar="N", help="train on the first N images")
-    a("--test-samples", type=int, metavar="N", help="test on the first N images")
-    a("--seed", type=int, help="random seed (initialisation, shuffling, dropout)")
-    a("--dtype", choices=DTYPES, help="floating-point precision")
-    a("--threads", type=int, metavar="N",
-      help="CPU threads for BLAS and our first-layer GEMMs (default 0: this process's share of the cores)")
-    a("--graphs", action=argparse.BooleanOptionalAction, default=None,
-      help="GPU: replay each training step from a captured CUDA graph (default: on)")
-    a("--data-dir", metavar="DIR", help="folder with the MNIST IDX files (else $MNIST_ACCEL_DATA, cache, download)")
     a("--save", metavar="PATH", help="write the trained model (.npz)")
     a("--metrics-json", metavar="PATH", help="write the run's metrics as JSON")
     a("--plot", metavar="PATH", help="write a PNG of --figures (matplotlib)")
     a("--figures", choices=FIGURES, help="what --plot draws: report (curves, confusion matrix, misclassified "
       "digits), curves, or keras (the Keras tutorial's four); default: the preset's")
-    a("--print-every", type=int, metavar="N", help="print every N-th epoch's line and the last (default 1)")
-    a("--print-cost", action=argparse.BooleanOptionalAction, default=None,
-      help="also print the training loss averaged over the 10 outputs (the full-batch write-up's cost)")
     a("--checkpoint", metavar="PATH", help="write the full training state after every epoch (and on Ctrl-C or SIGTERM)")
     a("--resume", metavar="PATH", help="continue the run saved in this checkpoint")
     a("--quiet", action="store_true", help="print only the summary")
@@ -73,10 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-OPTION_NAMES = ("backend", "path", "epochs", "batch_size", "lr", "hidden", "activation", "loss", "optimizer",
-                "dropout", "bias", "init", "weight_decay", "schedule", "val_split", "patience", "train_samples",
-                "test_samples", "seed", "dtype", "threads", "graphs", "data_dir", "lr_drop_at", "lr_drop_to", "eps",
-                "adam_form", "val_from", "print_every", "print_cost")
+OPTION_NAMES = options(flag=True)  # the training options the command line sets
 
 
 def _epoch_line(r: dict, total: int, cost: bool = False) -> str:

@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from mnist_accel.backends import cores
-from mnist_accel.cli import train
-from mnist_accel.cli.common import Parser, entry
-from mnist_accel.config import TrainConfig, resolve, validate
+from mnist_accel.cli.common import Parser, add_training_options, entry
+from mnist_accel.config import RUN, TrainConfig, options, resolve, validate
 from mnist_accel.errors import ConfigError
-from mnist_accel.sweep import pools as pools, report as report, study as st, trial as ex
+from mnist_accel.sweep import pools, report, study as st, trial as ex
 from mnist_accel.sweep.drive import Driver, make_sampler
 from mnist_accel.sweep.guard import Guard
 from mnist_accel.sweep.space import DEFAULT_GRID, DEFAULT_SPACE, SYNTAX
@@ -32,8 +31,8 @@ SAMPLERS = ("tpe", "random", "grid")
 DEFAULT_TRIALS = 20
 DEFAULT_OUT = "mnist-sweep"
 # Options that change where or how fast a trial runs, or what it prints, not what it learns: a resumed sweep
-# may change them.
-MAY_CHANGE = ("threads", "data_dir", "graphs", "backend", "print_every", "print_cost")
+# may change them (config.RUN).
+MAY_CHANGE = options(role=RUN)
 
 
 @dataclass
@@ -152,11 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
                "here, in worker processes, or on a Dask cluster, and an interrupted sweep continues.",
                epilog="--space terms: NAME=LOW:HIGH (uniform), NAME=LOW:HIGH:log, NAME=LOW:HIGH:STEP, NAME=A,B,C "
                "(choices), hidden=256x128,512 (layer stacks). Default: " + " ".join(DEFAULT_SPACE) + ".")
-    fixed = p.add_argument_group("training options, the same for every trial (as in mnist_accel.train)")
-    # train's own flag definitions, so both commands take the same options with the same help and checks
-    for action in train.build_parser()._actions:
-        if action.dest in (*train.OPTION_NAMES, "preset"):
-            fixed._add_action(action)
+    add_training_options(p.add_argument_group("training options, the same for every trial (as in "
+                                              "mnist_accel.train)"))
     s = p.add_argument_group("the search")
     s.add_argument("--space", nargs="+", metavar="TERM", help=f"options to search; {SYNTAX}")
     s.add_argument("--trials", type=int, metavar="N",
@@ -180,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    given = {k: getattr(args, k) for k in train.OPTION_NAMES if getattr(args, k) is not None}
+    given = {k: getattr(args, k) for k in options(flag=True) if getattr(args, k) is not None}
     searched = {t.partition("=")[0].strip().replace("-", "_") for t in args.space or ()}
     both = sorted(searched & set(given))
     if both:

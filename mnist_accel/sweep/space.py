@@ -20,7 +20,7 @@ import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mnist_accel.config import TrainConfig, validate
+from mnist_accel.config import EVALUATION, RUN, TrainConfig, options, validate
 from mnist_accel.errors import ConfigError
 
 try:
@@ -34,7 +34,7 @@ DEFAULT_SPACE = ("lr=3e-4:3e-2:log", "hidden=128,256,512,1024", "batch_size=64,1
 # The same options as a 24-point grid, for --sampler grid (a grid needs finite lists).
 DEFAULT_GRID = ("lr=1e-3,3e-3,1e-2", "hidden=256,512", "batch_size=128,256", "dropout=0,0.2")
 # Options that say where or how a trial runs, or what it is measured on, rather than what is trained.
-NOT_SEARCHED = ("backend", "data_dir", "threads", "graphs", "seed", "test_samples", "print_every", "print_cost")
+NOT_SEARCHED = options(role=RUN) + options(role=EVALUATION)
 _FIELDS = [f.name for f in dataclasses.fields(TrainConfig)]
 _HINTS = typing.get_type_hints(TrainConfig)
 SYNTAX = "write NAME=LOW:HIGH[:log|:STEP] for a range or NAME=A,B,C for choices"

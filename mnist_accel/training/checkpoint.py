@@ -12,13 +12,15 @@ from typing import Any
 
 import numpy as np
 
+from mnist_accel.config import RUN, options
 from mnist_accel.errors import ConfigError, DataError
 from mnist_accel.persist import read_npz, write_npz
 from mnist_accel.version import __version__
 
 FORMAT = "mnist-accel-checkpoint"
 # Options a resumed run may change; any other difference would make it a different run.
-MAY_CHANGE = ("epochs", "threads", "graphs", "data_dir", "backend", "print_every", "print_cost")
+# What a resumed run may change: how and where it runs (config.RUN), and how long it trains.
+MAY_CHANGE = ("epochs", *options(role=RUN))
 
 
 def save(path: str | os.PathLike, arrays: list[np.ndarray], meta: dict[str, Any]) -> None:
