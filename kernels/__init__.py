@@ -5,9 +5,12 @@ alone and imports nothing from ``mnist_accel``: the code that calls them (``mnis
 ``mnist_accel.trainers.loop``) sits above it.
 """
 
-# The integer codes every kernel takes for an activation and a loss (vectorized_cuda.cu's enum matches).
+# The names of the activations, losses and optimizers, defined here once with the integer code every kernel
+# takes for each (the CUDA C enums match, checked by the kernels' tests); mnist_accel's options take their
+# names from these.
 ACTIVATION_CODES = {"relu": 0, "tanh": 1, "sigmoid": 2, "identity": 3}
 LOSS_CODES = {"mse": 0, "cross-entropy": 1}
+OPTIMIZER_CODES = {"sgd": 0, "momentum": 1, "adam": 2}
 # The per-sample loop's kernels also take deep-sgd's squared error through the softmax's elementwise derivative,
 # a quirk of one write-up that the vectorized kernels (and their CUDA C enums) do not offer.
 LOOP_LOSS_CODES = {**LOSS_CODES, "softmax-mse": 2}

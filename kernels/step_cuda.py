@@ -31,7 +31,6 @@ OL_THREADS = OL_ROWS * OL_MAX_M
 FINISH_THREADS = 256
 
 INPUT_KINDS = {"dense": 0, "pixels": 1, "features": 2}  # a layer's input: buffer, gathered uint8, gathered T
-OPTIMIZER_CODES = {"sgd": 0, "momentum": 1, "adam": 2}
 
 FUSED_MAX_WIDTH = 2048  # widest hidden layer the tile sizes were chosen for
 # Largest step (FLOPs, see step_flops) that the fused kernels take: past it cuBLAS's faster GEMMs repay

@@ -21,14 +21,15 @@ import math
 import numpy as np
 from numba import njit
 
+from . import ACTIVATION_CODES, LOSS_CODES
 from .fpenv import flush_subnormals, restore
 from .simd import lanes_of
 from .sparse_cpu import gather_line, scatter_line
 from .vmath import exp
 
 BLOCK = 64  # samples per block: every layer's rows of a block stay in L1 at widths up to 64
-RELU, TANH, SIGMOID, IDENTITY = 0, 1, 2, 3  # ACTIVATION_CODES
-MSE = 0  # LOSS_CODES; anything else is cross-entropy
+RELU, TANH, SIGMOID, IDENTITY = (ACTIVATION_CODES[a] for a in ("relu", "tanh", "sigmoid", "identity"))
+MSE = LOSS_CODES["mse"]  # anything else is cross-entropy
 # error_model="numpy": Python's model checks every division for zero, a branch that keeps LLVM from
 # vectorizing the loop it sits in.
 FAST = dict(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")

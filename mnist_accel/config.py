@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from mnist_accel.errors import ConfigError
+from mnist_accel.kernels import OPTIMIZER_CODES
 from mnist_accel.model import ACTIVATIONS, INITS, LOSSES, parse_init
 
 BACKENDS = ("auto", "numpy", "numba", "cuda")
 PATHS = ("loop", "vectorized")
-OPTIMIZERS = ("sgd", "momentum", "adam")
+OPTIMIZERS = tuple(OPTIMIZER_CODES)
 SCHEDULES = ("constant", "step", "cosine", "drop")
 ADAM_FORMS = ("pytorch", "keras")  # where Adam's eps sits: see optim.adam_scalars
 VAL_FROM = ("random", "end")

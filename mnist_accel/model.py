@@ -13,9 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from mnist_accel.kernels import ACTIVATION_CODES, LOOP_LOSS_CODES
+
 Array = Any
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "identity")
-LOSSES = ("mse", "cross-entropy", "softmax-mse")  # softmax-mse: the per-sample loop only (deep-sgd's)
+ACTIVATIONS = tuple(ACTIVATION_CODES)
+LOSSES = tuple(LOOP_LOSS_CODES)  # softmax-mse: the per-sample loop only (deep-sgd's)
 INITS = ("tutorial", "he", "xavier", "glorot-uniform", "normal:S", "uniform:S",  # S: a scale, e.g. normal:0.1
          "normal-fan-out")
 

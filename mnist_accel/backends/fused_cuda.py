@@ -17,7 +17,7 @@ import numpy as np
 from mnist_accel import rng as crng
 from mnist_accel.backends.xp_ops import StepBuffers
 from mnist_accel.config import TrainConfig
-from mnist_accel.kernels import ACTIVATION_CODES, LOSS_CODES, step_cuda
+from mnist_accel.kernels import ACTIVATION_CODES, LOSS_CODES, OPTIMIZER_CODES, step_cuda
 from mnist_accel.model import layers
 
 I32, I64, U32 = np.int32, np.int64, np.uint32  # the C parameters' exact widths (CuPy passes a Python int as int64)
@@ -39,7 +39,7 @@ class CudaStep:
         self.first_input = (None, buffers.inputs, I32(kinds["pixels"])) if pixels else \
             (buffers.inputs, None, I32(kinds["features"]))
         self.dense_input = I32(kinds["dense"])
-        self.update = (I32(step_cuda.OPTIMIZER_CODES[cfg.optimizer]),
+        self.update = (I32(OPTIMIZER_CODES[cfg.optimizer]),
                        *map(dt, step_cuda.update_constants(cfg.optimizer, cfg.momentum, cfg.beta1, cfg.beta2)),
                        dt(cfg.weight_decay))
         self._plans: dict[int, list] = {}

@@ -19,7 +19,7 @@ from mnist_accel import model, optim, rng as crng
 from mnist_accel.backends import XpOps
 from mnist_accel.backends.selection import get_backend
 from mnist_accel.config import resolve
-from mnist_accel.kernels import ACTIVATION_CODES, LOSS_CODES, step_cuda
+from mnist_accel.kernels import ACTIVATION_CODES, LOSS_CODES, OPTIMIZER_CODES, step_cuda
 from mnist_accel.trainers.vectorized import VectorizedTrainer
 
 pytestmark = pytest.mark.standin
@@ -207,7 +207,7 @@ def test_grad_update(mod, dtype, weight_decay, optimizer, n, f, m, kind, bias):
     consts = [dtype(c) for c in step_cuda.update_constants(optimizer, cfg.momentum, cfg.beta1, cfg.beta2)]
     launch(mod, "grad_update", dtype, step_cuda.grad_update_shape(f, m), *ep.input(kind, x, dtype)[0], KIND[kind],
            ep.order, ep.k, BS, d.astype(dtype), n, f, m, ps[0], *slots[0], ps[1] if bias else None, *slots[1],
-           int(bias), ep.sched.astype(dtype), step_cuda.OPTIMIZER_CODES[optimizer], *consts, dtype(weight_decay))
+           int(bias), ep.sched.astype(dtype), OPTIMIZER_CODES[optimizer], *consts, dtype(weight_decay))
     check(np.concatenate([a.ravel() for a in ps + [s for sl in st for s in sl]]), ref, dtype, n)
 
 
@@ -282,7 +282,7 @@ def fused_step(mod, tr, k, n):
     step_loss, loss_sum, hits = np.zeros(tr.steps_per_epoch), np.zeros(()), np.zeros(())
     act, keys, drop = ACTIVATION_CODES[cfg.activation], (tr._keys, tr._keys.shape[1]), dropout_args(cfg.dropout, dt)
     batch = (tr._order, kd, cfg.batch_size)
-    update = (step_cuda.OPTIMIZER_CODES[cfg.optimizer],
+    update = (OPTIMIZER_CODES[cfg.optimizer],
               *[dt(c) for c in step_cuda.update_constants(cfg.optimizer, cfg.momentum, cfg.beta1, cfg.beta2)],
               dt(cfg.weight_decay))
 
@@ -373,7 +373,7 @@ def test_constants_and_codes_match_the_source():
     consts = dict((name, int(v)) for name, v in re.findall(r"\b([A-Z_0-9]+) = (\d+)\b", text))
     for name in ("TILE", "KT", "THREADS_1D", "OL_ROWS", "OL_MAX_M", "FINISH_THREADS"):
         assert consts[name] == getattr(step_cuda, name), name
-    for names in (ACTIVATION_CODES, LOSS_CODES, step_cuda.OPTIMIZER_CODES, step_cuda.INPUT_KINDS):
+    for names in (ACTIVATION_CODES, LOSS_CODES, OPTIMIZER_CODES, step_cuda.INPUT_KINDS):
         for name, code in names.items():
             assert consts[name.upper().replace("-", "_")] == code, name
 
