@@ -24,6 +24,7 @@ from mnist_accel.config import resolve
 from mnist_accel.persist import load_model, save_model
 from mnist_accel.trainers.vectorized import VectorizedTrainer, as_features
 from mnist_accel.training import divergence
+from mnist_accel.training.epochs import Diverged, run_epochs
 from mnist_accel.version import __version__
 
 _ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "logistic": "sigmoid", "identity": "identity"}
@@ -140,40 +141,38 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             self.loss_curve_, self.n_iter_, self.best_loss_, self._no_improve = [], 0, np.inf, 0
             self.validation_scores_, self.best_validation_score_ = ([], -np.inf) if early else (None, None)
         best, stopped, sound = None, False, None
-        for _ in range(epochs):
-            with np.errstate(all="ignore"):  # a diverging run is reported below, not by NumPy warnings
-                loss_sum, _ = trainer.train_epoch()
-            loss = float(to_host(loss_sum)) / trainer.n_seen
-            why = divergence.reason(loss, reference)
-            if why is not None:  # keep the last sound iteration's model (the best one under early stopping)
-                if sound is not None:
-                    self._store(best if best is not None else sound[0], sound[1], sound[2])
-                kept = f"the model kept is from iteration {self.n_iter_}" if sound is not None else \
-                    "no iteration of this call finished before it, so the estimator is left as it was"
-                raise FloatingPointError(f"training diverged at iteration {self.n_iter_ + 1} ({why}); {kept}; "
-                                         f"try a smaller learning_rate_init than {self.learning_rate_init:g}")
-            self.loss_curve_.append(loss)
-            self.n_iter_ += 1
-            if self.verbose:
-                print(f"Iteration {self.n_iter_}, loss = {loss:.8f}")
-            if early:
-                x_val, y_val = trainer.val
-                _, correct = model.evaluate(trainer.params, x_val, y_val, cfg.activation, cfg.loss, be.xp)
-                score = int(to_host(correct)) / x_val.shape[0]
-                self.validation_scores_.append(score)
-                improved = score > self.best_validation_score_ + self.tol
-                if score > self.best_validation_score_:
-                    self.best_validation_score_, best = score, [p.copy() for p in trainer.params]
-            else:
-                best_loss = np.inf if self.best_loss_ is None else self.best_loss_  # None after early stopping
-                improved = loss < best_loss - self.tol
-                self.best_loss_ = min(best_loss, loss)
-            self._no_improve = 0 if improved else self._no_improve + 1
-            sound = ([p.copy() for p in trainer.params], [[s.copy() for s in slots] for slots in trainer.state],
-                     trainer.step)
-            if not incremental and self._no_improve > self.n_iter_no_change:
-                stopped = True
-                break
+        try:
+            for trained in run_epochs(trainer, epochs, reference):
+                loss = trained.loss
+                self.loss_curve_.append(loss)
+                self.n_iter_ += 1
+                if self.verbose:
+                    print(f"Iteration {self.n_iter_}, loss = {loss:.8f}")
+                if early:
+                    x_val, y_val = trainer.val
+                    _, correct = model.evaluate(trainer.params, x_val, y_val, cfg.activation, cfg.loss, be.xp)
+                    score = int(to_host(correct)) / x_val.shape[0]
+                    self.validation_scores_.append(score)
+                    improved = score > self.best_validation_score_ + self.tol
+                    if score > self.best_validation_score_:
+                        self.best_validation_score_, best = score, [p.copy() for p in trainer.params]
+                else:
+                    best_loss = np.inf if self.best_loss_ is None else self.best_loss_  # None after early stopping
+                    improved = loss < best_loss - self.tol
+                    self.best_loss_ = min(best_loss, loss)
+                self._no_improve = 0 if improved else self._no_improve + 1
+                sound = ([p.copy() for p in trainer.params], [[s.copy() for s in slots] for slots in trainer.state],
+                         trainer.step)
+                if not incremental and self._no_improve > self.n_iter_no_change:
+                    stopped = True
+                    break
+        except Diverged as exc:  # keep the last sound iteration's model (the best one under early stopping)
+            if sound is not None:
+                self._store(best if best is not None else sound[0], sound[1], sound[2])
+            kept = f"the model kept is from iteration {self.n_iter_}" if sound is not None else \
+                "no iteration of this call finished before it, so the estimator is left as it was"
+            raise FloatingPointError(f"training diverged at iteration {self.n_iter_ + 1} ({exc.why}); {kept}; "
+                                     f"try a smaller learning_rate_init than {self.learning_rate_init:g}") from None
         if not (incremental or stopped):
             warnings.warn(f"stopped at max_iter={self.max_iter} before the loss settled (tol={self.tol})",
                           ConvergenceWarning, stacklevel=3)

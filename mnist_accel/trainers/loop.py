@@ -8,6 +8,7 @@ backward pass multiplies by the 0/1 mask without the forward pass's scale.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 from collections.abc import Sequence
@@ -245,6 +246,11 @@ class LoopTrainer:
         return total, correct, bad
 
     step_name = "sample"  # what first_bad counts, for messages
+    val = None  # the loop path holds no validation split
+
+    def scoring(self):
+        """Evaluation needs nothing set up around it: the loop runs on one thread."""
+        return contextlib.nullcontext()
 
     def export_state(self) -> tuple[list[np.ndarray], dict]:
         """Everything a resumed run needs: parameters and the generator that draws the masks."""

@@ -6,10 +6,7 @@ measures each epoch's training time apart from data loading, compilation and eva
 
 from __future__ import annotations
 
-import contextlib
-import math
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +19,7 @@ from mnist_accel.config import TrainConfig, validate
 from mnist_accel.data.mnist import MnistData, load_mnist, normalize, one_hot
 from mnist_accel.errors import ConfigError, Stopped, TrainingDiverged, TrainingInterrupted
 from mnist_accel.training import checkpoint as ckpt, divergence
+from mnist_accel.training.epochs import Diverged, run_epochs
 
 
 @dataclass
@@ -119,29 +117,12 @@ def fit(cfg: TrainConfig, data: MnistData | None = None,
     snapshot = run.snapshot()
     stopped = False
     try:
-        while len(run.history) < cfg.epochs and not stopped:
+        for trained in run_epochs(trainer, cfg.epochs - len(run.history), reference):
             epoch = len(run.history)
-            start = time.perf_counter()
-            with np.errstate(all="ignore"):  # a diverging run is reported below, not by NumPy warnings
-                loss_sum, correct = trainer.train_epoch()
-            loss_sum, correct = float(to_host(loss_sum)), int(to_host(correct))  # the epoch's one sync
-            seconds = time.perf_counter() - start
-            why = divergence.reason(loss_sum / trainer.n_seen, reference)
-            if why is not None:
-                finite = math.isfinite(loss_sum)  # else the trainer knows the first step that was not
-                bad = -1 if finite else int(to_host(trainer.first_bad))
-                run.restore(snapshot)
-                result = _result(run, be, data, run.history[-1]["test_accuracy"] if run.history else float("nan"))
-                where = "" if finite else f" at {trainer.step_name} {bad + 1}" if bad >= 0 else " at its end"
-                kept = f"the model kept is from epoch {epoch}" if epoch else \
-                    "no epoch finished before it, so no model is kept"
-                raise TrainingDiverged(f"training diverged in epoch {epoch + 1}{where} ({why}); "
-                                       f"{kept}; try a smaller --lr than {cfg.lr:g}", result)
-            with getattr(trainer, "scoring", contextlib.nullcontext)():  # the epochs' BLAS threads (vectorized.py)
-                record = {"epoch": epoch, "train_loss": loss_sum / trainer.n_seen,
-                          "train_accuracy": correct / trainer.n_seen,
-                          **_scores("test", trainer.params, x_test, y_test, cfg, be), "seconds": seconds}
-                if getattr(trainer, "val", None) is not None:
+            with trainer.scoring():
+                record = {"epoch": epoch, "train_loss": trained.loss, "train_accuracy": trained.accuracy,
+                          **_scores("test", trainer.params, x_test, y_test, cfg, be), "seconds": trained.seconds}
+                if trainer.val is not None:
                     record.update(_scores("val", trainer.params, *trainer.val, cfg, be))
                     run.track_validation(record["val_loss"])
             run.history.append(record)
@@ -151,6 +132,15 @@ def fit(cfg: TrainConfig, data: MnistData | None = None,
                 ckpt.save(checkpoint, *snapshot)
             if on_epoch is not None:
                 on_epoch(record)
+            if stopped:
+                break
+    except Diverged as exc:
+        epoch = len(run.history)
+        run.restore(snapshot)
+        result = _result(run, be, data, run.history[-1]["test_accuracy"] if run.history else float("nan"))
+        kept = f"the model kept is from epoch {epoch}" if epoch else "no epoch finished before it, so no model is kept"
+        raise TrainingDiverged(f"training diverged in epoch {epoch + 1}{exc.where} ({exc.why}); "
+                               f"{kept}; try a smaller --lr than {cfg.lr:g}", result) from None
     except KeyboardInterrupt as exc:  # Ctrl-C, or Stopped by a scheduler's signal
         if checkpoint is None and interrupt_path is None:
             raise
