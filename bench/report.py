@@ -31,6 +31,8 @@ TARGETS = [
     ("vectorized", "cuda", "torch-cuda", 10.0, "vectorized on the GPU vs PyTorch eager"),
     ("vectorized", "cuda", "torch-cuda-graphs", 1.0, "vectorized on the GPU vs PyTorch with CUDA graphs"),
     ("seeds", "full-batch", "full-batch-rendering", 5.0, "full-batch preset vs the write-up's NumPy code"),
+    ("engines", "whole-step", "sparse", 1.1, "full-batch: the fused whole-set step vs the sparse products alone"),
+    ("engines", "sparse", "dense-blas", 1.1, "full-batch: the sparse products vs dense BLAS"),
     ("shared", "grid-mnist_accel-2jobs", "grid-sklearn-2jobs", 3.0, "GridSearchCV(n_jobs=2): ours vs scikit-learn's"),
     ("shared", "grid-mnist_accel-2jobs", "grid-mnist_accel-1job", 1.0, "GridSearchCV: ours n_jobs=2 vs n_jobs=1"),
     ("shared", "default-two-at-once", "default-alone", 1 / 2.5,
@@ -46,7 +48,8 @@ ACCURACY = [
 ]
 REFERENCE = {"loop": "numpy-float64", "vectorized": "torch-cpu", "classifier": "sklearn"}
 # What the names of mnist-accel's own rows start with; the rest are peers.
-OURS = ("numpy", "numba", "cuda", "mnist_accel", "default-", "busy-", "grid-mnist_accel")
+OURS = ("numpy", "numba", "cuda", "mnist_accel", "default-", "busy-", "grid-mnist_accel", "whole-step", "sparse",
+        "dense-blas")
 
 
 def seconds(bench: dict[str, Any]) -> float:
