@@ -1,4 +1,5 @@
-"""Hand-written kernels, installed as ``mnist_accel.kernels``: Numba CPU kernels here, CUDA ones beside them.
+"""Hand-written kernels, installed as ``mnist_accel.kernels``: Numba CPU kernels in ``cpu/``, CUDA C and Numba
+CUDA kernels in ``cuda/``, and the per-sample loop's block layout, which both loops read, here.
 
 Every kernel has a plain reference in ``mnist_accel`` and is tested against it. This folder holds kernels
 alone and imports nothing from ``mnist_accel``: the code that calls them (``mnist_accel.backends``,

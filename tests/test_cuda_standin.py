@@ -291,7 +291,7 @@ def test_raw_kernel_launches_are_recorded_during_capture(stream):
 
 @needs_cxx
 def test_the_projects_sgd_kernel_runs_from_its_cu_file():
-    from mnist_accel.kernels import vectorized_cuda
+    from mnist_accel.kernels.cuda import vectorized_cuda
 
     module = cp.RawModule(code=vectorized_cuda.source(), options=("-std=c++17",),
                           name_expressions=vectorized_cuda.name_expressions())

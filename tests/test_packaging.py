@@ -29,7 +29,7 @@ def wheel(tmp_path_factory) -> Path:
 
 def test_wheel_layout(wheel):
     names = zipfile.ZipFile(wheel).namelist()
-    assert "mnist_accel/kernels/loop_cpu.py" in names and "mnist_accel/kernels/vectorized_cuda.cu" in names
+    assert "mnist_accel/kernels/cpu/loop_cpu.py" in names and "mnist_accel/kernels/cuda/vectorized_cuda.cu" in names
     assert not [n for n in names if n.startswith("kernels/")]
     assert "mnist_accel/train.py" in names and "mnist_accel/classifier.py" in names
     assert {f"mnist_accel/backends/{m}_ops.py" for m in ("xp", "numba", "cuda")} <= set(names)
@@ -39,14 +39,14 @@ def test_installed_package_runs_from_another_folder(wheel, tmp_path):
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
                    check=True, capture_output=True, timeout=300)
-    code = ("import mnist_accel, mnist_accel.kernels.loop_cpu as k, importlib.util;"
+    code = ("import mnist_accel, mnist_accel.kernels.cpu.loop_cpu as k, importlib.util;"
             f"assert mnist_accel.__file__.startswith({str(site)!r});"
             "assert importlib.util.find_spec('kernels') is None;"
             "print(k.__name__)")
     proc = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(site)!r}); {code}"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "mnist_accel.kernels.loop_cpu"
+    assert proc.stdout.strip() == "mnist_accel.kernels.cpu.loop_cpu"
 
 
 @pytest.fixture(scope="module")
@@ -112,12 +112,12 @@ def _imports(path: Path) -> set[str]:
 
 def test_kernels_are_a_leaf():
     """kernels/ holds kernels alone: the ops that call them live in the package above, never the reverse."""
-    for path in sorted((REPO / "kernels").glob("*.py")):
+    for path in sorted((REPO / "kernels").rglob("*.py")):
         assert not [n for n in _imports(path) if n.startswith("mnist_accel")], path.name
 
 
 def test_only_the_backend_selection_imports_cupy():
-    for path in sorted([*(REPO / "mnist_accel").rglob("*.py"), *(REPO / "kernels").glob("*.py")]):
+    for path in sorted([*(REPO / "mnist_accel").rglob("*.py"), *(REPO / "kernels").rglob("*.py")]):
         if path.relative_to(REPO).as_posix() != "mnist_accel/backends/selection.py":
             assert not [n for n in _imports(path) if n.split(".")[0] == "cupy"], path.name
 

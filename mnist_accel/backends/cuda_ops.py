@@ -1,5 +1,5 @@
 """``CudaOps``: the ops of ``XpOps`` on CuPy, with the elementwise work and the optimizer update in the
-fused CUDA C kernels of ``mnist_accel.kernels.vectorized_cuda`` (compiled once by NVRTC).
+fused CUDA C kernels of ``mnist_accel.kernels.cuda.vectorized_cuda`` (compiled once by NVRTC).
 
 CuPy reaches this module only as the ``xp`` the backend passes in; nothing here imports it.
 """
@@ -16,7 +16,8 @@ from mnist_accel import optim
 from mnist_accel.backends.fused_cuda import CudaStep
 from mnist_accel.backends.xp_ops import StepBuffers, XpOps
 from mnist_accel.config import TrainConfig
-from mnist_accel.kernels import ACTIVATION_CODES, step_cuda, vectorized_cuda
+from mnist_accel.kernels import ACTIVATION_CODES
+from mnist_accel.kernels.cuda import step_cuda, vectorized_cuda
 from mnist_accel.model import layers
 
 BLOCK = vectorized_cuda.BLOCK

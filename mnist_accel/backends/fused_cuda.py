@@ -1,4 +1,4 @@
-"""``CudaStep``: one whole training step on the GPU as the fused kernels of ``mnist_accel.kernels.step_cuda``
+"""``CudaStep``: one whole training step on the GPU as the fused kernels of ``mnist_accel.kernels.cuda.step_cuda``
 (3H + 2 launches for H hidden layers, no cuBLAS), so that CuPy can capture it as a CUDA graph.
 
 Every argument of every launch is fixed for the run (device buffers, shapes, codes, constants) and built
@@ -17,7 +17,8 @@ import numpy as np
 from mnist_accel import rng as crng
 from mnist_accel.backends.xp_ops import StepBuffers
 from mnist_accel.config import TrainConfig
-from mnist_accel.kernels import ACTIVATION_CODES, LOSS_CODES, OPTIMIZER_CODES, step_cuda
+from mnist_accel.kernels import ACTIVATION_CODES, LOSS_CODES, OPTIMIZER_CODES
+from mnist_accel.kernels.cuda import step_cuda
 from mnist_accel.model import layers
 
 I32, I64, U32 = np.int32, np.int64, np.uint32  # the C parameters' exact widths (CuPy passes a Python int as int64)

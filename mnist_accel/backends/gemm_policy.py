@@ -1,4 +1,4 @@
-"""Whether our first-layer GEMM (``kernels.gemm_cpu``) runs here, and Numba's threads for it.
+"""Whether our first-layer GEMM (``kernels.cpu.gemm_cpu``) runs here, and Numba's threads for it.
 
 The rule, fixed per machine and environment rather than timed (so a seed gives the same model every
 run): the CPU has AVX-512 (without it the kernel's 16 vector accumulators spill), and Numba's threads are

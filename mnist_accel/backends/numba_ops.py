@@ -1,6 +1,6 @@
 """``NumbaOps``: the ops of ``XpOps`` on NumPy, with the elementwise work and the optimizer update in the
-fused Numba kernels of ``mnist_accel.kernels.vectorized_cpu``, and the first layer's GEMMs compacted to
-the columns each batch lights (``mnist_accel.kernels.inputs_cpu``) and, where ``gemm_policy``'s rule says,
+fused Numba kernels of ``mnist_accel.kernels.cpu.vectorized_cpu``, and the first layer's GEMMs compacted to
+the columns each batch lights (``mnist_accel.kernels.cpu.inputs_cpu``) and, where ``gemm_policy``'s rule says,
 run by our own register-blocked kernel over every core (``gemm_cpu``), or, when every step trains on the
 whole set in order, run over the images as a sparse matrix built once (``whole_step``).
 """
@@ -17,9 +17,10 @@ from mnist_accel.backends import gemm_policy
 from mnist_accel.backends.whole_step import SparseInputs, WholeStep, fusable, worth_it
 from mnist_accel.backends.xp_ops import XpOps
 from mnist_accel.config import TrainConfig
-from mnist_accel.kernels import ACTIVATION_CODES, gemm_cpu, inputs_cpu
-from mnist_accel.kernels.simd import aligned_zeros
-from mnist_accel.kernels.vectorized_cpu import (
+from mnist_accel.kernels import ACTIVATION_CODES
+from mnist_accel.kernels.cpu import gemm_cpu, inputs_cpu
+from mnist_accel.kernels.cpu.simd import aligned_zeros
+from mnist_accel.kernels.cpu.vectorized_cpu import (
     ONE_ROW,
     act_backward,
     adam,

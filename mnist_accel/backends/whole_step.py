@@ -1,7 +1,7 @@
 """Full-batch steps on the CPU (every step trains on the whole training set in order): the images as a
-sparse matrix built once (``kernels.sparse_cpu``), its two products with the first layer's weights and
+sparse matrix built once (``kernels.cpu.sparse_cpu``), its two products with the first layer's weights and
 deltas (``SparseInputs``), and, for narrow networks, the whole step as one pass over the images
-(``WholeStep``, ``kernels.whole_cpu``); both split over threads by rows.
+(``WholeStep``, ``kernels.cpu.whole_cpu``); both split over threads by rows.
 
 Per step nothing is gathered or rescaled: the pixel values were scaled to the dtype when the matrix was
 built. The threads are Python threads running the kernels without the GIL; each writes its own rows and
@@ -19,8 +19,9 @@ from numba import typed
 
 from mnist_accel import optim
 from mnist_accel.backends.xp_ops import StepBuffers
-from mnist_accel.kernels import ACTIVATION_CODES, LOSS_CODES, sparse_cpu, whole_cpu
-from mnist_accel.kernels.simd import LINE
+from mnist_accel.kernels import ACTIVATION_CODES, LOSS_CODES
+from mnist_accel.kernels.cpu import sparse_cpu, whole_cpu
+from mnist_accel.kernels.cpu.simd import LINE
 from mnist_accel.model import init_params, layers
 
 SPARSE_BELOW = 0.5  # use the sparse products when under this share of pixels is nonzero (MNIST: 0.19)
@@ -94,7 +95,7 @@ def fusable(cfg, params) -> bool:
 
 
 class WholeStep:
-    """A whole-set step (``XpOps.fused_step``'s contract): ``kernels.whole_cpu.step_rows`` on each thread's
+    """A whole-set step (``XpOps.fused_step``'s contract): ``kernels.cpu.whole_cpu.step_rows`` on each thread's
     rows, their gradients summed, the optimizer update, and the step's loss, hits and counter written to
     the step buffers. The kernel reads padded copies of the weights, refreshed every step (a few KB)."""
 

@@ -163,7 +163,7 @@ class LoopTrainer:
         deep = len(self.widths) > 2
         layout = loop_layout.prepare
         if engine == "cuda":
-            from mnist_accel.kernels import loop_cuda, loop_cuda_deep
+            from mnist_accel.kernels.cuda import loop_cuda, loop_cuda_deep
 
             gpu = loop_cuda_deep if deep else loop_cuda
             size = dict(widths=self.widths) if deep else dict(hidden=self.hidden, n_out=self.widths[-1])
@@ -171,7 +171,7 @@ class LoopTrainer:
             self._result = xp.zeros(3, np.float64)  # (summed loss, correct, first bad sample), read per epoch
             self._kernel = lambda inputs, *rest: gpu.launch(inputs, *rest, self._result)
         else:
-            from mnist_accel.kernels import loop_cpu, loop_cpu_deep
+            from mnist_accel.kernels.cpu import loop_cpu, loop_cpu_deep
 
             cpu = loop_cpu_deep if deep else loop_cpu
             self._kernel = lambda inputs, *rest: cpu.sgd_epoch(*inputs, *rest)

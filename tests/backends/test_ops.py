@@ -185,7 +185,7 @@ def test_numba_ops_fuse_every_step():
 def _gemm_ops(dtype):
     """NumbaOps after warm_up, where it runs the first layer's products by gemm_cpu (else the test skips)."""
     from mnist_accel.backends.numba_ops import NumbaOps
-    from mnist_accel.kernels import gemm_cpu
+    from mnist_accel.kernels.cpu import gemm_cpu
 
     ops = NumbaOps()
     ops.prepare_inputs(np.zeros((4, 3), dtype), dtype)

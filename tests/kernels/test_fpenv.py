@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from mnist_accel.kernels import fpenv, vectorized_cpu
+from mnist_accel.kernels.cpu import fpenv, vectorized_cpu
 
 TINY32 = np.finfo(np.float32).tiny
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from mnist_accel.backends import gemm_policy
-from mnist_accel.kernels import gemm_cpu
+from mnist_accel.kernels.cpu import gemm_cpu
 
 gemm_policy.parallel_ok()  # start Numba's threads as the ops do (TBB), before a kernel here picks another layer
 KERNELS = [gemm_cpu.gemm, lambda a, t, b, c: gemm_cpu.gemm_parallel(a, t, b, c, numba.get_num_threads()),

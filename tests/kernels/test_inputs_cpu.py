@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mnist_accel.kernels import inputs_cpu
+from mnist_accel.kernels.cpu import inputs_cpu
 
 
 def _inputs(dtype, n=40, features=30, seed=0):

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from mnist_accel import model
-from mnist_accel.kernels import loop_cpu, loop_layout
+from mnist_accel.kernels import loop_layout
+from mnist_accel.kernels.cpu import loop_cpu
 from mnist_accel.trainers.loop import LoopTrainer, draw_masks, epoch_reference, keep_scale
 
 

@@ -19,7 +19,8 @@ SCRIPT = textwrap.dedent("""
     import json, sys
     import numpy as np
     from mnist_accel import model
-    from mnist_accel.kernels import ACTIVATION_CODES, LOSS_CODES, loop_cuda
+    from mnist_accel.kernels import ACTIVATION_CODES, LOSS_CODES
+    from mnist_accel.kernels.cuda import loop_cuda
     from mnist_accel.trainers.loop import LoopTrainer, draw_masks, epoch_reference, keep_scale
 
     def data(case):
@@ -153,7 +154,7 @@ def test_two_runs_are_bit_identical(simulated):
 def test_the_tutorial_model_keeps_its_state_in_shared_memory():
     """784-100-10 in float64 (and float32) fits the 48 KiB a kernel gets unasked; 128 float64 units do not."""
     pytest.importorskip("numba.cuda")
-    from mnist_accel.kernels import loop_cuda
+    from mnist_accel.kernels.cuda import loop_cuda
 
     for itemsize in (8, 4):
         slices, fits, nbytes = loop_cuda.plan(32, 100, 10, itemsize, loop_cuda.THREADS, 32)
@@ -164,7 +165,7 @@ def test_the_tutorial_model_keeps_its_state_in_shared_memory():
 
 def test_launch_refuses_sizes_it_cannot_hold():
     pytest.importorskip("numba.cuda")
-    from mnist_accel.kernels import loop_cuda
+    from mnist_accel.kernels.cuda import loop_cuda
 
     with pytest.raises(ValueError, match="at most 2048 hidden"):
         loop_cuda.launch((None,) * 3, None, None, False, 1.0, None, None, np.zeros((4096, 10)), None, False,
@@ -173,7 +174,7 @@ def test_launch_refuses_sizes_it_cannot_hold():
 
 def test_launch_refuses_inputs_prepared_for_another_model():
     pytest.importorskip("numba.cuda")
-    from mnist_accel.kernels import loop_cuda
+    from mnist_accel.kernels.cuda import loop_cuda
 
     x = np.eye(4, 6)
     w1, w2 = np.zeros((6, 5), np.float32), np.zeros((5, 3), np.float32)

@@ -8,7 +8,7 @@ import pytest
 from numba import njit
 from numba.core.errors import TypingError
 
-from mnist_accel.kernels import simd
+from mnist_accel.kernels.cpu import simd
 
 
 @njit

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mnist_accel.kernels import sparse_cpu
-from mnist_accel.kernels.simd import LINE
+from mnist_accel.kernels.cpu import sparse_cpu
+from mnist_accel.kernels.cpu.simd import LINE
 
 
 def _pixels(n: int = 37, f: int = 50, seed: int = 0) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The fused whole-step kernels (kernels/step_cuda.cu), run unchanged on the CPU by the CUDA stand-in, against
+"""The fused whole-step kernels (kernels/cuda/step_cuda.cu), run unchanged on the CPU by the CUDA stand-in, against
 NumPy references built from XpOps and optim.update: every kernel at float and double over ragged shapes,
 activations, losses, optimizers, dropout and bias; finish_step's fixed-order sums; and the launches of one
 whole step against VectorizedTrainer.train_step. float64 agrees to rounding; float32 within 4x the gap
@@ -19,7 +19,8 @@ from mnist_accel import model, optim, rng as crng
 from mnist_accel.backends import XpOps
 from mnist_accel.backends.selection import get_backend
 from mnist_accel.config import resolve
-from mnist_accel.kernels import ACTIVATION_CODES, LOSS_CODES, OPTIMIZER_CODES, step_cuda
+from mnist_accel.kernels import ACTIVATION_CODES, LOSS_CODES, OPTIMIZER_CODES
+from mnist_accel.kernels.cuda import step_cuda
 from mnist_accel.trainers.vectorized import VectorizedTrainer
 
 pytestmark = pytest.mark.standin

@@ -19,7 +19,7 @@ from mnist_accel import optim
 from mnist_accel.backends import XpOps
 from mnist_accel.backends.cuda_ops import CudaOps
 from mnist_accel.config import resolve
-from mnist_accel.kernels import vectorized_cuda
+from mnist_accel.kernels.cuda import vectorized_cuda
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not on PATH")

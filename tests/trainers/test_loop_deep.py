@@ -118,7 +118,7 @@ import json, sys
 import numpy as np
 from mnist_accel.config import resolve
 from mnist_accel.training.fit import fit
-from mnist_accel.kernels import loop_cuda
+from mnist_accel.kernels.cuda import loop_cuda
 options = json.loads(sys.argv[1])
 loop_cuda.THREADS, loop_cuda.WARP = options.pop("threads"), options.pop("warp")  # the simulator: a thread each
 cfg = resolve("deep-sgd", backend="cuda", **options)

@@ -21,7 +21,7 @@ import math
 import numpy as np
 from numba import njit
 
-from . import ACTIVATION_CODES, LOSS_CODES
+from .. import ACTIVATION_CODES, LOSS_CODES
 from .fpenv import flush_subnormals, restore
 from .simd import lanes_of
 from .sparse_cpu import gather_line, scatter_line

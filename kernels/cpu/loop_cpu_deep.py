@@ -20,7 +20,7 @@ import math
 import numpy as np
 from numba import njit
 
-from . import ACTIVATION_CODES
+from .. import ACTIVATION_CODES
 from .loop_cpu import NOALIAS, _dot_row, _forward, _update, padded_state, unpad
 from .loop_loss import output_delta
 from .vmath import exp

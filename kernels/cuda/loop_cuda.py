@@ -25,8 +25,8 @@ import threading
 import numpy as np
 from numba import config, cuda, int8
 
+from ..loop_layout import BLOCK, blocks, to_csr
 from .loop_cuda_steps import _SIM, BOOK, MAX_OUT, _backward, _book, _forward, _hidden, _outputs, _slices, _update
-from .loop_layout import BLOCK, blocks, to_csr
 
 MAX_HIDDEN = 2048
 THREADS = 256  # the passes want warps in flight; at 150 registers a thread 512 would not launch

@@ -15,7 +15,7 @@ import threading
 
 from numba import config, cuda
 
-from . import ACTIVATION_CODES, LOOP_LOSS_CODES
+from .. import ACTIVATION_CODES, LOOP_LOSS_CODES
 
 MAX_OUT = 16  # output units (MNIST has 10)
 BOOK = MAX_OUT + 2  # a sample's bookkeeping row: outputs, then the loss (first the softmax's sum), a hit

@@ -8,7 +8,7 @@ import math
 
 from numba import njit
 
-from . import LOOP_LOSS_CODES
+from .. import LOOP_LOSS_CODES
 
 MSE, SOFTMAX_MSE = LOOP_LOSS_CODES["mse"], LOOP_LOSS_CODES["softmax-mse"]
 

@@ -23,7 +23,7 @@ import math
 import numpy as np
 from numba import njit
 
-from . import ACTIVATION_CODES, LOOP_LOSS_CODES
+from .. import ACTIVATION_CODES, LOOP_LOSS_CODES
 from .loop_loss import output_delta
 from .simd import aligned_zeros, axpy, lanes_of, padded
 from .vmath import exp

@@ -24,10 +24,10 @@ import threading
 import numpy as np
 from numba import config, cuda, int8
 
+from ..loop_layout import BLOCK, blocks, to_csr
 from . import loop_cuda
 from .loop_cuda import MAX_HIDDEN
 from .loop_cuda_steps import BOOK, IDENTITY, MAX_OUT, RELU, TANH, _book, _forward, _hidden, _outputs, _slices, _update
-from .loop_layout import BLOCK, blocks, to_csr
 
 
 def prepare(x: np.ndarray, widths, dtype=None, block: int = BLOCK) -> tuple[np.ndarray, ...]:

@@ -1,0 +1,1 @@
+"""The CPU kernels: Numba, over NumPy arrays."""
