@@ -52,7 +52,7 @@ class TrainConfig:
     activation: str = option("relu", "hidden activation", choices=ACTIVATIONS)
     loss: str = option("cross-entropy", "softmax cross-entropy; the tutorial's squared error; or deep-sgd's "
                        "squared error of the softmax (loop path)", choices=LOSSES)
-    optimizer: str = option("adam", "update rule (the loop path is sgd)", choices=OPTIMIZERS)
+    optimizer: str = option("adam", "update rule", choices=OPTIMIZERS)
     dropout: float = option(0.0, "drop probability of hidden units (tutorial: 0.5)", metavar="P")
     bias: bool = option(True, "learn biases (the tutorial has none)")
     init: str = option("he", f"weight initialisation: {', '.join(INITS)} (S: a scale, e.g. normal:0.1)",

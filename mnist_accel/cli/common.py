@@ -15,7 +15,7 @@ import typing
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from mnist_accel.config import PRESETS, TrainConfig
+from mnist_accel.config import LOOP_DEFAULTS, PRESETS, TrainConfig
 from mnist_accel.errors import BackendUnavailable, ConfigError, DataError, DataUnavailable, Stopped
 from mnist_accel.training.signals import stop_on_signals
 
@@ -33,6 +33,19 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def _preset_default(name: str, value) -> str:
+    """What the default preset sets an option to, and the loop path where it differs, for its help (None:
+    the help says what happens)."""
+    def show(v):
+        return {True: "on", False: "off"}[v] if isinstance(v, bool) else " ".join(map(str, v)) \
+            if isinstance(v, tuple) else v
+
+    if value is None:
+        return ""
+    loop = f"; loop path: {show(LOOP_DEFAULTS[name])}" if name in LOOP_DEFAULTS else ""
+    return f" (default preset: {show(value)}{loop})"
+
+
 def add_training_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """``--preset`` and a flag for every ``TrainConfig`` option that has one, made from the field (its help,
     choices, metavar and type), in the fields' order. Each defaults to None: what is not given is the
@@ -45,7 +58,7 @@ def add_training_options(parser: argparse.ArgumentParser | argparse._ArgumentGro
         if not meta["flag"]:
             continue
         kind = hints[field.name]
-        kwargs: dict = {"help": meta["help"], "default": None}
+        kwargs: dict = {"help": meta["help"] + _preset_default(field.name, field.default), "default": None}
         if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
