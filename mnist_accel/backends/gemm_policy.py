@@ -32,8 +32,6 @@ import numba
 from llvmlite import binding
 from numba.core import config
 
-from mnist_accel.backends.cores import threads_for
-
 AVX512 = bool(binding.get_host_cpu_features().get("avx512f", False))
 _READY: bool | None = None
 _RUNS: bool | None = None
@@ -81,8 +79,8 @@ def parallel_ok() -> bool:
 
 
 def use(threads: int) -> int:
-    """Numba's threads for this thread's next parallel kernels: ``threads``, or this process's share for 0
-    (``cores``), at most the threads Numba started; returns the count."""
-    count = min(threads_for(threads), config.NUMBA_NUM_THREADS)
+    """Numba's threads for this thread's next parallel kernels: ``threads`` (the run's, as the trainer
+    resolved them: ``cores.threads_for``), at most the threads Numba started; returns the count."""
+    count = max(1, min(threads, config.NUMBA_NUM_THREADS))
     numba.set_num_threads(count)
     return count

@@ -61,8 +61,7 @@ class NumbaOps(XpOps):
         start = time.perf_counter()
         dt = np.dtype(cfg.dtype)
         self._gemm = gemm_cpu.gemm_parallel if gemm_policy.runs_here() else None
-        if self._gemm is not None:
-            self._threads = gemm_policy.use(cfg.threads)
+        if self._gemm is not None:  # compiled whatever the thread count: each epoch sets it (blas_threads)
             wide = np.ones((3, gemm_cpu.LINE // dt.itemsize), dt)
             self._gemm(np.ones((2, 3), dt), False, wide, np.empty((2, wide.shape[1]), dt), self._threads)
             self._gemm(np.ones((2, 3), dt), True, wide[:2], np.empty((3, wide.shape[1]), dt), self._threads)
