@@ -15,7 +15,7 @@ import typing
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from mnist_accel.config import LOOP_DEFAULTS, PRESETS, TrainConfig
+from mnist_accel.config import LOOP_DEFAULTS, PRESETS, TrainConfig, options
 from mnist_accel.errors import BackendUnavailable, ConfigError, DataError, DataUnavailable, Stopped
 from mnist_accel.training.signals import stop_on_signals
 
@@ -67,6 +67,11 @@ def add_training_options(parser: argparse.ArgumentParser | argparse._ArgumentGro
                 kwargs["nargs"] = "+"
             kwargs.update(type=args[0] if args else kind, choices=meta["choices"], metavar=meta["metavar"])
         parser.add_argument("--" + field.name.replace("_", "-"), **kwargs)
+
+
+def given_training_options(args: argparse.Namespace) -> dict:
+    """The training options the command line set (those ``add_training_options`` made and the user gave)."""
+    return {k: getattr(args, k) for k in options(flag=True) if getattr(args, k) is not None}
 
 
 def reference(parser: argparse.ArgumentParser) -> str:

@@ -10,8 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from mnist_accel.cli.common import Parser, add_training_options, entry
-from mnist_accel.config import options, resolve
+from mnist_accel.cli.common import Parser, add_training_options, entry, given_training_options
+from mnist_accel.config import resolve
 from mnist_accel.errors import ConfigError
 from mnist_accel.persist import check_writable, save_model, write_json
 from mnist_accel.plots import FIGURES, PRESET_FIGURES
@@ -37,9 +37,6 @@ def build_parser() -> argparse.ArgumentParser:
     a("--debug", action="store_true", help="show tracebacks on errors")
     a("--version", action="version", version=f"mnist-accel {__version__}")
     return p
-
-
-OPTION_NAMES = options(flag=True)  # the training options the command line sets
 
 
 def _epoch_line(r: dict, total: int, cost: bool = False) -> str:
@@ -86,7 +83,7 @@ def metrics_payload(result) -> dict:
 
 def _config(args: argparse.Namespace):
     """The run's options: the preset plus flags, or, with --resume, the saved run's plus what may change."""
-    given = {k: getattr(args, k) for k in OPTION_NAMES if getattr(args, k) is not None}
+    given = given_training_options(args)
     if args.resume is None:
         return resolve(args.preset, **given)
     from mnist_accel.config import TrainConfig, validate

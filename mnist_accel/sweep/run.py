@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mnist_accel.backends import cores
-from mnist_accel.cli.common import Parser, add_training_options, entry
+from mnist_accel.cli.common import Parser, add_training_options, entry, given_training_options
 from mnist_accel.config import RUN, TrainConfig, options, resolve, validate
 from mnist_accel.errors import ConfigError
 from mnist_accel.sweep import pools, report, study as st, trial as ex
@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    given = {k: getattr(args, k) for k in options(flag=True) if getattr(args, k) is not None}
+    given = given_training_options(args)
     searched = {t.partition("=")[0].strip().replace("-", "_") for t in args.space or ()}
     both = sorted(searched & set(given))
     if both:
