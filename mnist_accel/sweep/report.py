@@ -22,13 +22,19 @@ INTERRUPTED = "interrupted before it finished"
 
 
 def is_interrupted(trial) -> bool:
-    """A failed trial that did not fail by itself (its driver stopped): it is run again, not counted."""
+    """A failed trial that did not fail by itself (stopped, or its worker died): run again, not counted."""
     return trial.state.name == "FAIL" and "reason" not in trial.user_attrs
+
+
+def retry_of(trial) -> int | None:
+    """The trial this one runs again (Optuna's retry callback keeps the history in its system attributes)."""
+    history = trial.system_attrs.get("retry_history")
+    return history[-1] if history else None
 
 
 def rows(trials: Sequence[Any], names: Sequence[str]) -> list[dict[str, Any]]:
     """One dict per trial that started, in trial order; parameters as ``params_NAME``."""
-    retried = {t.user_attrs["retry_of"]: t.number for t in trials if "retry_of" in t.user_attrs}
+    retried = {retry_of(t): t.number for t in trials if retry_of(t) is not None}
     out = []
     for t in trials:
         if t.state.name == "WAITING":
@@ -36,6 +42,7 @@ def rows(trials: Sequence[Any], names: Sequence[str]) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"number": t.number, "state": t.state.name, "value": t.value}
         row.update({f"params_{n}": t.params.get(n) for n in names})
         row.update({k: t.user_attrs.get(k) for k in STATS})
+        row["retry_of"] = retry_of(t)
         if is_interrupted(t):
             row["reason"] = INTERRUPTED + (f"; run again as trial {retried[t.number]}" if t.number in retried else "")
         row["started"] = t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else None

@@ -1,7 +1,7 @@
 """``python -m mnist_accel.sweep`` and ``sweep(...)``: a hyperparameter search over training options with
-Optuna, each trial one ``fit``. Trials run in this process, in local worker processes, or on a Dask
-cluster; the study lives in SQLite under ``--out`` (so an interrupted sweep continues) or in a database
-server that drivers on several machines share.
+Optuna, each trial one ``fit``. Trials run in this process, or on Dask: a cluster of local worker processes
+or one across machines; the study lives in SQLite under ``--out`` (so an interrupted sweep continues) or in
+a database server that drivers on several machines share.
 """
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import uuid
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +18,8 @@ from mnist_accel.backends import cores
 from mnist_accel.cli.common import Parser, add_training_options, entry, given_training_options
 from mnist_accel.config import RUN, TrainConfig, options, resolve, validate
 from mnist_accel.errors import ConfigError
-from mnist_accel.sweep import pools, report, study as st, trial as ex
-from mnist_accel.sweep.drive import Driver, make_sampler
-from mnist_accel.sweep.guard import Guard
+from mnist_accel.sweep import cluster, report, study as st
+from mnist_accel.sweep.drive import Driver
 from mnist_accel.sweep.space import DEFAULT_GRID, DEFAULT_SPACE, SYNTAX
 from mnist_accel.version import __version__
 
@@ -54,9 +51,6 @@ def _optuna():
     except ImportError:
         raise ConfigError("sweeps need Optuna: pip install 'mnist-accel[sweep]'") from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the sweep prints its own lines
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    # The driver records the heartbeats itself; Optuna only expects them inside optimize().
-    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
     return optuna
 
 
@@ -66,9 +60,10 @@ def sweep(space: str | Sequence[str] | None = None, trials: int | None = None, *
           progress: bool = False, echo: Callable[[str], None] | None = None) -> SweepResult:
     """Search ``space`` (``--space`` terms; None: the default space) with ``trials`` fits of ``config``.
 
-    ``workers``: local processes; ``scheduler``: a Dask scheduler address or ``distributed.Client``;
-    ``storage``: a database URL shared by several drivers; ``out``: where the study (when ``storage`` is
-    not given) and the results go, and where a sweep run again continues.
+    ``workers``: trials at once in a Dask cluster of that many local processes; ``scheduler``: a Dask
+    scheduler address or ``distributed.Client`` to run them on instead; ``storage``: a database URL shared
+    by several drivers; ``out``: where the study (when ``storage`` is not given) and the results go, and
+    where a sweep run again continues.
     """
     optuna = _optuna()
     from mnist_accel.sweep.space import check_space, grid, grid_size, parse_space
@@ -77,8 +72,8 @@ def sweep(space: str | Sequence[str] | None = None, trials: int | None = None, *
     validate(config)
     if sampler not in SAMPLERS:
         raise ConfigError(f"--sampler {sampler!r} is not one of {', '.join(SAMPLERS)}")
-    if pruner not in ex.PRUNERS:
-        raise ConfigError(f"--pruner {pruner!r} is not one of {', '.join(ex.PRUNERS)}")
+    if pruner not in st.PRUNERS:
+        raise ConfigError(f"--pruner {pruner!r} is not one of {', '.join(st.PRUNERS)}")
     if workers < 1 or (trials is not None and trials < 1):
         raise ConfigError("--workers and --trials must be at least 1")
     default = DEFAULT_GRID if sampler == "grid" else DEFAULT_SPACE
@@ -95,52 +90,47 @@ def sweep(space: str | Sequence[str] | None = None, trials: int | None = None, *
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"--out {out}: cannot create the folder ({exc.strerror})") from None
-    embedded = storage is None  # the study is this --out's own (or the scheduler's), so one driver owns it
-    lock = st.Lock(out) if embedded and out is not None else None
-    client, owned, pool = None, False, None
+    owned = storage is None  # the study is this --out's own (or the scheduler's), so one driver owns it
+    lock = st.Lock(out) if owned and out is not None else None
+    runner, close_client = None, False
     try:
         if scheduler is not None:
-            client, owned = st.client(scheduler)
+            runner, close_client = cluster.remote(scheduler)
         url = storage or (f"sqlite:///{(out / 'study.db').resolve()}" if out is not None else None)
-        driver_storage, worker_storage, beating = st.storages(optuna, url, client, embedded, workers)
-        guard = Guard()
-        if driver_storage is not worker_storage:  # not a DaskStorage (see Guard.shield)
-            guard.shield(driver_storage)
-        study = optuna.create_study(study_name=study_name, storage=driver_storage, direction="maximize",
-                                    load_if_exists=True, pruner=ex.make_pruner(pruner, config.epochs))
-        signature = {"space": {n: optuna.distributions.distribution_to_json(d) for n, d in distributions.items()},
-                     "config": {k: v for k, v in config.to_dict().items() if k not in MAY_CHANGE},
+        store = st.storage(optuna, url, runner.client if runner is not None else None, workers)
+        study = optuna.create_study(study_name=study_name, storage=store, direction="maximize",
+                                    load_if_exists=True, pruner=st.make_pruner(pruner, config.epochs))
+        json = {n: optuna.distributions.distribution_to_json(d) for n, d in distributions.items()}
+        signature = {"space": json, "config": {k: v for k, v in config.to_dict().items() if k not in MAY_CHANGE},
                      "metric": metric, "sampler": sampler, "pruner": pruner}
         where = st.redact(url) if url else "memory"
-        st.check_signature(study, signature, str(out) if embedded and out is not None else where)
-        st.recover(study, orphans=embedded)
-        parallel = client is not None or workers > 1
-        # Seeded past the trials already made, so a resumed sweep does not propose the same points again.
-        study.sampler = make_sampler(optuna, sampler, points, config.seed + len(study.trials), parallel)
-        if client is not None:
-            pool = pools.DaskPool(client, uuid.uuid4().hex[:8])
-        elif workers > 1:
+        st.check_signature(study, signature, str(out) if owned and out is not None else where)
+        if runner is None and workers > 1:
             threads = config.threads or max(1, cores.share() // workers)
-            pool = pools.LocalPool(workers, threads, st.gpus(config.backend))
-        else:
+            runner = cluster.local(workers, threads, cluster.gpus(config.backend))
+        elif runner is None:
             from mnist_accel.data.mnist import load_mnist
 
-            pool = pools.InProcess(load_mnist(config.data_dir, progress=progress), study)
+            runner = cluster.InProcess(load_mnist(config.data_dir, progress=progress), study)
         info = {"study": study_name, "storage": where, "sampler": sampler, "pruner": pruner, "metric": metric,
                 "space": terms, "trials": target, "config": config.to_dict(), "version": __version__}
-        job = dict(study_name=study_name, storage=worker_storage, pruner=pruner, metric=metric)
-        Driver(study, pool, distributions, config, job, target, info, out, beating, points is not None, progress,
-               echo, guard=guard).run()
-        if owned:  # the study lives on a scheduler this call connected to: keep a copy that outlives the client
+        job = dict(study_name=study_name, storage=url if isinstance(store, optuna.storages.RDBStorage) else store,
+                   distributions=json, config=config.to_dict(), metric=metric, pruner=pruner, sampler=sampler,
+                   grid=points, parallel=runner.slots() > 1)
+        # Seeded past the trials already made, so a resumed sweep does not propose the same points again.
+        seed = config.seed + (0 if points else len(study.trials))
+        Driver(study, runner, job, seed, target, info, owned=owned, out=out,
+               progress=progress, echo=echo).go()
+        if close_client:  # the study lives on a scheduler this call connected to: keep a copy that outlives it
             memory = optuna.storages.InMemoryStorage()
-            optuna.copy_study(from_study_name=study_name, from_storage=driver_storage, to_storage=memory)
+            optuna.copy_study(from_study_name=study_name, from_storage=store, to_storage=memory)
             study = optuna.load_study(study_name=study_name, storage=memory)
         return SweepResult(study, report.rows(study.get_trials(), list(distributions)), metric, out)
     finally:
         if lock is not None:
             lock.release()
-        if owned:
-            client.close()
+        if close_client:
+            runner.client.close()
 
 
 # --- the command line ----------------------------------------------------------------------------------
@@ -159,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"trials in all, those of an earlier run of this study included (default {DEFAULT_TRIALS}; "
                    "grid: every point)")
     s.add_argument("--sampler", choices=SAMPLERS, default="tpe", help="how trials are chosen (default: %(default)s)")
-    s.add_argument("--pruner", choices=ex.PRUNERS, default="median",
+    s.add_argument("--pruner", choices=st.PRUNERS, default="median",
                    help="how hopeless trials are stopped early (default: %(default)s)")
     s.add_argument("--workers", type=int, metavar="N", help="trials at once in N local processes, splitting the "
                    "cores, or one per GPU (default 1)")

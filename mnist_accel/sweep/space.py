@@ -127,6 +127,20 @@ def parse_space(terms: Sequence[str]) -> dict[str, BaseDistribution]:
     return space
 
 
+def suggest(trial: Any, space: Mapping[str, BaseDistribution]) -> dict[str, Any]:
+    """The trial's value for each searched option through Optuna's suggest API (the sampler's pick, or the
+    fixed values of a trial queued to run again)."""
+    params: dict[str, Any] = {}
+    for name, d in space.items():
+        if isinstance(d, CategoricalDistribution):
+            params[name] = trial.suggest_categorical(name, d.choices)
+        elif isinstance(d, IntDistribution):
+            params[name] = trial.suggest_int(name, d.low, d.high, step=d.step, log=d.log)
+        else:
+            params[name] = trial.suggest_float(name, d.low, d.high, step=d.step, log=d.log)
+    return params
+
+
 def overrides(params: Mapping[str, Any]) -> dict[str, Any]:
     """A trial's parameters as TrainConfig values (hidden widths become a tuple of layers)."""
     out = dict(params)

@@ -1,6 +1,7 @@
-"""A sweep's study: where it is stored (SQLite under --out, a database server, or the Dask scheduler), how
-an interrupted sweep's trials are found and queued again, how trials are counted toward the total, and the
-check that a resumed sweep trains what the study was started with.
+"""A sweep's study: where it is stored (SQLite under --out, a database server, or the Dask scheduler), with
+Optuna's heartbeat and retry callback; how the trials of a stopped or killed worker are failed and queued
+again; the sampler and pruner; how trials are counted toward the total; and the check that a resumed sweep
+trains what the study was started with.
 """
 
 from __future__ import annotations
@@ -8,14 +9,26 @@ from __future__ import annotations
 import fcntl
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 from mnist_accel.errors import ConfigError
 from mnist_accel.sweep import report as report
 
-HEARTBEAT_S, GRACE_S = 20, 60  # a shared-database trial whose driver is silent for a minute is run again
+HEARTBEAT_S, GRACE_S = 20, 60  # a trial whose worker is silent for a minute is failed and run again
+MAX_RETRY = 3  # a trial interrupted this many times is given up (it does not count; others take its place)
 CREATE_TRIES = 4
+
+
+def retry_callback():
+    """Optuna's callback that queues a failed trial's parameters again, up to ``MAX_RETRY`` times: for
+    trials whose heartbeat went stale (Optuna calls it) and for interrupted ones (``recover`` does)."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
 
 
 def redact(url: str) -> str:
@@ -46,22 +59,9 @@ class Lock:
         self.file.close()
 
 
-def client(scheduler: Any):
-    try:
-        from distributed import Client
-    except ImportError:
-        raise ConfigError("--scheduler needs Dask: pip install 'mnist-accel[sweep]'") from None
-    if not isinstance(scheduler, str):
-        return scheduler, False
-    try:
-        return Client(scheduler, timeout="10s"), True
-    except OSError as exc:
-        raise OSError(f"--scheduler {scheduler}: no Dask scheduler answers ({exc}); start one with "
-                      "'dask scheduler' and give its tcp:// address") from None
-
-
-def storages(optuna, url: str | None, dask_client: Any, embedded: bool, workers: int):
-    """(the driver's storage, what workers open, the RDB storage to heartbeat or None)."""
+def storage(optuna, url: str | None, dask_client: Any, workers: int):
+    """The study's storage: a DaskStorage on the scheduler (no URL, or a SQLite file it opens), else an
+    RDBStorage with Optuna's heartbeat and retry callback, else (one process, no folder) memory."""
     if dask_client is not None and (url is None or url.startswith("sqlite")):
         try:
             from optuna_integration.dask import DaskStorage
@@ -73,15 +73,13 @@ def storages(optuna, url: str | None, dask_client: Any, embedded: bool, workers:
                 raise ConfigError(f"the Dask scheduler cannot write {folder}, where the study file lives; run the "
                                   "sweep on the scheduler's machine, use a folder both see, or give --storage "
                                   "postgresql://...")
-        storage = DaskStorage(url, client=dask_client)
-        return storage, storage, None
+        return DaskStorage(url, client=dask_client)
     if url is None:
         if workers > 1:
             raise ConfigError("workers need a study they can share: give out=DIR or storage=URL")
-        return optuna.storages.InMemoryStorage(), None, None
-    beat = {} if embedded else dict(heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
+        return optuna.storages.InMemoryStorage()
     try:
-        rdb = _open_rdb(optuna, url, beat)
+        return open_rdb(url)
     except ImportError as exc:  # Optuna re-raises the missing driver's ModuleNotFoundError as its cause
         missing = getattr(exc.__cause__, "name", None) or getattr(exc, "name", None) or "for this database"
         raise ConfigError(f"--storage {redact(url)} needs the Python module {missing}, which is not installed; "
@@ -89,50 +87,68 @@ def storages(optuna, url: str | None, dask_client: Any, embedded: bool, workers:
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise RuntimeError(f"--storage {redact(url)}: cannot open the study database ({first})") from None
-    return rdb, url, (None if embedded else rdb)
 
 
-def _open_rdb(optuna, url: str, beat: dict[str, Any]):
-    """Optuna's RDBStorage; drivers on several machines started together against an empty database all
-    create its tables at once, and all but one fail on a duplicate key: those try again, finding the tables."""
+def open_rdb(url: str):
+    """Optuna's RDBStorage with its heartbeat and the retry callback, as drivers and workers open it.
+    Drivers on several machines started together against an empty database all create its tables at once,
+    and all but one fail on a duplicate key: those try again, finding the tables."""
+    import optuna
     from sqlalchemy.exc import IntegrityError, ProgrammingError
 
     for attempt in range(CREATE_TRIES):
         try:
-            return optuna.storages.RDBStorage(url, **beat)
+            with warnings.catch_warnings():  # the heartbeat is experimental in Optuna; we rely on it knowingly
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                                                  heartbeat_stale_trial_callback=retry_callback())
         except (IntegrityError, ProgrammingError):
             if attempt + 1 == CREATE_TRIES:
                 raise
             time.sleep(0.5 * (attempt + 1))
 
 
-def recover(study, orphans: bool) -> None:
-    """Fail the trials whose driver is gone (all running ones when ``orphans``: this driver owns the study),
-    then queue each such interrupted trial's parameters once more."""
-    import optuna
+def cut(study, which: str | bool) -> list[int]:
+    """Fail running trials that lost their worker, without a reason (so they are run again, not counted):
+    ``which`` True, every running trial (this driver owns the study); a run id, those that run started.
+    The numbers of the trials failed."""
     from optuna.trial import TrialState
 
-    if orphans:
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            study.tell(t.number, state=TrialState.FAIL)
-    else:
-        optuna.storages.fail_stale_trials(study)
+    failed = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if which is True or t.user_attrs.get("run") == which:
+            study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+            failed.append(t.number)
+    return failed
+
+
+def requeue(study) -> None:
+    """Fail the trials whose heartbeat went stale, then queue each interrupted trial not yet run again once
+    more, through Optuna's retry callback (which keeps the retry history)."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)  # its callback queues those
     trials = study.get_trials(deepcopy=False)
-    rerun = {t.user_attrs.get("retry_of") for t in trials}
+    rerun = {report.retry_of(t) for t in trials}
+    retry = retry_callback()
     for t in trials:
         if report.is_interrupted(t) and t.number not in rerun:
-            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+            retry(study, t)
 
 
-def tally(study) -> tuple[int, int, bool]:
-    """(trials that count toward the total, trials running now, whether reruns wait in the queue)."""
-    counted = running = waiting = 0
+def tally(study, run: str | None = None) -> tuple[int, int, int, bool]:
+    """(trials that count toward the total, trials running now, those of them that ``run`` started,
+    whether reruns wait in the queue)."""
+    counted = running = mine = waiting = 0
     for t in study.get_trials(deepcopy=False):
         state = t.state.name
         counted += state in ("COMPLETE", "PRUNED") or (state == "FAIL" and not report.is_interrupted(t))
         running += state == "RUNNING"
+        mine += state == "RUNNING" and run is not None and t.user_attrs.get("run") == run
         waiting += state == "WAITING"
-    return counted, running, bool(waiting)
+    return counted, running, mine, bool(waiting)
 
 
 def check_signature(study, signature: dict[str, Any], where: str) -> None:
@@ -154,13 +170,31 @@ def check_signature(study, signature: dict[str, Any], where: str) -> None:
                               "same one to continue it, or a new --out or --study-name")
 
 
-def gpus(backend: str) -> list[str] | None:
-    """The GPUs trials may be spread over (CUDA_VISIBLE_DEVICES's, else every device), or None without CUDA."""
-    from mnist_accel.backends.selection import cuda_unavailable_reason, gpu_count
+PRUNERS = ("median", "halving", "hyperband", "none")
 
-    if backend not in ("auto", "cuda") or cuda_unavailable_reason() is not None:
-        return None
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible:
-        return [d.strip() for d in visible.split(",") if d.strip()]
-    return [str(i) for i in range(gpu_count())]
+
+def make_pruner(name: str, epochs: int):
+    import optuna
+
+    if name == "median":  # wait for 3 finished trials before judging, then prune below their median
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
+    if name == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner()
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1))
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise ConfigError(f"--pruner {name!r} is not one of {', '.join(PRUNERS)}")
+
+
+def make_sampler(name: str, points: dict | None, seed: int, parallel: bool):
+    """A fresh sampler for one trial, seeded by the trial's place in the sweep (samplers keep no state
+    between trials but their random generator: they read the study)."""
+    import optuna
+
+    if name == "grid":
+        return optuna.samplers.GridSampler(points, seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    # constant_liar: trials still running count as bad guesses, so parallel workers spread out
+    return optuna.samplers.TPESampler(seed=seed, constant_liar=parallel)

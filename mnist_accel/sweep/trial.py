@@ -1,9 +1,9 @@
-"""Where a sweep's trials run (this process, a pool of local processes, or Dask workers) and what a trial
-is: one ``fit`` that reports its accuracy to the study every epoch and stops when the pruner says so.
+"""What a sweep's worker runs: ``run_trial(job)`` calls Optuna's ``study.optimize`` for one trial on the
+study's shared storage (Optuna asks the sampler, keeps the trial's heartbeat and records its outcome), and
+the objective is one ``fit`` that reports its accuracy every epoch and stops when the pruner says so.
 
-The sweep's driver asks the study for a trial's parameters and tells it the outcome; a worker only trains
-and writes the per-epoch values the pruner reads, through the study's storage. A worker process loads
-MNIST once and keeps it for every trial it runs. The pools that run trials are in ``pools``.
+The same function runs in this process, on the workers of a local Dask cluster, or on a remote one. A
+worker process loads MNIST once and keeps it for every trial it runs.
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from mnist_accel.backends.selection import get_backend
-from mnist_accel.config import TrainConfig
+from mnist_accel.config import TrainConfig, validate
 from mnist_accel.data.mnist import MnistData, load_mnist
 from mnist_accel.errors import BackendUnavailable, ConfigError, DataError, DataUnavailable, TrainingDiverged
+from mnist_accel.sweep import study as st
+from mnist_accel.sweep.space import overrides, suggest
 from mnist_accel.training.fit import fit
 
-PRUNERS = ("median", "halving", "hyperband", "none")
 # Failures no other trial would escape (no data, no backend): they stop the sweep instead of failing one trial.
 FATAL = (DataError, DataUnavailable, BackendUnavailable)
 
@@ -30,34 +31,34 @@ warnings.filterwarnings("ignore", message="DaskStorage is experimental")
 
 _DATA: dict[str | None, MnistData] = {}  # per worker process: loaded by its first trial
 _STUDIES: dict[tuple, Any] = {}
-WORKER_THREADS = 0  # BLAS threads this worker process gives each trial (set by its pool); 0: none set
+_EVENTS: dict[str, Any] = {}
+
+
+class TrialFailed(Exception):
+    """The trial's own failure (diverged, out of memory, a refused combination): recorded, the sweep goes on."""
+
+
+class Interrupted(Exception):
+    """The sweep was stopped while this trial trained on a Dask worker: it fails without a reason, so the
+    next run does it again."""
 
 
 @dataclass(frozen=True)
 class TrialJob:
     """Everything a worker needs for one trial; pickled to other processes and machines."""
 
-    trial_id: int
-    number: int
     study_name: str
     storage: Any  # a database URL, or a DaskStorage (which travels as a reference to the scheduler's)
-    pruner: str
-    config: dict[str, Any]
+    distributions: dict[str, str]  # the search space, as Optuna's JSON for each distribution
+    config: dict[str, Any]  # the options every trial shares
     metric: str  # test_accuracy, or val_accuracy with a validation split
-
-
-def make_pruner(name: str, epochs: int):
-    import optuna
-
-    if name == "median":  # wait for 3 finished trials before judging, then prune below their median
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
-    if name == "halving":
-        return optuna.pruners.SuccessiveHalvingPruner()
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1))
-    if name == "none":
-        return optuna.pruners.NopPruner()
-    raise ConfigError(f"--pruner {name!r} is not one of {', '.join(PRUNERS)}")
+    pruner: str
+    sampler: str
+    seed: int  # the sampler's seed for this trial: the sweep's seed plus the trial's place in it
+    run: str  # the driver run that started the trial: its trials still running when it ends were cut short
+    grid: dict[str, list] | None = None  # the grid sampler's points
+    parallel: bool = False  # other trials run at the same time (TPE then counts them as bad guesses)
+    stop: str | None = None  # on Dask: the name of the event the driver sets to stop the trials in flight
 
 
 def _study(job: TrialJob):
@@ -65,11 +66,18 @@ def _study(job: TrialJob):
 
     key = (getattr(job.storage, "name", job.storage), job.study_name, job.pruner, job.config["epochs"])
     if key not in _STUDIES:
-        # The worker never samples (the driver does), so the cheapest sampler will do.
-        _STUDIES[key] = optuna.load_study(study_name=job.study_name, storage=job.storage,
-                                          sampler=optuna.samplers.RandomSampler(),
-                                          pruner=make_pruner(job.pruner, job.config["epochs"]))
+        storage = st.open_rdb(job.storage) if isinstance(job.storage, str) else job.storage
+        _STUDIES[key] = optuna.load_study(study_name=job.study_name, storage=storage,
+                                          pruner=st.make_pruner(job.pruner, job.config["epochs"]))
     return _STUDIES[key]
+
+
+def _event(name: str):
+    from distributed import Event, get_client
+
+    if name not in _EVENTS:
+        _EVENTS[name] = Event(name, client=get_client())  # the worker's own client
+    return _EVENTS[name]
 
 
 def _data(data_dir: str | None) -> MnistData:
@@ -83,20 +91,45 @@ def _one_line(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-def run_trial(job: TrialJob, data: MnistData | None = None, study: Any = None) -> dict[str, Any]:
-    """Train one trial; the outcome is returned, never raised, except for failures that are not the
-    trial's (FATAL) and Ctrl-C."""
+def run_trial(job: TrialJob, data: MnistData | None = None, study: Any = None) -> int | None:
+    """Run one trial through ``study.optimize``; its number (None: the sweep was stopped before it began).
+    The trial's own failures are recorded in the study; failures that are not its own (FATAL) and stops
+    fail it without a reason (so it is run again) and are raised."""
     import optuna
 
-    cfg = TrainConfig(**{**job.config, "hidden": tuple(job.config["hidden"])})
-    if cfg.threads == 0 and WORKER_THREADS and cfg.path == "vectorized":
-        cfg = cfg.replace(threads=WORKER_THREADS)  # on a Dask worker, or elsewhere, the trainer takes its share
-    be = get_backend(cfg.backend)
-    trial = optuna.trial.Trial(study if study is not None else _study(job), job.trial_id)
-    data = data if data is not None else _data(cfg.data_dir)
+    if job.stop is not None and _event(job.stop).is_set():
+        return None
+    # The driver prints a line per trial, failures with their reason: Optuna's own lines would repeat them.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = study if study is not None else _study(job)
+    study.sampler = st.make_sampler(job.sampler, job.grid, job.seed, job.parallel)
+    numbers: list[int] = []
+    with warnings.catch_warnings():  # heartbeats and the retry callback are experimental in Optuna; we use them
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.optimize(lambda trial: objective(trial, job, data), n_trials=1, catch=(TrialFailed,),
+                       callbacks=[lambda _, trial: numbers.append(trial.number)])
+    return numbers[0]
+
+
+def objective(trial: Any, job: TrialJob, data: MnistData | None = None) -> float:
+    """One fit with the trial's parameters: its accuracy. Its statistics and, when it fails or is pruned,
+    the reason go to the trial's user attributes."""
+    import optuna
+    from optuna.distributions import json_to_distribution
+
+    trial.set_user_attr("run", job.run)
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    params = suggest(trial, {n: json_to_distribution(d) for n, d in job.distributions.items()})
     history: list[dict[str, float]] = []
+    start = time.perf_counter()
+
+    def fail(reason: str) -> TrialFailed:
+        trial.set_user_attr("reason", reason)
+        return TrialFailed(reason)
 
     def on_epoch(record: dict[str, float]) -> None:
+        if job.stop is not None and _event(job.stop).is_set():
+            raise Interrupted("the sweep was stopped")
         history.append(record)
         value, epoch = record[job.metric], int(record["epoch"])
         trial.report(value, epoch)
@@ -105,33 +138,43 @@ def run_trial(job: TrialJob, data: MnistData | None = None, study: Any = None) -
             raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}: {job.metric} {value:.4f} "
                                      f"trails the other trials ({job.pruner} pruner)")
 
-    attrs: dict[str, Any] = {"backend": be.name, "device": be.device,
-                             "worker": f"{socket.gethostname()}:{os.getpid()}"}
-    outcome: dict[str, Any] = {"state": "COMPLETE", "value": None, "reason": None, "attrs": attrs}
-    start = time.perf_counter()
     try:
-        result = fit(cfg, data, on_epoch=on_epoch)
-        attrs["compile_seconds"] = result.compile_seconds
-        outcome["value"] = _objective(result, job.metric)
+        cfg = TrainConfig(**{**job.config, "hidden": tuple(job.config["hidden"])}).replace(**overrides(params))
+        validate(cfg)
+    except ConfigError as exc:  # a combination no single --space value showed (the loop path with adam)
+        raise fail(str(exc)) from None
+    be = get_backend(cfg.backend)
+    trial.set_user_attr("backend", be.name)
+    trial.set_user_attr("device", be.device)
+    try:
+        result = fit(cfg, data if data is not None else _data(cfg.data_dir), on_epoch=on_epoch)
+        trial.set_user_attr("compile_seconds", result.compile_seconds)
+        return _value(result, job.metric)
     except optuna.TrialPruned as exc:
-        outcome.update(state="PRUNED", reason=_one_line(exc))
-    except FATAL:
+        trial.set_user_attr("reason", _one_line(exc))
+        raise
+    except (*FATAL, Interrupted):
         raise
     except (TrainingDiverged, MemoryError, ConfigError, FloatingPointError) as exc:
         kind = "out of memory: " if isinstance(exc, MemoryError) else ""
-        outcome.update(state="FAIL", reason=kind + _one_line(exc))
+        raise fail(kind + _one_line(exc)) from None
     except Exception as exc:  # a trial's own failure must not end the sweep; its reason is kept
-        outcome.update(state="FAIL", reason=f"unexpected {type(exc).__name__}: {_one_line(exc)}")
-    attrs.update(wall_seconds=time.perf_counter() - start, epochs=len(history),
-                 train_seconds=float(sum(r["seconds"] for r in history)))
+        raise fail(f"unexpected {type(exc).__name__}: {_one_line(exc)}") from None
+    finally:
+        _statistics(trial, history, time.perf_counter() - start)
+
+
+def _statistics(trial: Any, history: list[dict[str, float]], wall: float) -> None:
+    trial.set_user_attr("wall_seconds", wall)
+    trial.set_user_attr("epochs", len(history))
+    trial.set_user_attr("train_seconds", float(sum(r["seconds"] for r in history)))
     if history:
-        attrs["test_accuracy"] = history[-1]["test_accuracy"]
+        trial.set_user_attr("test_accuracy", history[-1]["test_accuracy"])
         if "val_accuracy" in history[-1]:
-            attrs["val_accuracy"] = history[-1]["val_accuracy"]
-    return outcome
+            trial.set_user_attr("val_accuracy", history[-1]["val_accuracy"])
 
 
-def _objective(result, metric: str) -> float:
+def _value(result, metric: str) -> float:
     if metric == "test_accuracy":
         return float(result.test_accuracy)
     # fit keeps the epoch with the lowest validation loss when it stops early, else the last

@@ -5,9 +5,11 @@ failures stops the sweep instead of burning through every trial."""
 from __future__ import annotations
 
 import csv
+import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -25,22 +27,39 @@ def _csv(path):
         return list(csv.DictReader(f))
 
 
-def test_a_stopped_sweep_continues_where_it_stopped(tmp_path):
+def _wait_for_trial(number, path, timeout=120):
+    """Until trial ``number`` has started."""
+    storage = f"sqlite:///{path}"  # the sweep has made it: it printed a trial's line
+    deadline = time.monotonic() + timeout
+    while len(optuna.load_study(study_name="mnist-sweep", storage=storage).get_trials(deepcopy=False)) <= number:
+        assert time.monotonic() < deadline, f"trial {number} did not start"
+        time.sleep(0.02)
+
+
+STOPS = [  # how a stop arrives: a job scheduler's SIGTERM to the command; Ctrl-C to the terminal's whole group
+    (lambda proc: proc.send_signal(signal.SIGTERM), "stopped by SIGTERM", 128 + signal.SIGTERM),
+    (lambda proc: os.killpg(proc.pid, signal.SIGINT), "interrupted", 130),
+]
+
+
+@pytest.mark.parametrize("stop, said, code", STOPS, ids=["sigterm", "ctrl-c"])
+def test_a_stopped_sweep_continues_where_it_stopped(tmp_path, stop, said, code):
     out = tmp_path / "sweep"
-    argv = [sys.executable, "-m", "mnist_accel.sweep", "--workers", "2", "--epochs", "2", "--train-samples", "10000",
+    argv = [sys.executable, "-m", "mnist_accel.sweep", "--workers", "2", "--epochs", "4", "--train-samples", "20000",
             "--test-samples", "500", "--backend", "numpy", "--space", "hidden=64,96,128", "--pruner", "none",
             "--trials", "4", "--out", str(out)]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    first_line = proc.stdout.readline()  # one trial finished; the other worker is still training
-    proc.send_signal(signal.SIGTERM)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    first_line = proc.stdout.readline()  # one trial finished
+    _wait_for_trial(2, out / "study.db")  # and the next one started: it stops at its next epoch
+    stop(proc)
     stdout, stderr = proc.communicate(timeout=300)
-    assert first_line.startswith("trial ") and proc.returncode == 128 + signal.SIGTERM, stderr
-    assert stderr.startswith("mnist_accel.sweep: error: stopped by SIGTERM after ") and len(stderr.splitlines()) == 1
+    assert first_line.startswith("trial ") and proc.returncode == code, stderr
+    assert stderr.startswith(f"mnist_accel.sweep: error: {said} after ") and len(stderr.splitlines()) == 1
     assert stderr.rstrip().endswith(f"trials; run the same command again to continue (the study is in {out})")
     stopped = _csv(out / "trials.csv")
     cut = [r for r in stopped if r["state"] == "FAIL"]
     assert cut and all(r["reason"] == "interrupted before it finished" for r in cut)
-    assert len(stopped) < 4
+    assert len([r for r in stopped if r["state"] == "COMPLETE"]) < 4
     again = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     rows = _csv(out / "trials.csv")
@@ -51,6 +70,7 @@ def test_a_stopped_sweep_continues_where_it_stopped(tmp_path):
     for r in cut:  # each cut-short trial ran once more, with the same parameters
         reruns = [x for x in rows if x["retry_of"] == r["number"]]
         assert len(reruns) == 1 and reruns[0]["params_hidden"] == r["params_hidden"]
+        assert reruns[0]["state"] == "COMPLETE"
         assert by_number[r["number"]]["reason"] == f"interrupted before it finished; run again as trial " \
                                                    f"{reruns[0]['number']}"
 

@@ -18,14 +18,15 @@ DISTS = {"lr": FloatDistribution(1e-4, 1e-1, log=True), "hidden": CategoricalDis
 NAMES = ["lr", "hidden"]
 
 
-def _trial(state, value=None, reason=None, **attrs):
-    user = {"backend": "numpy", "train_seconds": 1.5, **attrs}
+def _trial(state, value=None, reason=None, retry_of=None):
+    user = {"backend": "numpy", "train_seconds": 1.5}
     if reason is not None:
         user["reason"] = reason
     steps = {0: value} if value is not None else {}
-    return create_trial(state=state, value=value,
-                        params={"lr": 0.01, "hidden": 16}, distributions=DISTS, user_attrs=user,
-                        intermediate_values=steps)
+    # Optuna's retry callback writes the history of the trials a retry runs again
+    system = {"failed_trial": retry_of, "retry_history": [retry_of]} if retry_of is not None else {}
+    return create_trial(state=state, value=value, params={"lr": 0.01, "hidden": 16}, distributions=DISTS,
+                        user_attrs=user, system_attrs=system, intermediate_values=steps)
 
 
 @pytest.fixture

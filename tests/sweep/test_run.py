@@ -81,8 +81,9 @@ def test_two_dask_workers_share_one_study(cluster, tmp_path, mnist):
     assert done.returncode == 0, done.stderr
     rows = _csv(tmp_path / "trials.csv")
     assert [(r["number"], r["state"]) for r in rows] == [(str(n), "COMPLETE") for n in range(6)]
-    ran = Counter(int(re.search(r"-trial-(\d+)-", str(task["key"])).group(1)) for task in stream.data)
-    assert ran == {n: 1 for n in range(6)}  # each trial ran once, none lost
+    tasks = Counter(re.search(r"-task-(\d+)$", str(task["key"])).group(1) for task in stream.data
+                    if str(task["key"]).startswith("sweep-mnist-sweep-"))
+    assert tasks == {str(n): 1 for n in range(6)}  # one task a trial, each run once, none lost
     assert {task["worker"] for task in stream.data} == set(cluster.nthreads())  # on both workers
     pids = {str(pid) for pid in cluster.run(os.getpid).values()}
     assert {r["worker"].rpartition(":")[2] for r in rows} == pids  # trained in the worker processes

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import pytest
@@ -22,7 +23,7 @@ from optuna.distributions import CategoricalDistribution
 
 from mnist_accel.config import resolve
 from mnist_accel.errors import ConfigError
-from mnist_accel.sweep import pools as pools, study as st
+from mnist_accel.sweep import report, study as st
 from mnist_accel.sweep.run import sweep
 from mnist_accel.training.fit import fit
 
@@ -68,6 +69,7 @@ def test_an_interrupted_trial_runs_again_once(tmp_path, mnist):
     assert rows[:2] == first  # finished trials are not run again
     assert rows[2]["reason"] == "interrupted before it finished; run again as trial 3"
     assert rows[3]["retry_of"] == 2 and rows[3]["params_hidden"] == orphan.params["hidden"]
+    assert optuna.storages.RetryHeartbeatStaleTrialCallback.retry_history(result.study.trials[3]) == [2]
     again = sweep(SPACE, 3, config=BASE, out=tmp_path).rows  # nothing left to do, nothing queued twice
     assert again == rows
 
@@ -77,21 +79,27 @@ def test_a_shared_database_reruns_only_trials_whose_driver_went_silent(tmp_path,
     monkeypatch.setattr(st, "GRACE_S", 3)
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     sweep(SPACE, 1, config=BASE, storage=url, out=tmp_path / "a")
-    storage = optuna.storages.RDBStorage(url, heartbeat_interval=1, grace_period=3)
+    storage = st.open_rdb(url)
     study = optuna.load_study(study_name="mnist-sweep", storage=storage)
-    dead = study.ask(DIST)
+    with pytest.warns(UserWarning, match="Heartbeat of storage"):  # as drivers do, but outside optimize()
+        dead = study.ask(DIST)
+        alive = study.ask(DIST)
     storage.record_heartbeat(dead._trial_id)
-    alive = study.ask(DIST)
-    beat = pools.Heartbeat(storage)  # another driver, still training this trial
-    beat.add(alive._trial_id)
+    beating = threading.Event()
+
+    def another_driver():  # still training its trial: its heartbeat goes on
+        while not beating.wait(0.5):
+            storage.record_heartbeat(alive._trial_id)
+
+    beat = threading.Thread(target=another_driver, daemon=True)
     beat.start()
     try:
         time.sleep(4)  # the dead driver's heartbeat is now older than the grace period
         result = sweep(SPACE, 4, config=BASE, storage=url, out=tmp_path / "b")
     finally:
-        beat.stopped.set()
+        beating.set()
     assert _states(result.study) == ["COMPLETE", "FAIL", "RUNNING", "COMPLETE", "COMPLETE"]
-    retry = [t for t in result.study.trials if t.user_attrs.get("retry_of") == dead.number]
+    retry = [t for t in result.study.trials if report.retry_of(t) == dead.number]
     assert len(retry) == 1 and retry[0].params == dead.params
 
 
@@ -165,21 +173,3 @@ def test_two_drivers_share_one_study_through_postgresql(postgres, tmp_path, mnis
     for t in done:
         params = {"lr": t.params["lr"], "hidden": (t.params["hidden"],)}
         assert fit(BASE.replace(epochs=3, train_samples=3000, **params), mnist).test_accuracy == t.value
-
-
-def test_local_workers_take_the_gpus_cuda_sees(monkeypatch):
-    """One trial per GPU: the device list comes from CuPy (the stand-in's one device here) through backend.py,
-    or from CUDA_VISIBLE_DEVICES; CPU backends and machines where CUDA does not work get none."""
-    from cuda_standin import activate
-
-    from mnist_accel.backends import selection as backend
-
-    assert st.gpus("numba") is None
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    with activate(), monkeypatch.context() as patch:  # undone before activate() restores the backend
-        assert st.gpus("cuda") is None  # the stand-in says CUDA does not work, so auto never picks it
-        patch.setattr(backend, "cuda_unavailable_reason", lambda: None)  # as on a machine where it does
-        assert st.gpus("cuda") == st.gpus("auto") == ["0"] and st.gpus("numpy") is None
-        patch.setenv("CUDA_VISIBLE_DEVICES", "2, 5")
-        assert st.gpus("auto") == ["2", "5"]
-    assert backend.cuda_unavailable_reason() is not None or backend.gpu_count() > 0  # the real answer again
