@@ -14,9 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from mnist_accel.backends import cuda_reasons
 from mnist_accel.errors import BackendUnavailable
-
-CUPY_INSTALL = "pip install 'mnist-accel[cuda12]' (CUDA 12) or 'mnist-accel[cuda13]' (CUDA 13)"
 
 
 @dataclass(frozen=True)
@@ -48,26 +47,48 @@ class Backend:
 
 @functools.cache
 def _cuda_probe() -> tuple[Any, str]:
-    """(cupy module or None, device name or the reason CUDA is unusable)."""
+    """(cupy module or None, device name or the reason CUDA is unusable, in one line: ``cuda_reasons``)."""
     try:
         import cupy
-    except ImportError:
-        return None, f"CuPy is not installed; {CUPY_INSTALL}"
+    except ImportError as exc:
+        if exc.name == "cupy":
+            return None, f"CuPy is not installed; {cuda_reasons.INSTALL}"
+        return None, cuda_reasons.missing_piece(str(exc)) or f"CuPy failed to import (ImportError: {exc})"
     except Exception as exc:  # a broken CUDA install can fail at import with any error
-        return None, f"CuPy failed to import ({type(exc).__name__}: {exc})"
+        return None, cuda_reasons.missing_piece(str(exc)) or f"CuPy failed to import ({type(exc).__name__}: {exc})"
     try:
-        cupy.zeros(1).sum().item()  # CuPy is lazy: only real work proves a device is usable
+        cupy.zeros(1).sum().item()  # CuPy is lazy: only real work proves a device (and NVRTC) is usable
+        a = cupy.ones((2, 2), dtype=cupy.float32)
+        (a @ a).sum().item()  # and cuBLAS
         props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
         return cupy, props["name"].decode()
     except Exception as exc:
-        text = str(exc)
-        if "InsufficientDriver" in text or "driver" in text.lower():
-            reason = f"no usable CUDA driver ({text})"
-        elif "NoDevice" in text or "no CUDA-capable device" in text:
-            reason = f"no CUDA device found ({text})"
-        else:
-            reason = f"the CUDA device is not usable ({type(exc).__name__}: {text})"
-        return None, reason
+        text = " ".join(f"{type(exc).__name__}: {exc}".split())
+        return None, cuda_reasons.explain(text, _runtime_version(cupy), cuda_reasons.driver_version())
+
+
+def _runtime_version(cupy: Any) -> int | None:
+    """The CUDA version this CuPy was built for (its wheels' toolkit), without asking the driver."""
+    try:
+        return int(cupy.cuda.runtime.runtimeGetVersion())
+    except Exception:
+        return None
+
+
+def loop_on_gpu_reason() -> str | None:
+    """None when numba-cuda can compile the GPU loop (it needs NVVM), else a one-line reason."""
+    try:
+        from numba.cuda.cudadrv import nvvm
+
+        nvvm.NVVM()
+    except ImportError as exc:
+        if exc.name in ("numba", "numba.cuda", "numba_cuda"):
+            return f"the GPU loop needs numba-cuda, which is not installed; {cuda_reasons.INSTALL}"
+        return cuda_reasons.missing_piece(str(exc)) or f"numba-cuda cannot compile ({exc})"
+    except Exception as exc:
+        text = " ".join(str(exc).split())
+        return cuda_reasons.missing_piece(text) or f"numba-cuda cannot compile ({type(exc).__name__}: {text})"
+    return None
 
 
 @functools.cache

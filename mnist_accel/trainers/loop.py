@@ -16,7 +16,8 @@ from collections.abc import Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from mnist_accel.backends.selection import to_host
+from mnist_accel.backends.selection import loop_on_gpu_reason, to_host
+from mnist_accel.errors import BackendUnavailable
 from mnist_accel.model import activate, activation_grad, layers, log_softmax
 
 CHUNK = 1000  # samples between progress-bar updates of the reference loop
@@ -163,6 +164,7 @@ class LoopTrainer:
         deep = len(self.widths) > 2
         layout = loop_layout.prepare
         if engine == "cuda":
+            _check_loop_on_gpu()
             from mnist_accel.kernels.cuda import loop_cuda, loop_cuda_deep
 
             gpu = loop_cuda_deep if deep else loop_cuda
@@ -260,3 +262,12 @@ class LoopTrainer:
         for p, a in zip(self.params, arrays):
             p[...] = self.xp.asarray(a)
         self.rng.bit_generator.state = meta["rng"]
+
+
+def _check_loop_on_gpu() -> None:
+    """numba-cuda compiles the GPU loop with NVVM (not needed in Numba's CPU simulator of CUDA)."""
+    from numba import config
+
+    reason = None if config.ENABLE_CUDASIM else loop_on_gpu_reason()
+    if reason is not None:
+        raise BackendUnavailable(f"--path loop on --backend cuda cannot run: {reason}")

@@ -30,17 +30,32 @@ def _fake_cupy(error: str) -> types.ModuleType:
     return fake
 
 
-@pytest.mark.parametrize("error, reason", [
-    ("cudaErrorNoDevice: no CUDA-capable device is detected", "no CUDA device found"),
-    ("cudaErrorInsufficientDriver: CUDA driver version is insufficient", "no usable CUDA driver"),
-    ("cudaErrorUnknown", "not usable"),
+@pytest.mark.parametrize("error, driver, reason", [
+    ("cudaErrorNoDevice: no CUDA-capable device is detected", 13000, "no CUDA device found"),
+    ("cudaErrorInsufficientDriver: CUDA driver version is insufficient", None, "no NVIDIA driver found"),
+    ("cudaErrorUnknown", 13000, "not usable"),
+    ("CompileException: libnvrtc.so.13: cannot open shared object file", 13000, "NVRTC is missing"),
 ])
-def test_cupy_without_a_device_is_remembered_not_raised(monkeypatch, fresh_probe, error, reason):
+def test_cupy_without_a_device_is_remembered_not_raised(monkeypatch, fresh_probe, error, driver, reason):
     monkeypatch.setitem(sys.modules, "cupy", _fake_cupy(error))
+    monkeypatch.setattr(backend.cuda_reasons, "driver_version", lambda: driver)
     assert backend.get_backend("auto").name == "numba"  # auto never fails
     with pytest.raises(BackendUnavailable, match=reason) as info:
         backend.get_backend("cuda")
     assert "\n" not in str(info.value)
+
+
+def test_the_gpu_loop_says_when_nvvm_is_missing(monkeypatch):
+    from numba.cuda.cudadrv import nvvm
+    from numba.cuda.cudadrv.error import NvvmSupportError
+
+    def missing():
+        raise NvvmSupportError("libNVVM cannot be found. Do `conda install cudatoolkit`:\nlibnvvm.so: cannot open")
+
+    monkeypatch.setattr(nvvm, "NVVM", missing)
+    reason = backend.loop_on_gpu_reason()
+    assert reason.startswith("NVVM is missing (numba-cuda compiles the GPU loop with it): pip install")
+    assert "\n" not in reason
 
 
 def test_cupy_not_installed_names_the_install_command(monkeypatch, fresh_probe):
