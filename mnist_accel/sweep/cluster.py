@@ -70,8 +70,9 @@ class OnDask:
     runner started is closed with it (its worker processes end, trials and all); another one is left
     running, with the tasks it had started."""
 
-    def __init__(self, client: Any, cluster: Any = None, gpus: list[str] | None = None) -> None:
-        self.client, self.cluster, self.gpus = client, cluster, gpus
+    def __init__(self, client: Any, cluster: Any = None, gpus: list[str] | None = None,
+                 environ: dict[str, str] | None = None) -> None:
+        self.client, self.cluster, self.gpus, self.environ = client, cluster, gpus, environ
         self.kills_on_close = cluster is not None
         self.futures: set = set()
 
@@ -109,6 +110,7 @@ class OnDask:
         if self.cluster is not None:
             self.client.close()
             self.cluster.close()
+            _restore(self.environ)
 
 
 def local(workers: int, threads: int, gpus: list[str] | None) -> OnDask:
@@ -127,13 +129,28 @@ def local(workers: int, threads: int, gpus: list[str] | None) -> OnDask:
         def setup(self, worker: Any) -> None:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-    env = {name: str(threads) for name in cores.LIMIT_VARIABLES}
-    # No dashboard; the scheduler's own HTTP server on a free port, not on 8787 (where another cluster may be).
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                           scheduler_kwargs={"dashboard_address": ":0"}, silence_logs=logging.CRITICAL, env=env)
+    import dask
+
+    # Dask's nanny sets these before it spawns each worker, so that BLAS and OpenMP read them as they load
+    # (``distributed.nanny.pre-spawn-environ``; its own default is 1 thread). It sets them in this process
+    # too (Nanny's docstring): they are put back, or training here after the sweep would keep to a share.
+    env = {**dask.config.get("distributed.nanny.pre-spawn-environ"),
+           **{name: str(threads) for name in cores.LIMIT_VARIABLES}}
+    environ = dict(os.environ)
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
+        # No dashboard; the scheduler's own HTTP server on a free port, not on 8787 (where another cluster may be).
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                               scheduler_kwargs={"dashboard_address": ":0"}, silence_logs=logging.CRITICAL)
+    _restore(environ)
     client = Client(cluster)
     client.register_plugin(LeaveCtrlCToTheDriver())  # workers started later (after one died) run it too
-    return OnDask(client, cluster, gpus)
+    return OnDask(client, cluster, gpus, environ)
+
+
+def _restore(environ: dict[str, str] | None) -> None:
+    if environ is not None and dict(os.environ) != environ:
+        os.environ.clear()
+        os.environ.update(environ)
 
 
 def remote(scheduler: Any) -> tuple[OnDask, bool]:

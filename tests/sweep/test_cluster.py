@@ -29,12 +29,15 @@ def _probe(gpus):
 
 
 def test_each_worker_gets_its_threads_and_its_gpu():
+    before = dict(os.environ)
     runner = cluster.local(2, threads=2, gpus=["3", "5"])  # 2, not Dask's own 1, shows whose count it is
+    assert dict(os.environ) == before  # the workers' thread limits are theirs, not this process's
     try:
         workers = list(runner.client.nthreads())
         seen = [runner.client.submit(_probe, ["3", "5"], workers=[w], pure=False).result(timeout=120) for w in workers]
     finally:
         runner.close()
+    assert dict(os.environ) == before
     assert len({pid for pid, *_ in seen}) == 2 and os.getpid() not in {pid for pid, *_ in seen}
     assert sorted(gpu for _, gpu, *_ in seen) == ["3", "5"]
     share = min(2, cores.share())
