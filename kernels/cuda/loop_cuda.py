@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import namedtuple
 
 import numpy as np
 from numba import config, cuda, int8
 
 from ..loop_layout import BLOCK, blocks, to_csr
 from .loop_cuda_steps import _SIM, BOOK, MAX_OUT, _backward, _book, _forward, _hidden, _outputs, _slices, _update
+from .signatures import by_name
 
 MAX_HIDDEN = 2048
 THREADS = 256  # the passes want warps in flight; at 150 registers a thread 512 would not launch
@@ -34,14 +36,18 @@ WARP = 32  # lanes that share a __syncwarp; only the simulator may be given fewe
 SHARED_BYTES = 48 * 1024  # dynamic shared memory a kernel may use without opting in
 
 
-def prepare(x: np.ndarray, hidden: int, n_out: int, dtype=None, block: int = BLOCK) -> tuple[np.ndarray, ...]:
+# prepare's arrays, named as sgd_epoch's parameters: to_csr's, then loop_layout.blocks', then the workspace.
+Inputs = namedtuple("Inputs", "indptr indices values gptr grow esam evals bgrp gram ws wsm book")
+
+
+def prepare(x: np.ndarray, hidden: int, n_out: int, dtype=None, block: int = BLOCK) -> Inputs:
     """``launch``'s inputs for the rows of ``x``: CSR rows, ``loop_layout.blocks``, and the kernel's
     workspace (per-unit state that shared memory cannot hold, a mask buffer, bookkeeping), made once so
     that a launch allocates nothing."""
     dtype = np.dtype(x.dtype if dtype is None else dtype)
     csr = to_csr(x)
-    return (*csr, *blocks(*csr, x.shape[1], block), np.zeros(_units(block, hidden, n_out), dtype),
-            np.zeros(block * hidden, np.int8), np.zeros((block, BOOK)))
+    return Inputs(*csr, *blocks(*csr, x.shape[1], block), ws=np.zeros(_units(block, hidden, n_out), dtype),
+                  wsm=np.zeros(block * hidden, np.int8), book=np.zeros((block, BOOK)))
 
 
 def _units(block, hidden, n_out):
@@ -148,8 +154,8 @@ def launch(inputs, labels, masks, use_masks, scale, w1, b1, w2, b2, use_bias, lr
     hidden, n_out = w2.shape
     if hidden > MAX_HIDDEN or n_out > MAX_OUT:
         raise ValueError(f"the GPU loop holds at most {MAX_HIDDEN} hidden and {MAX_OUT} output units")
-    *layout, ws, wsm, book = inputs
-    block = layout[-1].shape[1]
+    inputs = Inputs(*inputs)
+    ws, wsm, block = inputs.ws, inputs.wsm, inputs.gram.shape[1]
     if ws.dtype != w1.dtype or ws.shape[0] < _units(block, hidden, n_out) or wsm.shape[0] < block * hidden:
         raise ValueError("inputs prepared for another model: call prepare(x, hidden, n_out, dtype) again")
     if THREADS % WARP or not (WARP == 32 or config.ENABLE_CUDASIM):
@@ -157,6 +163,7 @@ def launch(inputs, labels, masks, use_masks, scale, w1, b1, w2, b2, use_bias, lr
     slices, in_shared, nbytes = plan(block, hidden, n_out, np.dtype(w1.dtype).itemsize, THREADS, WARP)
     if config.ENABLE_CUDASIM:
         _SIM.update(warp=WARP, barriers=[threading.Barrier(WARP, timeout=120) for _ in range(THREADS // WARP)])
-    args = [*layout, ws, wsm, book, labels, masks, use_masks, scale, w1, b1, w2, b2, use_bias, lr, activation,
-            loss, result, WARP, slices, in_shared]
+    args = by_name(sgd_epoch, dict(**inputs._asdict(), labels=labels, masks=masks, use_masks=use_masks, scale=scale,
+                                   w1=w1, b1=b1, w2=w2, b2=b2, use_bias=use_bias, lr=lr, activation=activation,
+                                   loss=loss, result=result, warp=WARP, slices=slices, in_shared=in_shared))
     sgd_epoch[1, THREADS, stream, nbytes](*map(_as_kernel_arg, args))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import namedtuple
 
 import numpy as np
 from numba import config, cuda, int8
@@ -28,17 +29,21 @@ from ..loop_layout import BLOCK, blocks, to_csr
 from . import loop_cuda
 from .loop_cuda import MAX_HIDDEN
 from .loop_cuda_steps import BOOK, IDENTITY, MAX_OUT, RELU, TANH, _book, _forward, _hidden, _outputs, _slices, _update
+from .signatures import by_name
+
+Inputs = namedtuple("Inputs", loop_cuda.Inputs._fields + ("deep",))  # named as sgd_epoch's parameters
 
 
-def prepare(x: np.ndarray, widths, dtype=None, block: int = BLOCK) -> tuple[np.ndarray, ...]:
+def prepare(x: np.ndarray, widths, dtype=None, block: int = BLOCK) -> Inputs:
     """``launch``'s inputs for the rows of ``x`` and layer ``widths`` (hidden layers, then the outputs):
     CSR rows, ``loop_layout.blocks``, the first layer's per-unit workspace, its mask buffer, bookkeeping,
     and the later layers' workspace (each hidden layer's activations, derivatives and deltas, and the
     transposed output layer)."""
     dtype = np.dtype(x.dtype if dtype is None else dtype)
     csr = to_csr(x)
-    return (*csr, *blocks(*csr, x.shape[1], block), np.zeros(_units(block, widths[0]), dtype),
-            np.zeros(block * widths[0], np.int8), np.zeros((block, BOOK)), np.zeros(_deep_units(widths), dtype))
+    return Inputs(*csr, *blocks(*csr, x.shape[1], block), ws=np.zeros(_units(block, widths[0]), dtype),
+                  wsm=np.zeros(block * widths[0], np.int8), book=np.zeros((block, BOOK)),
+                  deep=np.zeros(_deep_units(widths), dtype))
 
 
 def _units(block, hidden):
@@ -238,8 +243,8 @@ def launch(inputs, labels, masks, use_masks, scale, w1, b1, wd, bd, widths, use_
     sizes = [int(v) for v in widths]
     if max(sizes[:-1]) > MAX_HIDDEN or sizes[-1] > MAX_OUT:
         raise ValueError(f"the GPU loop holds at most {MAX_HIDDEN} units a hidden layer and {MAX_OUT} outputs")
-    *layout, ws, wsm, book, deep = inputs
-    block = layout[-1].shape[1]
+    inputs = Inputs(*inputs)
+    ws, wsm, deep, block = inputs.ws, inputs.wsm, inputs.deep, inputs.gram.shape[1]
     if (ws.dtype != w1.dtype or ws.shape[0] < _units(block, sizes[0]) or wsm.shape[0] < block * sizes[0]
             or deep.dtype != w1.dtype or deep.shape[0] < _deep_units(sizes)):
         raise ValueError("inputs prepared for another model: call prepare(x, widths, dtype) again")
@@ -253,6 +258,8 @@ def launch(inputs, labels, masks, use_masks, scale, w1, b1, wd, bd, widths, use_
     widths = np.array(sizes, np.int64)
     if not config.ENABLE_CUDASIM:
         widths = cuda.to_device(widths, stream=stream)
-    args = [*layout, ws, wsm, book, deep, labels, masks, use_masks, scale, w1, b1, wd, bd, widths, use_bias, lr,
-            activation, loss, result, warp, slices, in_shared]
+    args = by_name(sgd_epoch, dict(**inputs._asdict(), labels=labels, masks=masks, use_masks=use_masks, scale=scale,
+                                   w1=w1, b1=b1, wd=wd, bd=bd, widths=widths, use_bias=use_bias, lr=lr,
+                                   activation=activation, loss=loss, result=result, warp=warp, slices=slices,
+                                   in_shared=in_shared))
     sgd_epoch[1, threads, stream, nbytes](*map(loop_cuda._as_kernel_arg, args))

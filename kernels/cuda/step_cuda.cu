@@ -4,7 +4,9 @@
 // (lr, step size, eps) table, the dropout keys) is read from device memory, never passed as an
 // argument: one capture then serves every full batch. The reference is XpOps (mnist_accel/ops/xp_ops.py)
 // and optim.update; every sum runs in a fixed order, so a step is bit-reproducible on a given GPU.
-// Templated on the float type (float, double).
+// Templated on the float type (float, double). Each kernel's parameters are declared once, in step_cuda.py
+// (PARAMS): step_cuda.source() writes them where a definition says NAME_PARAMS, and appends the explicit
+// instantiations; a launch passes its arguments by those names.
 
 enum { RELU = 0, TANH = 1, SIGMOID = 2, IDENTITY = 3 };
 enum { MSE = 0, CROSS_ENTROPY = 1 };
@@ -147,10 +149,7 @@ __device__ void tile_product(const Matrix<T>& a, const Matrix<T>& b, int K, T (&
 // y[r, c] = drop(act(sum_j X[r, j] W[j, c] + b[c])) for n rows of width m, fan-in f. X is the dense
 // buffer x (x_kind DENSE), or the batch gathered as row order[*k * bs + r] of pixels or of x.
 template <typename T>
-__global__ void dense_forward(const T* x, const unsigned char* pixels, int x_kind, const long long* order,
-                              const long long* k, int bs, const T* W, const T* b, int use_bias, T* y, int n,
-                              int f, int m, int act, const unsigned* keys, int n_keys, int layer,
-                              unsigned threshold, T scale, int use_dropout) {
+__global__ void dense_forward(DENSE_FORWARD_PARAMS) {
     __shared__ T sa[KT][TILE + 1], sb[KT][TILE + 1];
     long long step = *k;
     Matrix<T> in{x, pixels, order, step * bs, x_kind, n, f}, w{W, nullptr, nullptr, 0, DENSE, f, m};
@@ -202,10 +201,7 @@ __device__ void row_loss_grad(T* z, int m, int label, int loss, int n, double* r
 // delta[r, j] = (sum_c dz[r, c] W[j, c]) act'(h[r, j]) mask[r, j], its mask recomputed with key
 // keys[*k * n_keys + layer]. W is only read: the output layer's grad_update runs after this.
 template <typename T>
-__global__ void output_loss(const T* h, const T* W, const T* b, int use_bias, const int* labels,
-                            const long long* order, const long long* k, int bs, int n, int f, int m, int loss,
-                            T* dz, double* row_loss, int* row_hit, T* delta, int act, const unsigned* keys,
-                            int n_keys, int layer, unsigned threshold, T scale, int use_dropout) {
+__global__ void output_loss(OUTPUT_LOSS_PARAMS) {
     __shared__ T sh[OL_ROWS][OL_KT + 1], sw[OL_KT][OL_MAX_M], sz[OL_ROWS][OL_MAX_M];
     int t = threadIdx.x, r0 = blockIdx.x * OL_ROWS, rr = t / OL_MAX_M, c = t % OL_MAX_M;
     T acc = T(0);
@@ -254,9 +250,7 @@ __global__ void output_loss(const T* h, const T* W, const T* b, int use_bias, co
 // For deeper nets: delta_prev[r, j] = (sum_c delta[r, c] W[j, c]) act'(h_prev[r, j]) mask_prev[r, j],
 // with W (f x m) the weights between the two layers, read before their grad_update changes them.
 template <typename T>
-__global__ void dense_backward(const T* delta, const T* W, const T* h_prev, T* delta_prev, int n, int f, int m,
-                               int act, const long long* k, const unsigned* keys, int n_keys, int layer,
-                               unsigned threshold, T scale, int use_dropout) {
+__global__ void dense_backward(DENSE_BACKWARD_PARAMS) {
     __shared__ T sa[KT][TILE + 1], sb[KT][TILE + 1];
     Matrix<T> d{delta, nullptr, nullptr, 0, DENSE, n, m}, w{W, nullptr, nullptr, 0, DENSE, f, m};
     T acc[MICRO][MICRO], unused[MICRO];
@@ -296,16 +290,13 @@ __device__ void apply_update(T* p, T* s1, T* s2, long long e, T g, T wd, int opt
 
 // One layer's gradient and update in place: G[j, c] = sum_r A[r, j] D[r, c] and g_b[c] = sum_r D[r, c],
 // each summed over r ascending, never stored: the optimizer consumes them where they are formed. A is the
-// layer's input (as dense_forward's X), D its delta (or the output's dz). W_s1/W_s2 (b_s1/b_s2) are the
+// layer's input x (as dense_forward's), D its delta (or the output's dz). W_s1/W_s2 (b_s1/b_s2) are the
 // optimizer's slots: velocity, or Adam's (m, v); unused ones may be null.
 template <typename T>
-__global__ void grad_update(const T* a, const unsigned char* pixels, int a_kind, const long long* order,
-                            const long long* k, int bs, const T* d, int n, int f, int m, T* W, T* W_s1, T* W_s2,
-                            T* b, T* b_s1, T* b_s2, int use_bias, const T* sched, int opt, T beta1, T beta1c,
-                            T beta2, T beta2c, T wd) {
+__global__ void grad_update(GRAD_UPDATE_PARAMS) {
     __shared__ T sa[KT][TILE + 1], sb[KT][TILE + 1];
     long long step = *k;
-    Matrix<T> in{a, pixels, order, step * bs, a_kind, n, f}, dm{d, nullptr, nullptr, 0, DENSE, n, m};
+    Matrix<T> in{x, pixels, order, step * bs, x_kind, n, f}, dm{d, nullptr, nullptr, 0, DENSE, n, m};
     T acc[MICRO][MICRO], bias_sum[MICRO] = {};
     bool bias_thread = use_bias && blockIdx.x == 0 && threadIdx.y == 0;
     tile_product<false, false>(in, dm, n, acc, sa, sb, bias_thread, bias_sum);
@@ -327,8 +318,7 @@ __global__ void grad_update(const T* a, const unsigned char* pixels, int a_kind,
 // The step's last kernel, one block: the batch's loss and hits summed in a fixed tree (thread t takes
 // rows t, t + FINISH_THREADS, ..., then halves pair up), accumulated, and the step counter advanced.
 // Atomics would make the sum depend on scheduling.
-__global__ void finish_step(const double* row_loss, const int* row_hit, int n, long long* k, double* step_loss,
-                            double* loss_sum, double* hits) {
+__global__ void finish_step(FINISH_STEP_PARAMS) {
     __shared__ double sl[FINISH_THREADS];
     __shared__ long long sc[FINISH_THREADS];
     int t = threadIdx.x;
@@ -356,19 +346,3 @@ __global__ void finish_step(const double* row_loss, const int* row_hit, int n, l
         *k = step + 1;
     }
 }
-
-// Explicit instantiations, so that nvcc compiles every kernel on its own (the tests do).
-#define INSTANTIATE(T)                                                                                        \
-    template __global__ void dense_forward<T>(const T*, const unsigned char*, int, const long long*,          \
-                                              const long long*, int, const T*, const T*, int, T*, int, int, int, \
-                                              int, const unsigned*, int, int, unsigned, T, int);             \
-    template __global__ void output_loss<T>(const T*, const T*, const T*, int, const int*, const long long*,  \
-                                            const long long*, int, int, int, int, int, T*, double*, int*, T*,  \
-                                            int, const unsigned*, int, int, unsigned, T, int);               \
-    template __global__ void dense_backward<T>(const T*, const T*, const T*, T*, int, int, int, int,          \
-                                               const long long*, const unsigned*, int, int, unsigned, T, int); \
-    template __global__ void grad_update<T>(const T*, const unsigned char*, int, const long long*,            \
-                                            const long long*, int, const T*, int, int, int, T*, T*, T*, T*,   \
-                                            T*, T*, int, const T*, int, T, T, T, T, T);
-INSTANTIATE(float)
-INSTANTIATE(double)

@@ -1,5 +1,6 @@
-"""The fused whole-step CUDA C kernels (``step_cuda.cu``): their source, names, tile sizes, launch shapes,
-the order one training step launches them in, and the rule for when they replace the cuBLAS step.
+"""The fused whole-step CUDA C kernels (``step_cuda.cu``): their parameters (declared here once, see
+``signatures``), source, names, tile sizes, launch shapes, the order one training step launches them in,
+and the rule for when they replace the cuBLAS step.
 
 A step of 784-256-10 is five launches (``dense_forward``, ``output_loss``, ``grad_update`` twice,
 ``finish_step``) instead of ~25 CuPy calls, with no cuBLAS call, so it can be captured as one CUDA graph;
@@ -18,11 +19,32 @@ four schedulers of an SM busy. Where a 2 x 2 micro-tile's one FMA per shared loa
 from __future__ import annotations
 
 from importlib import resources
+from typing import Any
 
 import numpy as np
 
-KERNELS = ("dense_forward", "output_loss", "dense_backward", "grad_update")  # templated on the float type
-UNTEMPLATED = ("finish_step",)  # loss, hits and the step counter: double and integer only
+from .signatures import arguments as _arguments, declare, render, templated
+
+# Each kernel's parameters, the one place they are written: source() puts them into step_cuda.cu, and a
+# launch names its arguments after them (``arguments``). T is the float type of the templated kernels.
+_BATCH = "const long long* order, const long long* k, int bs"  # step *k's row r is order[*k * bs + r]
+# A hidden layer's activation and its dropout mask, whose key is keys[*k * n_keys + layer].
+_HIDDEN = "int act, const unsigned* keys, int n_keys, int layer, unsigned threshold, T scale, int use_dropout"
+PARAMS = {
+    "dense_forward": declare(f"const T* x, const unsigned char* pixels, int x_kind, {_BATCH}, const T* W, "
+                             f"const T* b, int use_bias, T* y, int n, int f, int m, {_HIDDEN}"),
+    "output_loss": declare(f"const T* h, const T* W, const T* b, int use_bias, const int* labels, {_BATCH}, int n, "
+                           f"int f, int m, int loss, T* dz, double* row_loss, int* row_hit, T* delta, {_HIDDEN}"),
+    "dense_backward": declare("const T* delta, const T* W, const T* h_prev, T* delta_prev, int n, int f, int m, "
+                              f"const long long* k, {_HIDDEN}"),
+    "grad_update": declare(f"const T* x, const unsigned char* pixels, int x_kind, {_BATCH}, const T* d, int n, int f, "
+                           "int m, T* W, T* W_s1, T* W_s2, T* b, T* b_s1, T* b_s2, int use_bias, const T* sched, "
+                           "int opt, T beta1, T beta1c, T beta2, T beta2c, T wd"),
+    "finish_step": declare("const double* row_loss, const int* row_hit, int n, long long* k, double* step_loss, "
+                           "double* loss_sum, double* hits"),
+}
+KERNELS = tuple(k for k, p in PARAMS.items() if templated(p))  # at float and double
+UNTEMPLATED = tuple(k for k, p in PARAMS.items() if not templated(p))  # finish_step: double and integer only
 
 TILE, KT, THREADS_1D = 32, 32, 16  # step_cuda.cu's constants (a test keeps them equal)
 MICRO = TILE // THREADS_1D
@@ -40,7 +62,14 @@ FUSED_MAX_STEP_FLOPS = {"float32": 2e9, "float64": 1e9}
 
 
 def source() -> str:
-    return resources.files(__package__).joinpath("step_cuda.cu").read_text()
+    """The kernels' complete source, as every compiler of them (NVRTC, nvcc, the tests' CPU runtime) takes it."""
+    return render(resources.files(__package__).joinpath("step_cuda.cu").read_text(), PARAMS)
+
+
+def arguments(kernel: str, dtype: Any, **values: Any) -> tuple:
+    """``kernel``'s launch arguments, by the names of ``PARAMS[kernel]``: TypeError for a missing or an
+    unexpected name; numbers converted to their parameter's width (T: ``dtype``)."""
+    return _arguments(kernel, PARAMS[kernel], dtype, values)
 
 
 def name_expressions() -> list[str]:
@@ -127,3 +156,8 @@ def use_fused(batch: int, sizes: list[int], dtype) -> bool:
     if len(sizes) < 3 or sizes[-1] > OL_MAX_M or max(sizes[1:-1]) > FUSED_MAX_WIDTH or batch < 1:
         return False
     return step_flops(batch, sizes) <= FUSED_MAX_STEP_FLOPS[np.dtype(dtype).name]
+
+
+# The options this module's kernels are compiled with by NVRTC (CudaOps gives them to cupy.RawModule, which adds
+# its own; tests/kernels/test_compilers.py compiles with the same).
+NVRTC_OPTIONS = ("-std=c++17",)

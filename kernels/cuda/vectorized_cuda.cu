@@ -1,7 +1,9 @@
 // Fused elementwise kernels for the vectorized trainer on the GPU (loaded by vectorized_cuda.py).
 // Each replaces several CuPy launches of mnist_accel/ops.py (XpOps), which is their reference:
 // bias + activation + dropout, the activation's backward, softmax cross-entropy (or squared error)
-// with its gradient, and the optimizer updates. Templated on the float type (float, double).
+// with its gradient, and the optimizer updates. Templated on the float type (float, double). Each kernel's
+// parameters are declared once, in vectorized_cuda.py (PARAMS): source() writes them where a definition
+// says NAME_PARAMS, and appends the explicit instantiations; a launch passes its arguments by name.
 
 enum { RELU = 0, TANH = 1, SIGMOID = 2, IDENTITY = 3 };
 
@@ -15,8 +17,7 @@ __device__ T activate(T v, int act) {
 
 // z <- act(z + b) * mask over a rows x cols matrix (b and mask are read only when their flags say so).
 template <typename T>
-__global__ void bias_act(T* z, const T* b, int use_bias, const T* mask, int use_mask, long long rows, int cols,
-                         int act) {
+__global__ void bias_act(BIAS_ACT_PARAMS) {
     long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
     if (i >= rows * cols) return;
     T v = z[i];
@@ -27,8 +28,7 @@ __global__ void bias_act(T* z, const T* b, int use_bias, const T* mask, int use_
 
 // delta <- delta * act'(a) * mask, where h = a * mask is the layer's output.
 template <typename T>
-__global__ void act_backward(T* delta, const T* h, const T* mask, int use_mask, long long n, int act,
-                             T inv_scale) {
+__global__ void act_backward(ACT_BACKWARD_PARAMS) {
     long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
     if (i >= n) return;
     T d = delta[i];
@@ -44,8 +44,7 @@ __global__ void act_backward(T* delta, const T* h, const T* mask, int use_mask, 
 // One thread per row: grad <- d(mean loss)/dz; row_loss and row_hit receive each row's loss and hit,
 // summed afterwards in a fixed order (atomics would make the loss depend on scheduling).
 template <typename T>
-__global__ void loss_grad(const T* z, const int* labels, T* grad, double* row_loss, int* row_hit,
-                          int rows, int k, int mse) {
+__global__ void loss_grad(LOSS_GRAD_PARAMS) {
     int r = blockIdx.x * blockDim.x + threadIdx.x;
     if (r >= rows) return;
     const T* zr = z + (long long)r * k;
@@ -83,8 +82,7 @@ __device__ T decayed(T g, T p, T wd) {
 // beta1c and beta2c are 1 - beta computed in double on the host: in float, T(1) - float(0.999) is
 // 0.00099998713, which put v 1.3e-5 (relative) off optim.update's.
 template <typename T>
-__global__ void adam(T* p, const T* g, T* m, T* v, long long n, const T* s, T beta1, T beta1c, T beta2, T beta2c,
-                     T wd) {
+__global__ void adam(ADAM_PARAMS) {
     long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
     if (i >= n) return;
     T step = s[1], eps = s[2];
@@ -97,7 +95,7 @@ __global__ void adam(T* p, const T* g, T* m, T* v, long long n, const T* s, T be
 }
 
 template <typename T>
-__global__ void momentum(T* p, const T* g, T* vel, long long n, const T* s, T mu, T wd) {
+__global__ void momentum(MOMENTUM_PARAMS) {
     long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
     if (i >= n) return;
     T lr = s[0];
@@ -107,20 +105,9 @@ __global__ void momentum(T* p, const T* g, T* vel, long long n, const T* s, T mu
 }
 
 template <typename T>
-__global__ void sgd(T* p, const T* g, long long n, const T* s, T wd) {
+__global__ void sgd(SGD_PARAMS) {
     long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
     if (i >= n) return;
     T lr = s[0];
     p[i] -= lr * decayed(g[i], p[i], wd);
 }
-
-// Explicit instantiations, so that nvcc compiles every kernel on its own (the tests do).
-#define INSTANTIATE(T)                                                                                  \
-    template __global__ void bias_act<T>(T*, const T*, int, const T*, int, long long, int, int);        \
-    template __global__ void act_backward<T>(T*, const T*, const T*, int, long long, int, T);           \
-    template __global__ void loss_grad<T>(const T*, const int*, T*, double*, int*, int, int, int);      \
-    template __global__ void adam<T>(T*, const T*, T*, T*, long long, const T*, T, T, T, T, T);        \
-    template __global__ void momentum<T>(T*, const T*, T*, long long, const T*, T, T);                   \
-    template __global__ void sgd<T>(T*, const T*, long long, const T*, T);
-INSTANTIATE(float)
-INSTANTIATE(double)

@@ -26,7 +26,7 @@ BLOCK = vectorized_cuda.BLOCK
 class CudaOps(XpOps):
     def __init__(self, xp: Any) -> None:
         super().__init__(xp)
-        self._module = xp.RawModule(code=vectorized_cuda.source(), options=("-std=c++17",),
+        self._module = xp.RawModule(code=vectorized_cuda.source(), options=vectorized_cuda.NVRTC_OPTIONS,
                                     name_expressions=vectorized_cuda.name_expressions())
         self._rows: dict[int, tuple[Any, Any]] = {}
         self._step_module: Any = None  # step_cuda's kernels, compiled when a run first uses them
@@ -46,46 +46,47 @@ class CudaOps(XpOps):
         if not step_cuda.use_fused(cfg.batch_size, sizes, cfg.dtype):
             return None
         if self._step_module is None:
-            self._step_module = self.xp.RawModule(code=step_cuda.source(), options=("-std=c++17",),
+            self._step_module = self.xp.RawModule(code=step_cuda.source(), options=step_cuda.NVRTC_OPTIONS,
                                                   name_expressions=step_cuda.name_expressions())
         return CudaStep(self.xp, self._step_module, cfg, params, state, buffers, self._pixels)
 
     def _kernel(self, name: str, dtype: Any):
         return self._module.get_function(f"{name}<{'float' if np.dtype(dtype) == np.float32 else 'double'}>")
 
-    def _launch(self, name: str, dtype: Any, n: int, *args: Any) -> None:
-        self._kernel(name, dtype)(((n + BLOCK - 1) // BLOCK,), (BLOCK,), args)
+    def _launch(self, name: str, dtype: Any, threads: int, /, **args: Any) -> None:
+        """``threads`` threads of ``name``, its arguments given by the names of ``vectorized_cuda.PARAMS``."""
+        grid = ((threads + BLOCK - 1) // BLOCK,)
+        self._kernel(name, dtype)(grid, (BLOCK,), vectorized_cuda.arguments(name, dtype, **args))
 
     def bias_act(self, z: Any, b: Any | None, activation: str, mask: Any | None) -> None:
         rows, cols = z.shape
-        self._launch("bias_act", z.dtype, z.size, z, z if b is None else b, np.int32(b is not None),
-                     z if mask is None else mask, np.int32(mask is not None), np.int64(rows), np.int32(cols),
-                     np.int32(ACTIVATION_CODES[activation]))
+        self._launch("bias_act", z.dtype, z.size, z=z, b=z if b is None else b, use_bias=b is not None,
+                     mask=z if mask is None else mask, use_mask=mask is not None, rows=rows, cols=cols,
+                     act=ACTIVATION_CODES[activation])
 
     def act_backward(self, delta: Any, h: Any, activation: str, mask: Any | None, inv_scale: float) -> None:
-        self._launch("act_backward", delta.dtype, delta.size, delta, h, delta if mask is None else mask,
-                     np.int32(mask is not None), np.int64(delta.size), np.int32(ACTIVATION_CODES[activation]),
-                     delta.dtype.type(inv_scale))
+        self._launch("act_backward", delta.dtype, delta.size, delta=delta, h=h, mask=delta if mask is None else mask,
+                     use_mask=mask is not None, n=delta.size, act=ACTIVATION_CODES[activation], inv_scale=inv_scale)
 
     def loss_grad(self, z: Any, labels: Any, grad: Any, loss: str) -> tuple[Any, Any]:
         rows, k = z.shape
         if rows not in self._rows:
             self._rows[rows] = (self.xp.empty(rows, np.float64), self.xp.empty(rows, np.int32))
         row_loss, row_hit = self._rows[rows]
-        self._launch("loss_grad", z.dtype, rows, z, labels, grad, row_loss, row_hit, np.int32(rows), np.int32(k),
-                     np.int32(loss == "mse"))
+        self._launch("loss_grad", z.dtype, rows, z=z, labels=labels, grad=grad, row_loss=row_loss, row_hit=row_hit,
+                     rows=rows, k=k, mse=loss == "mse")
         return row_loss.sum(), row_hit.sum()
 
     def update(self, params: Sequence[Any], grads: Sequence[Any], state: list[list[Any]], cfg: TrainConfig,
                scalars: Any) -> None:
         for p, g, slots in zip(params, grads, state):
-            dt = p.dtype.type
-            wd = dt(optim.decay_for(p, cfg.weight_decay))
-            n = np.int64(p.size)
+            common = dict(p=p, g=g, n=p.size, s=scalars, wd=optim.decay_for(p, cfg.weight_decay))
             if cfg.optimizer == "adam":
-                self._launch("adam", p.dtype, p.size, p, g, *slots, n, scalars, dt(cfg.beta1), dt(1 - cfg.beta1),
-                             dt(cfg.beta2), dt(1 - cfg.beta2), wd)
+                m, v = slots
+                self._launch("adam", p.dtype, p.size, **common, m=m, v=v, beta1=cfg.beta1, beta1c=1 - cfg.beta1,
+                             beta2=cfg.beta2, beta2c=1 - cfg.beta2)
             elif cfg.optimizer == "momentum":
-                self._launch("momentum", p.dtype, p.size, p, g, *slots, n, scalars, dt(cfg.momentum), wd)
+                vel, = slots
+                self._launch("momentum", p.dtype, p.size, **common, vel=vel, mu=cfg.momentum)
             else:
-                self._launch("sgd", p.dtype, p.size, p, g, n, scalars, wd)
+                self._launch("sgd", p.dtype, p.size, **common)

@@ -21,8 +21,6 @@ from mnist_accel.kernels import ACTIVATION_CODES, LOSS_CODES, OPTIMIZER_CODES
 from mnist_accel.kernels.cuda import step_cuda
 from mnist_accel.model import layers
 
-I32, I64, U32 = np.int32, np.int64, np.uint32  # the C parameters' exact widths (CuPy passes a Python int as int64)
-
 
 class CudaStep:
     def __init__(self, xp: Any, module: Any, cfg: TrainConfig, params: Sequence[Any], state: Sequence[Sequence[Any]],
@@ -32,17 +30,16 @@ class CudaStep:
         index = {id(p): i for i, p in enumerate(params)}
         slots = lambda p: [*state[index[id(p)]], None, None][:2] if p is not None else [None, None]  # noqa: E731
         self.layers = [(w, b, slots(w), slots(b)) for w, b in layers(params)]
-        dt = self.dtype.type
-        p = cfg.dropout
-        self.drop = (U32(crng.threshold(p) if p else 0), dt(1 / (1 - p)), I32(p > 0))
-        self.keys = (buffers.keys, I32(buffers.keys.shape[1]))
+        p = cfg.dropout  # a hidden layer's activation and dropout mask, as each kernel that forms one takes them
+        self.hidden = dict(act=ACTIVATION_CODES[cfg.activation], keys=buffers.keys, n_keys=buffers.keys.shape[1],
+                           threshold=crng.threshold(p) if p else 0, scale=1 / (1 - p), use_dropout=p > 0)
         kinds = step_cuda.INPUT_KINDS
-        self.first_input = (None, buffers.inputs, I32(kinds["pixels"])) if pixels else \
-            (buffers.inputs, None, I32(kinds["features"]))
-        self.dense_input = I32(kinds["dense"])
-        self.update = (I32(OPTIMIZER_CODES[cfg.optimizer]),
-                       *map(dt, step_cuda.update_constants(cfg.optimizer, cfg.momentum, cfg.beta1, cfg.beta2)),
-                       dt(cfg.weight_decay))
+        self.first_input = dict(x=None, pixels=buffers.inputs, x_kind=kinds["pixels"]) if pixels else \
+            dict(x=buffers.inputs, pixels=None, x_kind=kinds["features"])
+        self.dense_input = kinds["dense"]
+        beta1, beta1c, beta2, beta2c = step_cuda.update_constants(cfg.optimizer, cfg.momentum, cfg.beta1, cfg.beta2)
+        self.update = dict(opt=OPTIMIZER_CODES[cfg.optimizer], beta1=beta1, beta1c=beta1c, beta2=beta2, beta2c=beta2c,
+                           wd=cfg.weight_decay)
         self._plans: dict[int, list] = {}
 
     def __call__(self, n: int) -> None:
@@ -53,37 +50,40 @@ class CudaStep:
             kernel(grid, block, args)
 
     def _plan(self, n: int) -> list:
-        """Each launch of a step on ``n`` rows: (kernel, shape, arguments), with its buffers allocated now."""
+        """Each launch of a step on ``n`` rows: (kernel, shape, arguments), with its buffers allocated now. The
+        arguments are given by the names of ``step_cuda.PARAMS``, which orders and converts them."""
         xp, buf, cfg, dt = self.xp, self.buf, self.cfg, self.dtype
         h = [xp.empty((n, w.shape[1]), dt) for w, *_ in self.layers]  # activations; the last holds dz
         delta = [xp.empty((n, w.shape[1]), dt) for w, *_ in self.layers[:-1]] + [h[-1]]
         row_loss, row_hit = xp.empty(n, np.float64), xp.empty(n, np.int32)
-        batch = (buf.order, buf.k, I32(cfg.batch_size))
-        act = I32(ACTIVATION_CODES[cfg.activation])
+        batch = dict(order=buf.order, k=buf.k, bs=cfg.batch_size)
         plan = []
         for name, i in step_cuda.launch_order(len(self.layers)):
-            fn = self.module.get_function(step_cuda.kernel_name(name, dt))
             if name == "finish_step":
-                args = (row_loss, row_hit, I32(n), buf.k, buf.step_loss, buf.loss_sum, buf.hits)
-                plan.append((fn, step_cuda.finish_step_shape(), args))
-                continue
-            w, b, w_slots, b_slots = self.layers[i]
-            f, m = w.shape
-            shape = (I32(n), I32(f), I32(m))
-            x = self.first_input if i == 0 else (h[i - 1], None, self.dense_input)
-            if name == "dense_forward":
-                args = (*x, *batch, w, b, I32(b is not None), h[i], *shape, act, *self.keys, I32(i), *self.drop)
-                launch = step_cuda.dense_forward_shape(n, m)
-            elif name == "output_loss":
-                args = (h[i - 1], w, b, I32(b is not None), buf.labels, *batch, *shape, I32(LOSS_CODES[cfg.loss]),
-                        h[i], row_loss, row_hit, delta[i - 1], act, *self.keys, I32(i - 1), *self.drop)
-                launch = step_cuda.output_loss_shape(n)
-            elif name == "dense_backward":
-                args = (delta[i], w, h[i - 1], delta[i - 1], *shape, act, buf.k, *self.keys, I32(i - 1), *self.drop)
-                launch = step_cuda.dense_backward_shape(n, f)
+                args = dict(row_loss=row_loss, row_hit=row_hit, n=n, k=buf.k, step_loss=buf.step_loss,
+                            loss_sum=buf.loss_sum, hits=buf.hits)
+                launch = step_cuda.finish_step_shape()
             else:
-                args = (*x, *batch, delta[i], *shape, w, *w_slots, b, *b_slots, I32(b is not None), buf.sched,
-                        *self.update)
-                launch = step_cuda.grad_update_shape(f, m)
-            plan.append((fn, launch, args))
+                w, b, (w_s1, w_s2), (b_s1, b_s2) = self.layers[i]
+                f, m = w.shape
+                rows = dict(n=n, f=f, m=m)
+                x = self.first_input if i == 0 else dict(x=h[i - 1], pixels=None, x_kind=self.dense_input)
+                if name == "dense_forward":
+                    args = dict(**x, **batch, W=w, b=b, use_bias=b is not None, y=h[i], **rows, layer=i, **self.hidden)
+                    launch = step_cuda.dense_forward_shape(n, m)
+                elif name == "output_loss":
+                    args = dict(h=h[i - 1], W=w, b=b, use_bias=b is not None, labels=buf.labels, **batch, **rows,
+                                loss=LOSS_CODES[cfg.loss], dz=h[i], row_loss=row_loss, row_hit=row_hit,
+                                delta=delta[i - 1], layer=i - 1, **self.hidden)
+                    launch = step_cuda.output_loss_shape(n)
+                elif name == "dense_backward":
+                    args = dict(delta=delta[i], W=w, h_prev=h[i - 1], delta_prev=delta[i - 1], **rows, k=buf.k,
+                                layer=i - 1, **self.hidden)
+                    launch = step_cuda.dense_backward_shape(n, f)
+                else:
+                    args = dict(**x, **batch, d=delta[i], **rows, W=w, W_s1=w_s1, W_s2=w_s2, b=b, b_s1=b_s1,
+                                b_s2=b_s2, use_bias=b is not None, sched=buf.sched, **self.update)
+                    launch = step_cuda.grad_update_shape(f, m)
+            fn = self.module.get_function(step_cuda.kernel_name(name, dt))
+            plan.append((fn, launch, step_cuda.arguments(name, dt, **args)))
         return plan

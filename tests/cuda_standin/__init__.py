@@ -30,11 +30,13 @@ __all__ = ["REASON", "activate"]
 
 
 @contextlib.contextmanager
-def activate() -> Iterator[types.ModuleType]:
+def activate(as_gpu: bool = False) -> Iterator[types.ModuleType]:
     """Within the block ``import cupy`` (and its submodules the project reaches) give the stand-in, and
     ``mnist_accel.backends.selection`` forgets its cached CuPy probe, so ``get_backend("cuda")`` returns a backend
     whose ``xp`` is the stand-in; ``cuda_unavailable_reason()`` still names a reason, so ``auto`` never
-    picks it. Everything (a real CuPy in ``sys.modules`` too) is restored on exit. Yields the stand-in.
+    picks it (with ``as_gpu``, it names none: ``auto`` picks it and ``gpu`` tests run on it, as
+    ``bench/gpu.sh --standin`` does). Everything (a real CuPy in ``sys.modules`` too) is restored on exit.
+    Yields the stand-in.
     A capture still open at exit is ended and reported (RuntimeError), unless the block raised."""
     from mnist_accel.backends import selection as backend
 
@@ -47,7 +49,7 @@ def activate() -> Iterator[types.ModuleType]:
     saved_reason = backend.cuda_unavailable_reason
     sys.modules.update(replacement)
     backend._cuda_probe.cache_clear()
-    backend.cuda_unavailable_reason = lambda: REASON
+    backend.cuda_unavailable_reason = (lambda: None) if as_gpu else (lambda: REASON)
     failed = True
     try:
         yield xp

@@ -5,11 +5,14 @@
     python -m cuda_standin.run path/to/script.py ARGS...
 
 ``sys.argv`` is what the target would see; ``SystemExit`` (and its code) passes through. The tests'
-folder must be on ``sys.path`` (e.g. ``PYTHONPATH=tests``) for ``cuda_standin`` to import.
+folder must be on ``sys.path`` (e.g. ``PYTHONPATH=tests``) for ``cuda_standin`` to import. With
+``CUDA_STANDIN_AS_GPU=1`` the stand-in passes for a working GPU (``activate(as_gpu=True)``): ``auto`` picks
+it and ``gpu`` tests run on it.
 """
 
 from __future__ import annotations
 
+import os
 import runpy
 import sys
 
@@ -21,7 +24,7 @@ USAGE = "usage: python -m cuda_standin.run (-m MODULE | -c CODE | SCRIPT) [ARGS.
 def main(argv: list[str]) -> None:
     if not argv or (argv[0] in ("-m", "-c") and len(argv) < 2):
         raise SystemExit(USAGE)
-    with activate():
+    with activate(as_gpu=os.environ.get("CUDA_STANDIN_AS_GPU") == "1"):
         if argv[0] == "-m":
             sys.argv = [argv[1], *argv[2:]]  # runpy puts the module's file name in argv[0]
             runpy.run_module(argv[1], run_name="__main__", alter_sys=True)

@@ -6,6 +6,7 @@ for all cases (the simulator runs each thread as a Python thread: few threads, t
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import subprocess
@@ -183,3 +184,24 @@ def test_launch_refuses_inputs_prepared_for_another_model():
             loop_cuda.launch(inputs, np.zeros(4, np.int64), np.zeros((1, 5), np.int8), False, np.float32(1), w1,
                              np.zeros(5, np.float32), w2, np.zeros(3, np.float32), False, np.float32(0.1), 0, 0,
                              np.zeros(3))
+
+
+def test_a_launch_gives_each_kernel_parameter_by_name():
+    """The kernel's ``def`` is the declaration: a launch's arguments are ordered by it, and a missing or an
+    unexpected name, or a workspace short of an array, raises before anything launches."""
+    pytest.importorskip("numba.cuda")
+    from mnist_accel.kernels.cuda import loop_cuda, loop_cuda_deep
+    from mnist_accel.kernels.cuda.signatures import by_name
+
+    for module in (loop_cuda, loop_cuda_deep):
+        names = list(inspect.signature(module.sgd_epoch.py_func).parameters)
+        assert set(module.Inputs._fields) < set(names)
+        values = {name: i for i, name in enumerate(names)}
+        assert by_name(module.sgd_epoch, dict(reversed(values.items()))) == list(range(len(names)))
+        del values["in_shared"]
+        with pytest.raises(TypeError, match="sgd_epoch: missing in_shared; unexpected in_smem"):
+            by_name(module.sgd_epoch, {**values, "in_smem": True})
+    x, w1, w2 = np.eye(4, 6), np.zeros((6, 5)), np.zeros((5, 3))
+    with pytest.raises(TypeError, match="book"):
+        loop_cuda.launch(loop_cuda.prepare(x, 5, 3)[:-1], np.zeros(4, np.int64), np.zeros((1, 5), np.int8), False,
+                         1.0, w1, np.zeros(5), w2, np.zeros(3), False, 0.1, 0, 0, np.zeros(3))

@@ -10,6 +10,7 @@ import re
 import shutil
 import struct
 import subprocess
+from importlib import resources
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ from mnist_accel.backends import XpOps
 from mnist_accel.backends.selection import get_backend
 from mnist_accel.config import resolve
 from mnist_accel.kernels import ACTIVATION_CODES, LOSS_CODES, OPTIMIZER_CODES
-from mnist_accel.kernels.cuda import step_cuda
+from mnist_accel.kernels.cuda import signatures, step_cuda
 from mnist_accel.trainers.vectorized import VectorizedTrainer
 
 pytestmark = pytest.mark.standin
@@ -34,15 +35,18 @@ def mod():
     return CpuModule(step_cuda.source(), options=("-std=c++17",), name_expressions=step_cuda.name_expressions())
 
 
-def launch(mod, kernel, dtype, shape, *args):
+def launch(mod, kernel, dtype, shape, **values):
+    """``kernel`` with its arguments by name, as CudaStep gives them (step_cuda.arguments), each checked against
+    the parameter the CPU runtime read from the compiled source: a pointer's pointee, a value's exact width."""
     fn = mod.get_function(step_cuda.kernel_name(kernel, dtype))
     raw = []
-    for p, a in zip(fn.params, args, strict=True):
+    for p, a in zip(fn.params, step_cuda.arguments(kernel, dtype, **values), strict=True):
         if p.pointer:
             assert a is None or (a.dtype == p.pointee and a.flags.c_contiguous), (p, None if a is None else a.dtype)
             raw.append(struct.pack("<Q", 0 if a is None else a.ctypes.data))
         else:
-            raw.append(np.asarray(a).astype(f"{p.kind}{p.size}").tobytes())
+            assert a.dtype == np.dtype(f"{p.kind}{p.size}"), (p, a.dtype)
+            raw.append(a.tobytes())
     fn.launch(grid=shape[0], block=shape[1], args=raw)
 
 
@@ -75,20 +79,27 @@ class Epoch:
     def rows(self, n):
         return self.order[K * BS:K * BS + n]
 
+    def batch(self):
+        return dict(order=self.order, k=self.k, bs=BS)
+
     def input(self, kind, x, dt):
-        """(x, pixels) for the kernel, and the batch's input rows as XpOps.input_matmul builds them."""
+        """(x, pixels, x_kind) for the kernel, and the batch's input rows as XpOps.input_matmul builds them."""
         if kind == "pixels":
-            return (None, self.pixels), self.pixels[self.rows(len(x))].astype(dt) / dt(255)
-        if kind == "features":
-            return (self.features.astype(dt), None), self.features[self.rows(len(x))].astype(dt)
-        return (x.astype(dt), None), x.astype(dt)
+            x_arg, pixels, rows = None, self.pixels, self.pixels[self.rows(len(x))].astype(dt) / dt(255)
+        elif kind == "features":
+            x_arg, pixels, rows = self.features.astype(dt), None, self.features[self.rows(len(x))].astype(dt)
+        else:
+            x_arg, pixels, rows = x.astype(dt), None, x.astype(dt)
+        return dict(x=x_arg, pixels=pixels, x_kind=KIND[kind]), rows
 
     def mask(self, layer, shape, p, dt):
         return crng.dropout_mask(self.keys[K, layer], shape, p, dt, np) if p else None
 
 
-def dropout_args(p, dt):
-    return (crng.threshold(p) if p else 0), dt(1 / (1 - p)), int(p > 0)
+def hidden_args(act, p, layer, keys):
+    """A hidden layer's activation and dropout mask, as the kernels take them."""
+    return dict(act=ACTIVATION_CODES[act], keys=keys, n_keys=keys.shape[1], layer=layer,
+                threshold=crng.threshold(p) if p else 0, scale=1 / (1 - p), use_dropout=p > 0)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -105,9 +116,9 @@ def test_dense_forward(mod, dtype, dropout, bias, act, n, f, m, kind):
         return z
 
     y = np.full((n, m), np.nan, dtype)
-    launch(mod, "dense_forward", dtype, step_cuda.dense_forward_shape(n, m), *ep.input(kind, x, dtype)[0],
-           KIND[kind], ep.order, ep.k, BS, w.astype(dtype), b.astype(dtype) if bias else None, int(bias), y, n, f, m,
-           ACTIVATION_CODES[act], ep.keys, N_KEYS, layer, *dropout_args(dropout, dtype))
+    launch(mod, "dense_forward", dtype, step_cuda.dense_forward_shape(n, m), **ep.input(kind, x, dtype)[0],
+           **ep.batch(), W=w.astype(dtype), b=b.astype(dtype) if bias else None, use_bias=bias, y=y, n=n, f=f, m=m,
+           **hidden_args(act, dropout, layer, ep.keys))
     check(y, ref, dtype, f)
 
 
@@ -142,9 +153,10 @@ def test_output_loss(mod, dtype, dropout, bias, act, loss, n, f, m):
 
     dz, delta = np.full((n, m), np.nan, dtype), np.full((n, f), np.nan, dtype)
     row_loss, row_hit = np.full(n, np.nan), np.full(n, -1, np.int32)
-    launch(mod, "output_loss", dtype, step_cuda.output_loss_shape(n), h.astype(dtype), w.astype(dtype),
-           b.astype(dtype) if bias else None, int(bias), ep.labels, ep.order, ep.k, BS, n, f, m, LOSS_CODES[loss], dz,
-           row_loss, row_hit, delta, ACTIVATION_CODES[act], ep.keys, N_KEYS, layer, *dropout_args(dropout, dtype))
+    launch(mod, "output_loss", dtype, step_cuda.output_loss_shape(n), h=h.astype(dtype), W=w.astype(dtype),
+           b=b.astype(dtype) if bias else None, use_bias=bias, labels=ep.labels, **ep.batch(), n=n, f=f, m=m,
+           loss=LOSS_CODES[loss], dz=dz, row_loss=row_loss, row_hit=row_hit, delta=delta,
+           **hidden_args(act, dropout, layer, ep.keys))
     for i, got in enumerate((dz, row_loss, delta)):
         check(got, lambda dt, i=i: ref(dt)[i], dtype, f)
     np.testing.assert_array_equal(row_hit, ref(dtype)[3])
@@ -155,9 +167,10 @@ def test_output_loss_hit_is_the_first_maximum(mod, dtype):
     ep, n, f, m = Epoch(8), 20, 8, 10
     b = np.array([0, 2, 2, 1, 2, 0, 0, 0, 0, 0], dtype)  # z = b on every row: class 1 is the first maximum
     row_hit = np.full(n, -1, np.int32)
-    launch(mod, "output_loss", dtype, step_cuda.output_loss_shape(n), np.ones((n, f), dtype), np.zeros((f, m), dtype),
-           b, 1, ep.labels, ep.order, ep.k, BS, n, f, m, LOSS_CODES["cross-entropy"], np.empty((n, m), dtype),
-           np.empty(n), row_hit, np.empty((n, f), dtype), 0, ep.keys, N_KEYS, 0, 0, dtype(1), 0)
+    launch(mod, "output_loss", dtype, step_cuda.output_loss_shape(n), h=np.ones((n, f), dtype),
+           W=np.zeros((f, m), dtype), b=b, use_bias=1, labels=ep.labels, **ep.batch(), n=n, f=f, m=m,
+           loss=LOSS_CODES["cross-entropy"], dz=np.empty((n, m), dtype), row_loss=np.empty(n), row_hit=row_hit,
+           delta=np.empty((n, f), dtype), **hidden_args("relu", 0, 0, ep.keys))
     np.testing.assert_array_equal(row_hit, ep.labels[ep.rows(n)] == 1)
 
 
@@ -175,9 +188,9 @@ def test_dense_backward(mod, dtype, dropout, act, n, f, m):
         return delta
 
     out = np.full((n, f), np.nan, dtype)
-    launch(mod, "dense_backward", dtype, step_cuda.dense_backward_shape(n, f), d.astype(dtype), w.astype(dtype),
-           h_prev.astype(dtype), out, n, f, m, ACTIVATION_CODES[act], ep.k, ep.keys, N_KEYS, layer,
-           *dropout_args(dropout, dtype))
+    launch(mod, "dense_backward", dtype, step_cuda.dense_backward_shape(n, f), delta=d.astype(dtype),
+           W=w.astype(dtype), h_prev=h_prev.astype(dtype), delta_prev=out, n=n, f=f, m=m, k=ep.k,
+           **hidden_args(act, dropout, layer, ep.keys))
     check(out, ref, dtype, m)
 
 
@@ -205,11 +218,17 @@ def test_grad_update(mod, dtype, weight_decay, optimizer, n, f, m, kind, bias):
 
     ps, st = [p.astype(dtype) for p in params], [[s.astype(dtype) for s in slots] for slots in state]
     slots = [sl + [None] * (2 - len(sl)) for sl in st] + [[None, None]]
-    consts = [dtype(c) for c in step_cuda.update_constants(optimizer, cfg.momentum, cfg.beta1, cfg.beta2)]
-    launch(mod, "grad_update", dtype, step_cuda.grad_update_shape(f, m), *ep.input(kind, x, dtype)[0], KIND[kind],
-           ep.order, ep.k, BS, d.astype(dtype), n, f, m, ps[0], *slots[0], ps[1] if bias else None, *slots[1],
-           int(bias), ep.sched.astype(dtype), OPTIMIZER_CODES[optimizer], *consts, dtype(weight_decay))
+    launch(mod, "grad_update", dtype, step_cuda.grad_update_shape(f, m), **ep.input(kind, x, dtype)[0], **ep.batch(),
+           d=d.astype(dtype), n=n, f=f, m=m, W=ps[0], W_s1=slots[0][0], W_s2=slots[0][1],
+           b=ps[1] if bias else None, b_s1=slots[1][0], b_s2=slots[1][1], use_bias=bias, sched=ep.sched.astype(dtype),
+           **update_args(cfg))
     check(np.concatenate([a.ravel() for a in ps + [s for sl in st for s in sl]]), ref, dtype, n)
+
+
+def update_args(cfg):
+    beta1, beta1c, beta2, beta2c = step_cuda.update_constants(cfg.optimizer, cfg.momentum, cfg.beta1, cfg.beta2)
+    return dict(opt=OPTIMIZER_CODES[cfg.optimizer], beta1=beta1, beta1c=beta1c, beta2=beta2, beta2c=beta2c,
+                wd=cfg.weight_decay)
 
 
 def fixed_order_sum(values, threads=step_cuda.FINISH_THREADS):
@@ -230,8 +249,8 @@ def test_finish_step_sums_in_a_fixed_order_and_advances_k(mod, n):
     row_loss = r.normal(0, 1, n) * 10 ** r.uniform(-8, 8, n)  # mixed magnitudes: each order rounds its own way
     row_hit = r.integers(0, 2, n).astype(np.int32)
     k, step_loss, loss_sum, hits = np.array(5, np.int64), np.zeros(8), np.array(1.25), np.array(7.0)
-    launch(mod, "finish_step", np.float64, step_cuda.finish_step_shape(), row_loss, row_hit, n, k, step_loss,
-           loss_sum, hits)
+    launch(mod, "finish_step", np.float64, step_cuda.finish_step_shape(), row_loss=row_loss, row_hit=row_hit, n=n,
+           k=k, step_loss=step_loss, loss_sum=loss_sum, hits=hits)
     total = fixed_order_sum(row_loss)
     if n > 1000:  # the data tell orders apart
         assert total != fixed_order_sum(row_loss[::-1]) and total != sum(row_loss.tolist())
@@ -243,9 +262,9 @@ def test_finish_step_sums_in_a_fixed_order_and_advances_k(mod, n):
 def test_pixels_scale_as_numpy_bit_for_bit(mod, dtype):
     ep, n = Epoch(1), 36  # one input and a unit weight: the output is the scaled pixel itself
     y = np.empty((n, 1), dtype)
-    launch(mod, "dense_forward", dtype, step_cuda.dense_forward_shape(n, 1), None, ep.pixels, KIND["pixels"],
-           ep.order, ep.k, BS, np.ones((1, 1), dtype), None, 0, y, n, 1, 1, ACTIVATION_CODES["identity"], ep.keys,
-           N_KEYS, 0, 0, dtype(1), 0)
+    launch(mod, "dense_forward", dtype, step_cuda.dense_forward_shape(n, 1), x=None, pixels=ep.pixels,
+           x_kind=KIND["pixels"], **ep.batch(), W=np.ones((1, 1), dtype), b=None, use_bias=0, y=y, n=n, f=1, m=1,
+           **hidden_args("identity", 0, 0, ep.keys))
     expected = np.empty((n, 1), dtype)
     np.divide(ep.pixels[ep.rows(n)], dtype(255), out=expected)  # as XpOps.input_matmul
     assert y.tobytes() == expected.tobytes()
@@ -281,35 +300,37 @@ def fused_step(mod, tr, k, n):
     h, delta = ([np.zeros((n, params[w].shape[1]), dt) for w in at] for _ in "hd")  # delta[-1] is dz
     row_loss, row_hit, kd = np.zeros(n), np.zeros(n, np.int32), np.array(k, np.int64)
     step_loss, loss_sum, hits = np.zeros(tr.steps_per_epoch), np.zeros(()), np.zeros(())
-    act, keys, drop = ACTIVATION_CODES[cfg.activation], (tr._keys, tr._keys.shape[1]), dropout_args(cfg.dropout, dt)
-    batch = (tr._order, kd, cfg.batch_size)
-    update = (OPTIMIZER_CODES[cfg.optimizer],
-              *[dt(c) for c in step_cuda.update_constants(cfg.optimizer, cfg.momentum, cfg.beta1, cfg.beta2)],
-              dt(cfg.weight_decay))
+    batch = dict(order=tr._order, k=kd, bs=cfg.batch_size)
 
     def slots(i):
         return (state[i] + [None] * 2)[:2] if i is not None else [None, None]
 
     for kernel, i in step_cuda.launch_order(len(at)):
         if kernel == "finish_step":
-            launch(mod, kernel, dt, step_cuda.finish_step_shape(), row_loss, row_hit, n, kd, step_loss, loss_sum, hits)
+            launch(mod, kernel, dt, step_cuda.finish_step_shape(), row_loss=row_loss, row_hit=row_hit, n=n, k=kd,
+                   step_loss=step_loss, loss_sum=loss_sum, hits=hits)
             continue
         wi = at[i]
         bi = wi + 1 if wi + 1 < len(params) and params[wi + 1].ndim == 1 else None
-        (f, m), w, b, use_b = params[wi].shape, params[wi], bi and params[bi], int(bi is not None)
-        x = (None, tr.inputs, KIND["pixels"]) if i == 0 else (h[i - 1], None, KIND["dense"])
+        (f, m), w, b, use_b = params[wi].shape, params[wi], bi and params[bi], bi is not None
+        x = dict(x=None, pixels=tr.inputs, x_kind=KIND["pixels"]) if i == 0 else \
+            dict(x=h[i - 1], pixels=None, x_kind=KIND["dense"])
+        below = hidden_args(cfg.activation, cfg.dropout, i - 1, tr._keys)  # the hidden layer this one reads
         if kernel == "dense_forward":
-            launch(mod, kernel, dt, step_cuda.dense_forward_shape(n, m), *x, *batch, w, b, use_b, h[i], n, f, m, act,
-                   *keys, i, *drop)
+            launch(mod, kernel, dt, step_cuda.dense_forward_shape(n, m), **x, **batch, W=w, b=b, use_bias=use_b,
+                   y=h[i], n=n, f=f, m=m, **hidden_args(cfg.activation, cfg.dropout, i, tr._keys))
         elif kernel == "output_loss":
-            launch(mod, kernel, dt, step_cuda.output_loss_shape(n), h[i - 1], w, b, use_b, tr.labels, *batch, n, f, m,
-                   LOSS_CODES[cfg.loss], delta[i], row_loss, row_hit, delta[i - 1], act, *keys, i - 1, *drop)
+            launch(mod, kernel, dt, step_cuda.output_loss_shape(n), h=h[i - 1], W=w, b=b, use_bias=use_b,
+                   labels=tr.labels, **batch, n=n, f=f, m=m, loss=LOSS_CODES[cfg.loss], dz=delta[i], row_loss=row_loss,
+                   row_hit=row_hit, delta=delta[i - 1], **below)
         elif kernel == "dense_backward":
-            launch(mod, kernel, dt, step_cuda.dense_backward_shape(n, f), delta[i], w, h[i - 1], delta[i - 1], n, f, m,
-                   act, kd, *keys, i - 1, *drop)
+            launch(mod, kernel, dt, step_cuda.dense_backward_shape(n, f), delta=delta[i], W=w, h_prev=h[i - 1],
+                   delta_prev=delta[i - 1], n=n, f=f, m=m, k=kd, **below)
         else:
-            launch(mod, kernel, dt, step_cuda.grad_update_shape(f, m), *x, *batch, delta[i], n, f, m, w, *slots(wi),
-                   b, *slots(bi), use_b, tr._sched, *update)
+            (w_s1, w_s2), (b_s1, b_s2) = slots(wi), slots(bi)
+            launch(mod, kernel, dt, step_cuda.grad_update_shape(f, m), **x, **batch, d=delta[i], n=n, f=f, m=m, W=w,
+                   W_s1=w_s1, W_s2=w_s2, b=b, b_s1=b_s1, b_s2=b_s2, use_bias=use_b, sched=tr._sched,
+                   **update_args(cfg))
     return params, state, (int(kd), step_loss[k], float(loss_sum), float(hits))
 
 
@@ -367,6 +388,77 @@ def test_every_kernel_compiles_for_sm90(tmp_path):
     for kernel in step_cuda.KERNELS:
         assert sum(kernel in e for e in entries) == 2, f"{kernel} is not instantiated for float and double"
     assert sum("finish_step" in e for e in entries) == 1
+
+
+# ---- Each kernel's parameters are declared once (step_cuda.PARAMS), and nothing else spells them ----------
+
+def raw_text():
+    return resources.files(step_cuda.__package__).joinpath("step_cuda.cu").read_text()
+
+
+def test_the_cu_file_spells_no_parameter_list():
+    text = raw_text()
+    definitions = re.findall(r"__global__\s+void\s+(\w+)\s*\(([^)]*)\)", text)
+    assert sorted(name for name, _ in definitions) == sorted(step_cuda.PARAMS)
+    for name, params in definitions:
+        assert params.strip() == signatures.placeholder(name), name
+    assert not re.search(r"template\s+__global__", text)  # the instantiations are generated too
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_every_kernel_takes_the_declared_parameters(mod, dtype):
+    """The compiled source's signatures, as the CPU runtime reads them, are the declarations."""
+    for kernel, params in step_cuda.PARAMS.items():
+        got = mod.get_function(step_cuda.kernel_name(kernel, dtype)).params
+        assert [p.name for p in got] == [name for name, _ in params], kernel
+        for p, (name, ctype) in zip(got, params):
+            assert p.pointer == ctype.endswith("*"), name
+            if not p.pointer:
+                want = dtype if ctype == "T" else signatures.VALUE_TYPES[ctype]
+                assert np.dtype(f"{p.kind}{p.size}") == np.dtype(want), name
+
+
+def test_render_refuses_a_kernel_that_spells_its_parameters_or_is_not_declared():
+    text = raw_text()
+    by_hand = signatures.c_list(step_cuda.PARAMS["finish_step"])
+    spelled = text.replace("finish_step(FINISH_STEP_PARAMS)", f"finish_step({by_hand})")
+    with pytest.raises(ValueError, match="finish_step must be defined once"):
+        signatures.render(spelled, step_cuda.PARAMS)
+    with pytest.raises(ValueError, match="'extra_kernel'"):
+        signatures.render(text + "__global__ void extra_kernel(int n) {}\n", step_cuda.PARAMS)
+    with pytest.raises(ValueError, match="'finish_step'"):
+        signatures.render(text, {k: v for k, v in step_cuda.PARAMS.items() if k != "finish_step"})
+
+
+def test_a_name_the_body_uses_but_nobody_declared_does_not_compile():
+    params = dict(step_cuda.PARAMS)
+    params["dense_forward"] = tuple(p for p in params["dense_forward"] if p[0] != "scale")
+    with pytest.raises(RuntimeError, match="scale. was not declared"):
+        CpuModule(signatures.render(raw_text(), params), options=("-std=c++17",),
+                  name_expressions=step_cuda.name_expressions())
+
+
+def test_a_launch_names_every_argument_once_and_gets_each_at_its_width():
+    out = np.zeros(4)
+    given = dict(row_loss=out, row_hit=None, n=3, k=None, step_loss=out, loss_sum=out, hits=out)
+    args = step_cuda.arguments("finish_step", np.float64, **given)
+    assert args[0] is out and args[1] is None and type(args[2]) is np.int32 and args[2] == 3
+    with pytest.raises(TypeError, match=r"finish_step: missing hits \(it takes row_loss, "):
+        step_cuda.arguments("finish_step", np.float64, **{k: v for k, v in given.items() if k != "hits"})
+    with pytest.raises(TypeError, match=r"finish_step: unexpected hit \("):
+        step_cuda.arguments("finish_step", np.float64, **given, hit=out)
+    with pytest.raises(TypeError, match="row_loss is a pointer"):
+        step_cuda.arguments("finish_step", np.float64, **{**given, "row_loss": 0})
+    with pytest.raises(TypeError, match="n is passed by value"):
+        step_cuda.arguments("finish_step", np.float64, **{**given, "n": np.arange(3)})
+    ep = Epoch(4)
+    forward = dict(**ep.input("dense", np.zeros((2, 4)), np.float32)[0], **ep.batch(), W=None, b=None, use_bias=False,
+                   y=None, n=2, f=4, m=3, **hidden_args("relu", 0.5, 1, ep.keys))
+    args = dict(zip([name for name, _ in step_cuda.PARAMS["dense_forward"]],
+                    step_cuda.arguments("dense_forward", np.float32, **forward)))
+    assert [type(args[k]) for k in ("x_kind", "threshold", "scale", "use_dropout")] == \
+        [np.int32, np.uint32, np.float32, np.int32]
+    assert args["scale"] == 2 and args["threshold"] == crng.threshold(0.5) and args["order"] is ep.order
 
 
 def test_constants_and_codes_match_the_source():

@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Callable, Sequence
+from importlib import resources
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ from mnist_accel import optim
 from mnist_accel.backends import XpOps
 from mnist_accel.backends.cuda_ops import CudaOps
 from mnist_accel.config import resolve
-from mnist_accel.kernels.cuda import vectorized_cuda
+from mnist_accel.kernels.cuda import signatures, vectorized_cuda
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not on PATH")
@@ -39,6 +40,25 @@ def test_kernel_names_match_the_source():
     text = vectorized_cuda.source()
     for kernel in vectorized_cuda.KERNELS:
         assert f"__global__ void {kernel}(" in text
+
+
+def test_each_kernel_declares_its_parameters_once():
+    """The .cu file names each kernel's parameters through its placeholder (vectorized_cuda.PARAMS fills it in and
+    generates the instantiations), and a launch that misses or adds a name is refused before it runs."""
+    text = resources.files(vectorized_cuda.__package__).joinpath("vectorized_cuda.cu").read_text()
+    definitions = re.findall(r"__global__\s+void\s+(\w+)\s*\(([^)]*)\)", text)
+    assert sorted(definitions) == sorted((k, signatures.placeholder(k)) for k in vectorized_cuda.PARAMS)
+    assert not re.search(r"template\s+__global__", text)
+    compiled = vectorized_cuda.source()
+    for kernel, params in vectorized_cuda.PARAMS.items():
+        assert f"__global__ void {kernel}({signatures.c_list(params)})" in compiled
+        for t in ("float", "double"):
+            assert f"template __global__ void {kernel}<{t}>({signatures.c_list(params, t)});" in compiled
+    p = np.zeros(3, np.float32)
+    args = vectorized_cuda.arguments("sgd", np.float32, p=p, g=p, n=3, s=p, wd=0.5)
+    assert [type(a) for a in args[2:]] == [np.int64, np.ndarray, np.float32]
+    with pytest.raises(TypeError, match="sgd: missing wd; unexpected mu"):
+        vectorized_cuda.arguments("sgd", np.float32, p=p, g=p, n=3, s=p, mu=0.5)
 
 
 def test_cuda_enum_matches_the_shared_activation_codes():
