@@ -124,5 +124,7 @@ def test_graph_replays_train_the_same_model_as_direct_steps(mnist, dropout):
     replayed, status = _epoch(True, mnist, dropout)
     direct, off = _epoch(False, mnist, dropout)
     assert status == "on" and off == "off"
+    # Not to the bit: under stream capture cuBLAS may pick another kernel (it cannot grow its workspace there),
+    # which sums in another order; float32 rounding over an epoch of such sums stays far under 1e-6.
     for a, b in zip(replayed, direct):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-6 * np.abs(b).max())

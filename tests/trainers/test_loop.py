@@ -49,7 +49,18 @@ def test_tutorial_table_row_for_row(backend, mnist, tmp_path):
     rows = [(r["epoch"], str(r["train_loss"])[0:5], f"{r['train_accuracy']:.3f}", str(r["test_loss"])[0:5],
              f"{r['test_accuracy']:.3f}") for r in metrics["epochs"]]
     expected = [tuple([int(f[0])] + f[1:]) for f in (line.split() for line in PUBLISHED.strip().splitlines())]
-    assert rows == expected
+    if backend != "cuda":  # the CPU kernels compute the reference's sums in its order: the same digits
+        assert rows == expected
+        return
+    # The GPU contracts multiply-adds and takes exp from libdevice (within 2 ulp), so a float64 error carries
+    # last-bit differences: within a bound far under the table's 0.001 steps, a loss printed as 0.123 may sit
+    # just under 0.123, and a sample at a near-tie may flip its prediction (1 of the 1,000 in each split).
+    for r, (_, train, train_acc, test, test_acc) in zip(metrics["epochs"], expected):
+        for value, shown in ((r["train_loss"], train), (r["test_loss"], test)):
+            assert float(shown) - 1e-9 <= value < float(shown) + 0.001 + 1e-9  # str(x)[0:5] cuts, not rounds
+        for value, shown in ((r["train_accuracy"], train_acc), (r["test_accuracy"], test_acc)):
+            assert abs(value - float(shown)) <= 0.001 + 1e-9
+    assert len(metrics["epochs"]) == len(expected)
 
 
 def _one_epoch(engine, x, labels, activation, loss, bias, dropout, dtype=np.float64, hidden=64):
