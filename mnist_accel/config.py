@@ -81,6 +81,8 @@ class TrainConfig:
     val_from: str = option("random", "hold out a random subset, or the last images (as Keras does)",
                            choices=VAL_FROM)
     patience: int = option(0, "epochs without validation improvement before stopping (0: never)", metavar="N")
+    target_accuracy: float | None = option(None, "stop after the first epoch whose validation accuracy reaches A "
+                                           "(needs --val-split); the metrics give seconds_to_target", metavar="A")
     threads: int = option(0, "CPU threads for BLAS and our first-layer GEMMs (0: this process's share of the "
                           "cores)", metavar="N", role=RUN)
     graphs: bool = option(True, "GPU: replay each training step from a captured CUDA graph", role=RUN)
@@ -196,6 +198,11 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"--patience must be at least 0, got {cfg.patience}")
     if cfg.patience and not cfg.val_split:
         raise ConfigError("--patience needs a validation split: add --val-split, e.g. 0.1")
+    if cfg.target_accuracy is not None and not 0 < cfg.target_accuracy <= 1:
+        raise ConfigError(f"--target-accuracy must be in (0, 1], got {cfg.target_accuracy}")
+    if cfg.target_accuracy is not None and not cfg.val_split:
+        raise ConfigError("--target-accuracy is measured on a validation split, never on the test set: add "
+                          "--val-split, e.g. 0.1")
     if cfg.loss == "softmax-mse" and cfg.path != "loop":
         raise ConfigError("--loss softmax-mse (deep-sgd's per-sample quirk) needs --path loop")
     if cfg.path == "loop":

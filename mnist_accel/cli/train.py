@@ -78,7 +78,7 @@ def metrics_payload(result) -> dict:
             "epochs": result.history, "test_accuracy": result.test_accuracy,
             "train_seconds": result.train_seconds, "compile_seconds": result.compile_seconds,
             "device": result.device, "cuda_graphs": result.graphs, "stopped_early": result.stopped_early,
-            "version": __version__}
+            "seconds_to_target": result.seconds_to_target, "version": __version__}
 
 
 def _config(args: argparse.Namespace):
@@ -136,10 +136,15 @@ def _run(args: argparse.Namespace) -> int:
         _write_outputs(args, cfg, exc.result, data)  # the last sound epoch's model, if there was one
         raise
     epochs = len(result.history)
+    counted = f"{epochs} epoch{'s' if epochs != 1 else ''}"
     graphs = f"; CUDA graphs {result.graphs}" if result.backend == "cuda" else ""
-    print(f"{result.backend}/{cfg.path}: test accuracy {result.test_accuracy:.4f} after {epochs} "
-          f"epoch{'s' if epochs != 1 else ''}, {result.train_seconds:.2f}s training "
+    print(f"{result.backend}/{cfg.path}: test accuracy {result.test_accuracy:.4f} after {counted}, "
+          f"{result.train_seconds:.2f}s training "
           f"(+{result.compile_seconds:.2f}s compile) on {result.device}; data: {result.dataset}{graphs}")
+    if cfg.target_accuracy is not None:
+        target = f"validation accuracy {cfg.target_accuracy:g}"
+        print(f"{target} reached after {counted}, {result.seconds_to_target:.2f}s training"
+              if result.seconds_to_target is not None else f"{target} not reached in {counted}")
     _write_outputs(args, cfg, result, data)
     return 0
 

@@ -34,6 +34,7 @@ class FitResult:
     test_accuracy: float = float("nan")  # of the returned parameters
     official: bool = True
     stopped_early: bool = False
+    seconds_to_target: float | None = None  # training seconds until --target-accuracy was reached, if it was
     graphs: str = "off"  # whether training steps replayed a CUDA graph: on, or off (and why)
 
     @property
@@ -127,6 +128,8 @@ def fit(cfg: TrainConfig, data: MnistData | None = None,
                     run.track_validation(record["val_loss"])
             run.history.append(record)
             stopped = bool(cfg.patience) and run.waited >= cfg.patience
+            if reached(cfg, run.history):
+                break  # the model of the epoch that reached it: no rollback to the best validation loss
             snapshot = run.snapshot()
             if checkpoint is not None:
                 ckpt.save(checkpoint, *snapshot)
@@ -162,7 +165,15 @@ def fit(cfg: TrainConfig, data: MnistData | None = None,
         run.history[-1]["test_accuracy"]
     result = _result(run, be, data, final)
     result.stopped_early = stopped
+    if reached(cfg, run.history):
+        result.seconds_to_target = result.train_seconds
     return result
+
+
+def reached(cfg: TrainConfig, history: list[dict[str, float]]) -> bool:
+    """Whether the last epoch's validation accuracy reached ``--target-accuracy``."""
+    return cfg.target_accuracy is not None and bool(history) and \
+        history[-1].get("val_accuracy", -1.0) >= cfg.target_accuracy
 
 
 def _check_memory(cfg: TrainConfig, sizes: list[int], n_train: int, be: Backend) -> None:

@@ -118,3 +118,32 @@ def test_cli_divergence_exits_1_with_one_line(argv, mnist, tmp_path, capsys):
 def test_model_too_large_is_refused_before_allocating(mnist):
     with pytest.raises(ConfigError, match="GiB free"):
         fit(resolve(hidden=(40_000_000,), epochs=1), mnist)
+
+
+def test_target_accuracy_stops_at_the_first_epoch_that_reaches_it(mnist):
+    cfg = resolve(**{**SMALL, "epochs": 8, "val_split": 0.2})
+    full = fit(cfg, mnist)
+    val = [r["val_accuracy"] for r in full.history]
+    target = sorted(val)[len(val) // 2]  # some epoch reaches it, and probably not the first
+    first = next(i for i, v in enumerate(val) if v >= target)
+    result = fit(cfg.replace(target_accuracy=target), mnist)
+    assert len(result.history) == first + 1 and result.history == [
+        {**r, "seconds": result.history[i]["seconds"]} for i, r in enumerate(full.history[:first + 1])]
+    assert result.seconds_to_target == result.train_seconds and not result.stopped_early
+    assert result.test_accuracy == full.history[first]["test_accuracy"]  # that epoch's model, kept
+    unreached = fit(cfg.replace(epochs=2, target_accuracy=1.0), mnist)
+    assert len(unreached.history) == 2 and unreached.seconds_to_target is None
+
+
+def test_target_accuracy_needs_a_validation_split_and_says_when_it_was_reached(mnist, tmp_path, capsys):
+    with pytest.raises(ConfigError, match="measured on a validation split, never on the test set"):
+        fit(resolve(**SMALL, target_accuracy=0.9), mnist)
+    assert main(["--backend", "numba", "--train-samples", "3000", "--test-samples", "500", "--epochs", "5",
+                 "--val-split", "0.2", "--target-accuracy", "0.5", "--quiet",
+                 "--metrics-json", str(tmp_path / "m.json")]) == 0
+    out = capsys.readouterr().out
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert len(metrics["epochs"]) == 1 and metrics["seconds_to_target"] == metrics["train_seconds"]
+    assert f"validation accuracy 0.5 reached after 1 epoch, {metrics['train_seconds']:.2f}s training" in out
+    assert main(["--epochs", "1", "--target-accuracy", "0.5"]) == 2
+    assert "--target-accuracy is measured on a validation split" in capsys.readouterr().err
