@@ -106,6 +106,59 @@ def test_uncovered_names_say_so():
             get()
 
 
+
+# --- streams --------------------------------------------------------------------------------------------
+
+def test_a_streams_work_waits_for_a_synchronisation_point_so_a_missing_wait_reads_stale_data():
+    """Work on a stream other than the legacy one runs when something waits for it, in issue order; until
+    then, another stream that did not wait for it sees the memory as it was."""
+    producer = cp.cuda.Stream(non_blocking=True)
+    x = cp.zeros(4, cp.float32)
+    with producer:
+        x += 1
+        x *= 3  # after the += on the same stream
+    stale = x * 10  # the legacy stream does not wait for a non-blocking stream
+    np.testing.assert_array_equal(stale.get(), np.zeros(4))
+    assert not producer.done
+    with producer:
+        np.testing.assert_array_equal(x.get(), np.full(4, 3))  # a read on the producer's own stream waits
+    assert producer.done
+
+
+def test_events_order_streams_and_wait_only_for_the_work_before_them():
+    producer, consumer = cp.cuda.Stream(non_blocking=True), cp.cuda.Stream(non_blocking=True)
+    x = cp.zeros(4, cp.float32)
+    with producer:
+        x += 1
+        ready = producer.record()
+        x += 100  # after the event
+    assert not ready.done
+    consumer.wait_event(ready)
+    with consumer:
+        y = x * 10  # runs after the += 1 the event follows, never after the += 100 it does not wait for
+        np.testing.assert_array_equal(y.get(), np.full(4, 10))
+    assert ready.done and not producer.done
+    ready.synchronize()
+    np.testing.assert_array_equal(x.get(), np.ones(4))  # the += 100 is still queued
+    cp.cuda.Device().synchronize()
+    np.testing.assert_array_equal(x.get(), np.full(4, 101))
+
+
+def test_the_legacy_stream_waits_for_blocking_streams_and_not_for_non_blocking_ones():
+    """CuPy's streams are blocking by default (cupy/cuda/stream.pyx ``non_blocking=False``): work on the
+    legacy stream waits for their earlier work, never for a non-blocking stream's."""
+    blocking, non_blocking = cp.cuda.Stream(), cp.cuda.Stream(non_blocking=True)
+    assert not blocking.is_non_blocking
+    x, z = cp.zeros(4, cp.float32), cp.zeros(4, cp.float32)
+    with blocking:
+        x += 1
+    with non_blocking:
+        z += 1
+    np.testing.assert_array_equal(x.get(), np.ones(4))  # the legacy stream's copy waited for `blocking`
+    np.testing.assert_array_equal(z.get(), np.zeros(4))
+    non_blocking.synchronize()
+    np.testing.assert_array_equal(z.get(), np.ones(4))
+
 # --- stream capture -----------------------------------------------------------------------------------
 
 def test_capture_records_host_values_frozen_and_replays_device_contents_read_anew(stream):
@@ -122,9 +175,11 @@ def test_capture_records_host_values_frozen_and_replays_device_contents_read_ane
     assert graph.num_nodes == 4 and int(counter) == 0  # recorded, not run
     factor = 100.0  # the graph keeps the 3.0 it captured
     graph.launch(stream)
+    stream.synchronize()  # the legacy stream's reads do not wait for a non-blocking stream
     np.testing.assert_array_equal(y.get(), [1, 4, 7, 10])
     x[...] = 1  # device memory is read at replay
     graph.launch(stream)
+    stream.synchronize()
     assert float(total) == 16.0 and int(counter) == 2 and factor == 100.0
 
 
@@ -162,6 +217,7 @@ def test_cublas_is_refused_during_capture(stream, product):
         ints = cp.matmul(a.astype(cp.int32), b.astype(cp.int32))  # CuPy's own kernel, not cuBLAS
         graph = stream.end_capture()
     graph.launch(stream)
+    stream.synchronize()
     assert int(ints[0, 0]) == 4
 
 
@@ -211,7 +267,7 @@ def test_a_graphs_temporaries_freed_to_a_shared_pool_are_lent_again_and_overwrit
         graph = stream.end_capture()
         other = cp.zeros(256, cp.float32)  # 1 KiB on the same stream: the temporary's block
         graph.launch(stream)
-    assert float(other.sum()) == 512.0  # the replay wrote its 2s into `other`
+        assert float(other.sum()) == 512.0  # the replay wrote its 2s into `other`
 
 
 def test_graph_steps_fall_back_to_direct_steps_when_capture_refuses_cublas():
@@ -228,6 +284,20 @@ def test_graph_steps_fall_back_to_direct_steps_when_capture_refuses_cublas():
     assert with_cublas.status.startswith("off (NotImplementedError: calling cuBLAS API")
     assert without.status == "on" and without.graph.num_nodes == 1
     assert int(count) == 6  # every step ran once: the failed capture ran nothing
+
+
+
+def test_a_graphs_freed_temporary_is_split_for_a_smaller_request_and_the_replay_overwrites_it(stream):
+    """CuPy's pool splits a larger free block for a smaller request, so memory a graph keeps writing to comes
+    back at any size, not only at the size it was freed with."""
+    pool, x = cp.cuda.MemoryPool(), cp.ones(1024, cp.float32)
+    with cp.cuda.using_allocator(pool.malloc), stream:
+        stream.begin_capture()
+        total = (x * 2).sum()  # the temporary x * 2 (4 KiB) is freed at once, back to the pool
+        graph = stream.end_capture()
+        other = cp.zeros(100, cp.float32)  # 512 bytes: the front of the temporary's block
+        graph.launch(stream)
+        assert float(other.sum()) == 200.0 and float(total) == 2048.0
 
 
 # --- memory -------------------------------------------------------------------------------------------
@@ -249,6 +319,28 @@ def test_pools_lend_and_take_back_memory_and_mem_get_info_counts_it():
     pool.free_all_blocks()
     assert pool.total_bytes() == 0 and cp.cuda.runtime.memGetInfo()[0] == free_before
 
+
+
+def test_the_pool_lends_the_best_fitting_block_split_and_merges_freed_neighbours():
+    """cupy/cuda/memory.pyx: the smallest free chunk that fits is taken, its front lent and the rest kept
+    free (``_Chunk.split``); freed neighbours of one allocation merge again (``try_merge_chunk``); and
+    ``free_all_blocks`` releases only unsplit chunks."""
+    pool = cp.cuda.MemoryPool()
+    with cp.cuda.using_allocator(pool.malloc):
+        big, medium = cp.empty(2048, cp.float32), cp.empty(1024, cp.float32)  # 8 KiB and 4 KiB
+        big_at, medium_at = big.data.ptr, medium.data.ptr
+        del big, medium
+        small = cp.empty(100, cp.float32)  # 512 bytes from the 4 KiB block, the smallest that fits
+        assert small.data.ptr == medium_at and pool.n_free_blocks() == 2 and pool.total_bytes() == 12288
+        rest = cp.empty(896, cp.float32)  # 3584 bytes: the remainder of the 4 KiB block, exactly
+        assert rest.data.ptr == medium_at + 512 and pool.total_bytes() == 12288
+        pieces = [cp.empty(128, cp.float32) for _ in range(16)]  # the 8 KiB block in 512-byte pieces
+        assert sorted(p.data.ptr for p in pieces) == [big_at + 512 * i for i in range(16)]
+        del rest, pieces
+        pool.free_all_blocks()  # the 8 KiB block, merged back whole, goes; the split 4 KiB one stays
+        assert pool.total_bytes() == 4096 and pool.n_free_blocks() == 1
+        del small
+        assert pool.n_free_blocks() == 1 and cp.empty(1024, cp.float32).data.ptr == medium_at
 
 # --- RawModule / RawKernel ----------------------------------------------------------------------------
 
@@ -286,6 +378,7 @@ def test_raw_kernel_launches_are_recorded_during_capture(stream):
     assert graph.num_nodes == 1 and float(x.sum()) == 4.0
     graph.launch(stream)
     graph.launch(stream)
+    stream.synchronize()
     np.testing.assert_array_equal(x.get(), [9, 9, 9, 9])
 
 
@@ -304,6 +397,81 @@ def test_the_projects_sgd_kernel_runs_from_its_cu_file():
     np.testing.assert_allclose(dp.get(), p - np.float32(0.1) * (g + np.float32(0.01) * p), rtol=1e-6)
     with pytest.raises(Exception, match="CUDA_ERROR_NOT_FOUND"):
         module.get_function("sgd<half>")
+
+
+
+NAMES = r"""
+extern "C" __global__ void c_kernel(int* x) { x[0] = 1; }
+__global__ void cpp_kernel(int* x) { x[0] = 2; }
+__global__ void listed(int* x) { x[0] = 3; }
+template <typename T> __global__ void tmpl(T* x) { x[0] = 4; }
+"""
+
+
+@needs_cxx
+def test_get_function_finds_name_expressions_and_extern_c_kernels_only():
+    """cupy/_core/raw.pyx get_function: a name expression given at compile time is looked up by its lowered
+    (mangled) name, anything else by the name as given, which for a C++ kernel is not its symbol."""
+    mod = cp.RawModule(code=NAMES, name_expressions=["listed", "tmpl<int>"])
+    for name in ("cpp_kernel", "tmpl<long>", "tmpl< int >", "tmpl"):  # not listed, or not as listed
+        with pytest.raises(cp.cuda.driver.CUDADriverError, match="CUDA_ERROR_NOT_FOUND: named symbol not found"):
+            mod.get_function(name)
+    x = cp.zeros(1, cp.int32)
+    for name, value in (("c_kernel", 1), ("listed", 3), ("tmpl<int>", 4), ("_Z10cpp_kernelPi", 2)):
+        mod.get_function(name)((1,), (1,), (x,))  # the last: the C++ kernel by its symbol
+        assert int(x[0]) == value, name
+    with pytest.raises(cp.cuda.driver.CUDADriverError, match="CUDA_ERROR_NOT_FOUND"):
+        cp.RawKernel(NAMES, "cpp_kernel")((1,), (1,), (x,))
+    cp.RawKernel(NAMES, "c_kernel")((1,), (1,), (x,))
+    assert int(x[0]) == 1
+
+
+SHARED = r"""
+extern "C" __global__ void dynamic_only(float* out) {
+    extern __shared__ float buf[];
+    buf[threadIdx.x] = threadIdx.x;
+    __syncthreads();
+    out[threadIdx.x] = buf[blockDim.x - 1 - threadIdx.x];
+}
+extern "C" __global__ void static_and_dynamic(float* out) {
+    __shared__ float fixed[4096];  // 16 KiB
+    extern __shared__ float buf[];
+    fixed[threadIdx.x] = buf[threadIdx.x] = threadIdx.x;
+    __syncthreads();
+    out[threadIdx.x] = fixed[blockDim.x - 1 - threadIdx.x] + buf[threadIdx.x];
+}
+"""
+
+
+@needs_cxx
+def test_shared_memory_over_48_kib_needs_the_kernels_opt_in():
+    """CUDA's limits: static plus dynamic shared memory above 48 KiB is CUDA_ERROR_INVALID_VALUE at launch
+    unless max_dynamic_shared_size_bytes was raised (up to the device's opt-in maximum less the static
+    size), and static __shared__ above 48 KiB does not build (ptxas refuses it)."""
+    mod = cp.RawModule(code=SHARED)
+    dyn, both = mod.get_function("dynamic_only"), mod.get_function("static_and_dynamic")
+    out = cp.zeros(32, cp.float32)
+    optin = cp.cuda.runtime.getDeviceProperties(0)["sharedMemPerBlockOptin"]
+    assert optin == 227 * 1024
+    assert dyn.max_dynamic_shared_size_bytes == 48 * 1024 and both.shared_size_bytes == 16 * 1024
+    assert both.max_dynamic_shared_size_bytes == 32 * 1024
+    dyn((1,), (32,), (out,), shared_mem=48 * 1024)
+    both((1,), (32,), (out,), shared_mem=32 * 1024)
+    for kernel, shared in ((dyn, 48 * 1024 + 4), (both, 32 * 1024 + 4)):
+        with pytest.raises(cp.cuda.driver.CUDADriverError, match="CUDA_ERROR_INVALID_VALUE: invalid argument"):
+            kernel((1,), (32,), (out,), shared_mem=shared)
+    dyn.max_dynamic_shared_size_bytes = 100_000
+    dyn((1,), (32,), (out,), shared_mem=100_000)
+    with pytest.raises(cp.cuda.driver.CUDADriverError, match="CUDA_ERROR_INVALID_VALUE"):
+        dyn((1,), (32,), (out,), shared_mem=100_004)
+    with pytest.raises(cp.cuda.driver.CUDADriverError, match="CUDA_ERROR_INVALID_VALUE"):
+        both.max_dynamic_shared_size_bytes = optin - 16 * 1024 + 1
+    both.max_dynamic_shared_size_bytes = optin - 16 * 1024
+    both((1,), (32,), (out,), shared_mem=optin - 16 * 1024)
+    np.testing.assert_array_equal(out.get(), np.full(32, 31, np.float32))
+    too_big = 'extern "C" __global__ void k(float* o) { __shared__ float s[12289]; s[threadIdx.x] = 1; o[0] = s[1]; }'
+    with pytest.raises(RuntimeError, match=r"uses too much shared data \(0xc004 bytes, 0xc000 max\)"):
+        cp.RawModule(code=too_big).get_function("k")
 
 
 # --- activate() and the subprocess runner ------------------------------------------------------------

@@ -338,7 +338,7 @@ def test_signatures_are_parsed_from_templates_and_multi_line_declarations():
     """
     mod = CpuModule(code, name_expressions=["multi<double>"])
     f64, f32, i32_, u8 = (np.dtype(t) for t in ("f8", "f4", "i4", "u1"))
-    assert mod.get_function("multi< double >").params == (
+    assert mod.get_function("multi<double>").params == (
         Param("out", "double*", True, f64, "p", 8), Param("in", "const double*", True, f64, "p", 8),
         Param("n", "long long", False, None, "i", 8), Param("flags", "unsigned int", False, None, "u", 4),
         Param("on", "bool", False, None, "b", 1), Param("count", "int", False, None, "i", 4),
@@ -383,3 +383,31 @@ def test_libraries_are_cached_on_disk(tmp_path, monkeypatch):
     monkeypatch.setattr(cpu_runtime, "_LOADED", {})  # as in a fresh process
     CpuModule(code).get_function("one").launch((1, 1, 1), (4, 1, 1), [ptr(x)])
     assert lib.stat().st_mtime_ns == stamp and x.tolist() == [1] * 4
+
+
+def test_gnu_extensions_that_nvrtc_rejects_do_not_compile():
+    """NVRTC refuses variable-length arrays (a GNU extension g++ accepts by default): the runtime compiles
+    with -pedantic-errors, so a kernel that would not build on the GPU does not build in the tests either."""
+    vla = 'extern "C" __global__ void vla(float* out, int n) { float buf[n]; buf[0] = 1; out[0] = buf[0]; }'
+    with pytest.raises(RuntimeError, match=r"(?s)kernel.cu:1:.*variable length array"):
+        CpuModule(vla)
+
+
+
+def test_static_shared_memory_is_poisoned_at_each_blocks_start():
+    """Shared memory starts undefined on a GPU: a slot no thread of the block wrote reads as NaN (0xff
+    bytes), never as zero or as what the previous block (or launch) left there."""
+    code = r"""
+    extern "C" __global__ void half_written(float* out) {
+        __shared__ float s[64];
+        int t = threadIdx.x;
+        if (t % 2 == 0) s[t] = blockIdx.x + 1;
+        __syncthreads();
+        out[blockIdx.x * blockDim.x + t] = s[t];
+    }"""
+    kernel = CpuModule(code).get_function("half_written")
+    for _ in range(2):
+        out = np.zeros((3, 64), np.float32)
+        kernel.launch((3, 1, 1), (64, 1, 1), [ptr(out)])
+        np.testing.assert_array_equal(out[:, ::2], np.repeat([[1], [2], [3]], 32, axis=1))
+        assert np.isnan(out[:, 1::2]).all()

@@ -1,8 +1,10 @@
 """A CuPy stand-in for the tests: the CuPy API this project uses, NumPy underneath, faithful to CuPy and
 CUDA where bugs hide (no implicit host copies, CuPy's kernel-argument conversion checked against the C
-parameters, stream capture that records instead of running and refuses host syncs and cuBLAS, memory
-that comes from the allocator in force). CuPy's source is the authority for each rule; every module
-names the CuPy file its rules come from.
+parameters, stream capture that records instead of running and refuses host syncs and cuBLAS, streams
+whose work waits for a synchronisation point so a missing wait reads stale data, memory that comes from
+the allocator in force and a pool that splits and merges blocks as CuPy's does, shared memory that is
+limited and starts poisoned, kernels found only by the names CUDA knows them by). CuPy's source is the
+authority for each rule; every module names the CuPy file its rules come from.
 
 ``activate()`` makes ``import cupy`` give the stand-in (``xp``), so ``mnist_accel.backends.selection`` probes and
 uses it through its real code path: ``get_backend("cuda").xp`` is the stand-in while
@@ -10,9 +12,12 @@ uses it through its real code path: ``get_backend("cuda").xp`` is the stand-in w
 a module (or ``-c CODE``, or a script) under it, for CLI tests in a subprocess. Kernels of
 ``RawModule``/``RawKernel`` are compiled for the CPU by ``cuda_standin.cpu_runtime``.
 
-Modules: _runtime (cupy.cuda.runtime/driver), _stream (streams, events), _graph (capture, graphs), _memory
-(memory, pools, allocators), _array (the device array), _methods (its operators and methods),
-_indexing, _ufuncs, _creation, _linalg, _raw (RawModule/RawKernel), cuda (cupy.cuda), xp (cupy), run.
+Modules: _runtime (cupy.cuda.runtime/driver), _stream (streams and their queues), _issue (issuing work,
+host transfers), _event (events), _graph (capture, graphs), _memory (memory, allocators), _pool (memory
+pools), _array (the device array), _methods (its operators and methods), _indexing, _ufuncs, _creation,
+_linalg, _raw (RawModule/RawKernel), cuda (cupy.cuda), xp (cupy), run; the CPU runtime: cpu_runtime
+(building and loading kernels), _cusource (reading the source), _symbols (the library's symbols),
+_cpukernel (launching), cuda_on_cpu.h (the execution model).
 """
 
 from __future__ import annotations

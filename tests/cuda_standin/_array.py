@@ -1,10 +1,11 @@
 """The stand-in's device array, ``ndarray``: a NumPy view of device memory (``_memory``), never rebound,
-so views and pointers stay valid; and the two ways an operation runs (``run_new``, ``run_into``), now
-or into the capture of the current stream.
+so views and pointers stay valid; and the two ways an operation is issued (``run_new``, ``run_into``):
+run now on the legacy stream, queued on another stream, or recorded into its capture (_stream.py).
 
 Rules from ``cupy/_core/core.pyx``: ``__array__`` raises TypeError (no implicit device-to-host
 conversion); ``get``/``item``/``tolist``/``int``/``float``/``complex``/``bool``/``repr``/``str``/
-``format`` copy to the host (a D2H transfer, refused during capture: ``cupy/cuda/memory.pyx``);
+``format`` copy to the host (a D2H transfer on the given or current stream, which then waits for that
+stream's work; refused during capture: ``cupy/cuda/memory.pyx``);
 ``__cuda_array_interface__`` is version 3 with the current stream (never 0: the legacy stream is
 exported as 1), strides None when C-contiguous, data (0, False) when empty; ``len`` and iteration
 refuse 0-d arrays; there is no ``__index__``; binary operators go through NumPy's ufunc dispatch unless
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _memory, _stream
+from . import _issue, _memory, _stream
 
 PYTHON_SCALARS = (int, float, bool, complex)
 _NO_COVER = "the CuPy stand-in (tests/cuda_standin) does not cover {}; add it there if the project now uses it"
@@ -75,7 +76,7 @@ class ndarray:
         stream = stream or _stream.get_current_stream()
         if self.size == 0 and out is None:
             return np.empty(self.shape, self.dtype)  # CuPy returns before any transfer (legal in capture)
-        _stream.check_host_transfer("D2H", stream)
+        _issue.check_host_transfer("D2H", stream)
         if out is not None:
             if not isinstance(out, np.ndarray):
                 raise TypeError("Only numpy.ndarray can be obtained fromcupy.ndarray")
@@ -97,7 +98,7 @@ class ndarray:
             raise TypeError(f"{arr.dtype} array cannot be set to {self.dtype} array")
         if self.shape != arr.shape:
             raise ValueError(f"Shape mismatch. Old shape: {self.shape}, new shape: {arr.shape}")
-        _stream.check_host_transfer("H2D", stream)
+        _issue.check_host_transfer("H2D", stream)
         src = arr.copy()  # the host array may change after the call; the copy has what was there
         run_into(lambda dst: dst.__setitem__(Ellipsis, src), self, stream=stream)
 
@@ -196,16 +197,20 @@ def operand(x: Any) -> Any:
 
 def _blank(x: Any) -> Any:
     """A zero-filled stand-in of an operand (no memory of its size), to learn a result's shape and dtype
-    during capture without running the operation."""
-    return np.broadcast_to(np.zeros((), x.dtype), x.shape) if isinstance(x, np.ndarray) else x
+    without running the operation. A boolean array stays as it is: as a mask it decides the shape, and
+    CuPy reads its count to the host (a sync, refused during capture) before the kernel is issued."""
+    if not isinstance(x, np.ndarray) or x.dtype == np.bool_:
+        return x
+    return np.broadcast_to(np.zeros((), x.dtype), x.shape)
 
 
 def run_new(compute: Callable[..., Any], *inputs: Any) -> ndarray:
     """A new device array holding ``compute(*inputs)`` (inputs: NumPy views of device memory or frozen
-    scalars), computed now, or, during capture, allocated now and written on every replay."""
-    capture = _stream.capture_of()
+    scalars), computed now on the legacy stream, or allocated now and written when the current stream runs
+    its queue (or on every replay of a capture's graph)."""
+    later = _issue.deferral()
     with np.errstate(all="ignore"):
-        if capture is None:
+        if later is None:
             result = np.asarray(compute(*inputs))
             out = ndarray(result.shape, result.dtype)
             out._a[...] = result
@@ -213,21 +218,21 @@ def run_new(compute: Callable[..., Any], *inputs: Any) -> ndarray:
         proto = np.asarray(compute(*map(_blank, inputs)))
     out = ndarray(proto.shape, proto.dtype)
     dst = out._a
-    capture.nodes.append(lambda: dst.__setitem__(Ellipsis, compute(*inputs)))
+    later(lambda: dst.__setitem__(Ellipsis, compute(*inputs)))
     return out
 
 
 def run_into(write: Callable[..., None], out: ndarray, *inputs: Any, stream: Any = None) -> ndarray:
-    """``write(out, *inputs)`` on NumPy views, now or recorded; during capture it is first tried on
-    scratch copies, so errors (shapes, casting) raise at issue time as on a GPU."""
-    capture = _stream.capture_of(stream)
+    """``write(out, *inputs)`` on NumPy views, now, queued or recorded (see ``run_new``); deferred work is
+    first tried on scratch copies, so errors (shapes, casting) raise at issue time as on a GPU."""
+    later = _issue.deferral(stream)
     dst = out._a
     with np.errstate(all="ignore"):
-        if capture is None:
+        if later is None:
             write(dst, *inputs)
             return out
         write(np.zeros(dst.shape, dst.dtype), *map(_blank, inputs))
-    capture.nodes.append(functools.partial(write, dst, *inputs))
+    later(functools.partial(write, dst, *inputs))
     return out
 
 

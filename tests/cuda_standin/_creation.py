@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _stream
+from . import _issue, _stream
 from ._array import ndarray, run_into
 
 _KINDS = "biufc"  # bool, integers, floats, complex: what CuPy arrays hold (no objects, strings, dates)
@@ -45,7 +45,7 @@ def array(obj: Any, dtype: Any = None, copy: bool | None = True, order: str = "K
     out = ndarray(host.shape, _dtype(host.dtype))
     if host.ndim == 0:
         return _fill(out, host[()])  # CuPy's a.fill(a_cpu): a kernel, no transfer
-    _stream.check_host_transfer("H2D")
+    _issue.check_host_transfer("H2D")
     run_into(lambda dst: dst.__setitem__(Ellipsis, host), out)  # host: np.array's own copy of obj
     if blocking:
         _stream.get_current_stream().synchronize()

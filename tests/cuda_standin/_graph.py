@@ -60,13 +60,13 @@ class Graph:
 
     def launch(self, stream: Any = None) -> None:
         """Replays on ``stream`` (default: the current one); into its graph if that stream captures."""
-        from ._stream import issue
+        from ._issue import issue
 
         issue(self._replay, stream)
 
     def upload(self, stream: Any = None) -> None:
         """Nothing to upload on the CPU; checks the stream as cudaGraphUpload would."""
-        from ._stream import capture_of
+        from ._issue import capture_of
 
         capture_of(stream)
 

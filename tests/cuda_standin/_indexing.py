@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _stream
+from . import _issue
 from ._array import ndarray, run_into, run_new, view
 
 _BAD_INDEX = ("only integers, slices (`:`), ellipsis (`...`), numpy.newaxis (`None`) and integer or "
@@ -86,7 +86,7 @@ def getitem(a: ndarray, key: Any) -> ndarray:
             parts.append(Ellipsis)  # a full integer index gives a 0-d view, not a NumPy scalar
         return view(a, a._a[tuple(parts)])
     if any(isinstance(p, ndarray) and p.dtype.kind == "b" for p in parts):
-        _stream.check_host_transfer("D2H")  # CuPy reads the number of True values back to the host
+        _issue.check_host_transfer("D2H")  # CuPy reads the number of True values back to the host
     kkey, wrap = _kernel_key(a, parts)
     return run_new(lambda src, *k: src[_resolve(list(k), wrap)], a._a, *kkey)
 

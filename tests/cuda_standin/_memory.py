@@ -1,13 +1,10 @@
-"""Device memory of the stand-in: raw allocations, memory pools and the allocator in force
-(``cupy.cuda.Memory``/``MemoryPointer``/``MemoryPool``, ``alloc``, ``set_allocator``, ``using_allocator``).
+"""Device memory of the stand-in: raw allocations and the allocator in force (``cupy.cuda.Memory``/
+``MemoryPointer``, ``alloc``, ``set_allocator``, ``using_allocator``); memory pools are in _pool.py.
 
 Device memory is a NumPy byte buffer that is never reallocated, so a pointer (its address) stays valid
-as long as the memory lives. Rules from ``cupy/cuda/memory.pyx``: sizes round up to 512 bytes; a pool
-keeps one arena per stream and reuses a freed block only for allocations on that stream; a pooled
-block returns to its pool when the last array using it is freed; ``set_allocator`` refuses to run
-inside ``using_allocator``; ``using_allocator(None)`` means the raw allocator (no pool), and
-``cupy/__init__.py`` makes the default pool's ``malloc`` the global allocator. Simplification: a pool
-reuses only a free block of exactly the rounded size (CuPy also splits larger blocks).
+as long as the memory lives. Rules from ``cupy/cuda/memory.pyx``: sizes round up to 512 bytes;
+``set_allocator`` refuses to run inside ``using_allocator``; ``using_allocator(None)`` means the raw
+allocator (no pool), and ``cupy/__init__.py`` makes the default pool's ``malloc`` the global allocator.
 New raw memory is filled with 0xFF bytes (NaN for floats, -1 for integers): device memory is not
 zeroed, and a read of memory nothing wrote should show.
 """
@@ -17,13 +14,12 @@ from __future__ import annotations
 import contextlib
 import threading
 import weakref
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
-from . import _graph, _stream
+from . import _graph
 
 ALLOCATION_UNIT = 512
 _held = [0]  # bytes of raw memory alive (pools' cached blocks included): what memGetInfo subtracts
@@ -39,7 +35,7 @@ def _count(size: int) -> None:
         _held[0] += size
 
 
-def _round(size: int) -> int:
+def round_size(size: int) -> int:
     return (size + ALLOCATION_UNIT - 1) // ALLOCATION_UNIT * ALLOCATION_UNIT
 
 
@@ -60,22 +56,10 @@ class Memory:
         return self.ptr
 
 
-class PooledMemory:
-    """A block lent by a MemoryPool; going away returns the block to the pool's arena for its stream."""
-
-    def __init__(self, chunk: Memory, pool: MemoryPool, arena: int) -> None:
-        self.ptr, self.size, self.device_id, self._buf = chunk.ptr, chunk.size, 0, chunk._buf
-        self.pool = weakref.ref(pool)
-        weakref.finalize(self, MemoryPool._give_back, self.pool, chunk, arena)
-
-    def __int__(self) -> int:
-        return self.ptr
-
-
 class MemoryPointer:
     """A pointer into device memory: ``mem`` keeps the memory alive, ``ptr`` is the address."""
 
-    def __init__(self, mem: Memory | PooledMemory, offset: int) -> None:
+    def __init__(self, mem: Any, offset: int) -> None:  # mem: a Memory or a pool's PooledMemory
         self.mem, self.ptr, self.device_id = mem, mem.ptr + offset, mem.device_id
 
     def __int__(self) -> int:
@@ -91,61 +75,6 @@ class MemoryPointer:
         """The NumPy bytes [ptr, ptr + nbytes) of the memory (a view: no copy)."""
         start = self.ptr - self.mem.ptr
         return self.mem._buf[start:start + nbytes]
-
-
-class MemoryPool:
-    """cupy.cuda.MemoryPool: caches freed blocks for reuse instead of returning them to the device."""
-
-    def __init__(self, allocator: Callable[[int], MemoryPointer] | None = None) -> None:
-        self._arenas: dict[int, dict[int, list[Memory]]] = defaultdict(lambda: defaultdict(list))
-        self._used = self._total = 0
-        self._lock = threading.Lock()
-
-    def malloc(self, size: int) -> MemoryPointer:
-        size = _round(int(size))
-        if size == 0:
-            return MemoryPointer(Memory(0), 0)
-        arena = _stream.get_current_stream().ptr  # CuPy's arenas are per stream
-        with self._lock:
-            free = self._arenas[arena][size]
-            chunk = free.pop() if free else None
-        if chunk is None:
-            chunk = Memory(size)
-            with self._lock:
-                self._total += size
-        with self._lock:
-            self._used += size
-        return MemoryPointer(PooledMemory(chunk, self, arena), 0)
-
-    @staticmethod
-    def _give_back(pool_ref: weakref.ref[MemoryPool], chunk: Memory, arena: int) -> None:
-        pool = pool_ref()
-        if pool is not None:
-            with pool._lock:
-                pool._used -= chunk.size
-                pool._arenas[arena][chunk.size].append(chunk)
-
-    def free_all_blocks(self, stream: Any = None) -> None:
-        """Drops the cached free blocks (of one stream's arena, or all)."""
-        with self._lock:
-            arenas = [self._arenas[stream.ptr]] if stream is not None else list(self._arenas.values())
-            for arena in arenas:
-                for chunks in arena.values():
-                    self._total -= sum(c.size for c in chunks)
-                    chunks.clear()
-
-    def n_free_blocks(self) -> int:
-        with self._lock:
-            return sum(len(c) for arena in self._arenas.values() for c in arena.values())
-
-    def used_bytes(self) -> int:
-        return self._used
-
-    def free_bytes(self) -> int:
-        return self._total - self._used
-
-    def total_bytes(self) -> int:
-        return self._total
 
 
 def _malloc(size: int) -> MemoryPointer:

@@ -7,7 +7,14 @@ array passes its data pointer (and ignores its strides), None a null pointer, a 
 element its bytes (larger ones are refused), a Python bool/int/float/complex becomes bool/int64 (uint64
 from 2**63)/float64/complex128, a NumPy scalar keeps its dtype. ``Function.__call__`` takes grid and
 block as tuples only (Cython-typed ``tuple``), pads them to three with 1 and raises zeros to 1. Launches
-are device work: run now, or recorded during capture with the argument bytes of that moment.
+are device work: run now, or recorded during capture with the argument bytes of that moment; a launch
+configuration cuLaunchKernel refuses (block size, grid size, dynamic shared memory above the kernel's
+``max_dynamic_shared_size_bytes``) raises CUDADriverError (CUDA_ERROR_INVALID_VALUE) when issued.
+Names (raw.pyx ``RawModule.get_function``): a name expression given at compile time maps to its lowered
+name, any other name is looked up as given, so a C++ kernel neither listed nor ``extern "C"`` is
+CUDA_ERROR_NOT_FOUND. ``max_dynamic_shared_size_bytes`` (raw.pyx, cuFuncSetAttribute) belongs to the
+compiled function, shared by every RawKernel of the same module; ``shared_size_bytes`` is its static
+shared memory.
 The stand-in's checks: one argument per parameter; a value's kind and size must be the parameter's
 (a Python int for an ``int`` is 8 bytes given, 4 expected); a pointer must be a C-contiguous device
 array whose dtype is the pointee's.
@@ -22,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _stream
+from . import _issue, _runtime
 from ._array import ndarray
 from ._memory import MemoryPointer
 from ._runtime import CUDADriverError
@@ -115,7 +122,22 @@ class RawKernel:
         try:
             return module.get_function(self.name)
         except LookupError:
-            raise CUDADriverError(500) from None
+            raise CUDADriverError(_runtime.CUDA_ERROR_NOT_FOUND) from None
+
+    @property
+    def max_dynamic_shared_size_bytes(self) -> int:
+        return self.kernel.max_dynamic_shared_size_bytes
+
+    @max_dynamic_shared_size_bytes.setter
+    def max_dynamic_shared_size_bytes(self, value: int) -> None:
+        try:
+            self.kernel.max_dynamic_shared_size_bytes = value
+        except ValueError as exc:  # the reason stays in the traceback; CuPy's message is the driver's
+            raise CUDADriverError(_runtime.CUDA_ERROR_INVALID_VALUE) from exc
+
+    @property
+    def shared_size_bytes(self) -> int:
+        return self.kernel.shared_size_bytes
 
     def compile(self, log_stream: Any = None) -> None:
         self.kernel  # noqa: B018  (compiling is the point)
@@ -130,7 +152,11 @@ class RawKernel:
             raise TypeError(f"{self.name}({signature}) takes {len(kernel.params)} arguments, {len(args)} given")
         converted = [_argument(self.name, i, p, x) for i, (p, x) in enumerate(zip(kernel.params, args))]
         data, memory = [b for b, _ in converted], [m for _, m in converted if m is not None]
-        _stream.issue(lambda keep=memory: kernel.launch(grid3, block3, data, int(shared_mem)), stream)
+        try:
+            kernel.check(grid3, block3, int(shared_mem))
+        except ValueError as exc:
+            raise CUDADriverError(_runtime.CUDA_ERROR_INVALID_VALUE) from exc
+        _issue.issue(lambda keep=memory: kernel.launch(grid3, block3, data, int(shared_mem)), stream)
 
 
 class RawModule:

@@ -53,12 +53,20 @@ class CUDARuntimeError(RuntimeError):
         return type(self), (self.status,)
 
 
-class CUDADriverError(RuntimeError):
-    """cupy_backends/cuda/api/driver.pyx: raised where the driver API fails (an unknown kernel name)."""
+# CUresult values the stand-in raises, with cuGetErrorName/cuGetErrorString's texts.
+_DRIVER_ERRORS: dict[int, tuple[str, str]] = {1: ("CUDA_ERROR_INVALID_VALUE", "invalid argument"),
+                                              500: ("CUDA_ERROR_NOT_FOUND", "named symbol not found")}
+CUDA_ERROR_INVALID_VALUE, CUDA_ERROR_NOT_FOUND = 1, 500
 
-    def __init__(self, status: int, name: str = "CUDA_ERROR_NOT_FOUND", text: str = "named symbol not found"):
+
+class CUDADriverError(RuntimeError):
+    """cupy_backends/cuda/api/driver.pyx: raised where the driver API fails: an unknown kernel name
+    (cuModuleGetFunction), a launch or a function attribute out of bounds (cuLaunchKernel, cuFuncSetAttribute)."""
+
+    def __init__(self, status: int, name: str | None = None, text: str | None = None):
         self.status = status
-        super().__init__(f"{name}: {text}")
+        known = _DRIVER_ERRORS.get(status, (f"CUDA_ERROR_{status}", "unknown error"))
+        super().__init__(f"{name or known[0]}: {text or known[1]}")
 
     def __reduce__(self) -> tuple[Any, ...]:
         return type(self), (self.status,) + tuple(str(self).split(": ", 1))
@@ -87,7 +95,7 @@ def getDeviceProperties(device: int) -> dict[str, Any]:
         raise CUDARuntimeError(cudaErrorInvalidDevice)
     return {"name": DEVICE_NAME.encode(), "totalGlobalMem": TOTAL_MEMORY, "major": COMPUTE_CAPABILITY[0],
             "minor": COMPUTE_CAPABILITY[1], "multiProcessorCount": 1, "warpSize": 32,
-            "maxThreadsPerBlock": 1024, "sharedMemPerBlock": 48 * 1024}
+            "maxThreadsPerBlock": 1024, "sharedMemPerBlock": 48 * 1024, "sharedMemPerBlockOptin": 227 * 1024}
 
 
 def memGetInfo() -> tuple[int, int]:
@@ -98,9 +106,12 @@ def memGetInfo() -> tuple[int, int]:
 
 
 def deviceSynchronize() -> None:
+    """Illegal during any capture (_graph.py); otherwise every stream's queued work runs."""
     from ._graph import device_synchronize
+    from ._stream import run_all
 
     device_synchronize()
+    run_all()
 
 
 def runtimeGetVersion() -> int:

@@ -1,17 +1,27 @@
-"""Streams and events of the stand-in (``cupy.cuda.Stream``/``Event``), and how work is issued on them.
+"""Streams of the stand-in (``cupy.cuda.Stream``), their queues of work, and when the queues run (work is
+issued onto them in _issue.py; events, marks in a queue, are in _event.py).
 
-Execution model: every stream runs its work eagerly, in issue order, on the calling thread (so the work
-of all streams is already done when the host looks, and events and waits order nothing). What is
-modelled exactly is stream capture: while a stream captures, the work issued on it is recorded into a
-graph instead of run (``issue``), with CUDA's rules for what is illegal meanwhile (the capture
-bookkeeping and ``Graph`` are in _graph.py). Sources: ``cupy/cuda/stream.pyx`` (Stream, Event,
-begin/end_capture and their defaults), ``tests/cupy_tests/cuda_tests/test_graph.py`` (which errors CUDA
-raises when), ``cupy/cuda/memory.pyx`` (host transfers refused during capture) and
-``cupy_backends/cuda/api/runtime.pyx`` (``streamIsCapturing`` on an invalidated capture).
+Execution model: the legacy default stream (``Stream.null``) runs its work at once, on the calling thread;
+every other stream queues its work and runs it, in issue order, only when something waits for it: its
+``synchronize``, a host read on it (a D2H copy, then the host waits), an event recorded on it that is
+synchronized or waited for by another stream (up to that event only), or ``cudaDeviceSynchronize``. So
+work another stream never waited for has not happened yet, and a missing wait reads stale memory instead
+of passing because everything ran in issue order. The legacy stream synchronises with blocking streams as
+CUDA's does ("Stream synchronization behavior" in the CUDA driver API documentation: before an action on
+the legacy stream, a kernel, a copy, an event record or wait, the blocking streams' earlier work runs; their
+later work comes after it by construction); non-blocking streams never synchronise with it. CuPy's
+streams are blocking unless made with ``non_blocking=True`` (cupy/cuda/stream.pyx ``Stream.__init__``).
+
+Stream capture records the work issued on the capturing stream into a graph instead (the bookkeeping and
+``Graph`` are in _graph.py), with CUDA's rules for what is illegal meanwhile. Sources:
+``cupy/cuda/stream.pyx`` (Stream, begin/end_capture and their defaults), ``tests/cupy_tests/cuda_tests/
+test_graph.py`` (which errors CUDA raises when) and ``cupy_backends/cuda/api/runtime.pyx``
+(``streamIsCapturing`` on an invalidated capture).
 """
 
 from __future__ import annotations
 
+import collections
 import itertools
 import threading
 from collections.abc import Callable
@@ -23,36 +33,10 @@ from . import _runtime as rt
 from ._graph import Graph, _Capture, _capturing, _check_legacy, _lock
 from ._runtime import CUDARuntimeError
 
-_handles = itertools.count(0x7F0000001000, 0x100)  # fake cudaStream_t / cudaEvent_t values
+handles = itertools.count(0x7F0000001000, 0x100)  # fake cudaStream_t / cudaEvent_t values
 _tls = threading.local()
-
-
-class Event:
-    """cupy/cuda/stream.pyx ``Event``. Work runs eagerly, so an event recorded outside capture is done at
-    once; one recorded on a capturing stream belongs to that capture until it ends."""
-
-    def __init__(self, block: bool = False, disable_timing: bool = False, interprocess: bool = False) -> None:
-        if interprocess and not disable_timing:
-            raise ValueError("Timing must be disabled for interprocess events")
-        self.ptr = next(_handles)
-        self._capture: _Capture | None = None
-
-    @property
-    def done(self) -> bool:
-        # cudaEventQuery returns cudaErrorCapturedEvent for a captured event; CuPy reads "not done"
-        return not self._captured()
-
-    def _captured(self) -> bool:
-        return self._capture is not None and any(s._capture is self._capture for s in _capturing)
-
-    def record(self, stream: Stream | None = None) -> None:
-        stream = stream or get_current_stream()
-        _may_issue(stream)
-        self._capture = stream._capture
-
-    def synchronize(self) -> None:
-        if self._captured():
-            raise CUDARuntimeError(rt.cudaErrorCapturedEvent)
+_run_lock = threading.RLock()  # queues change and run under it
+_queued: dict[int, Stream] = {}  # the streams holding queued work, by handle
 
 
 class Stream:
@@ -65,10 +49,12 @@ class Stream:
                  priority: int | None = None) -> None:
         if ptds and not null:
             raise NotImplementedError("the CuPy stand-in does not model the per-thread default stream")
-        self.ptr = 0 if null else next(_handles)
+        self.ptr = 0 if null else next(handles)
         self.device_id = -1 if null else rt.getDevice()
         self._non_blocking = bool(non_blocking) and not null
         self._capture: _Capture | None = None
+        self._queue: collections.deque[Callable[[], None]] = collections.deque()
+        self.issued = self.finished = 0  # operations queued on this stream so far, and run so far
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Stream) and self.ptr == other.ptr
@@ -105,24 +91,27 @@ class Stream:
         if self._capture is not None:
             self._capture.invalidated = True
             return False
-        return True
+        return not self._queue
 
     def synchronize(self) -> None:
-        """Nothing is pending (work runs eagerly); during capture, illegal as CUDA makes it."""
+        """Runs the queued work; during capture, illegal as CUDA makes it."""
         _may_issue(self)
         if self._capture is not None:
             self._capture.invalidated = True
             raise CUDARuntimeError(rt.cudaErrorStreamCaptureUnsupported)
+        run_queued(self)
 
-    def record(self, event: Event | None = None) -> Event:
+    def record(self, event: Any = None) -> Any:
+        from ._event import Event
+
         event = event or Event()
         event.record(self)
         return event
 
-    def wait_event(self, event: Event) -> None:
-        """Orders nothing (eager streams). During capture CUDA refuses waiting on an event recorded outside
-        it (cudaErrorStreamCaptureIsolation, the capture invalidated); cross-stream capture (fork/join) is
-        not modelled."""
+    def wait_event(self, event: Any) -> None:
+        """Later work on this stream comes after the work ``event`` follows, which runs now. During capture
+        CUDA refuses waiting on an event recorded outside it (cudaErrorStreamCaptureIsolation, the capture
+        invalidated); cross-stream capture (fork/join) is not modelled."""
         _may_issue(self)
         captured = event._capture if event._captured() else None
         if captured is not None and captured is not self._capture:
@@ -131,6 +120,10 @@ class Stream:
         if self._capture is not None and captured is None:
             self._capture.invalidated = True
             raise CUDARuntimeError(rt.cudaErrorStreamCaptureIsolation)
+        if self._capture is None:
+            if self.ptr == 0:
+                legacy_waits()
+            event._run_up_to()
 
     def begin_capture(self, mode: int | None = None) -> None:
         """CuPy's default mode is relaxed (stream.pyx): pool growth by cudaMalloc stays legal."""
@@ -162,6 +155,12 @@ class Stream:
             raise RuntimeError("the stream was capturing, but an error has invalidated the capture sequence")
         return self._capture is not None
 
+    def _enqueue(self, node: Callable[[], None]) -> None:
+        with _run_lock:
+            self._queue.append(node)
+            self.issued += 1
+            _queued[self.ptr] = self
+
 
 Stream.null = Stream(null=True)
 
@@ -176,36 +175,35 @@ def get_current_stream(device_id: int = -1) -> Stream:
     return _state().current
 
 
+def run_queued(stream: Stream, upto: int | None = None) -> None:
+    """Runs ``stream``'s queued work in issue order, up to its ``upto``-th operation (default: all)."""
+    with _run_lock:
+        try:
+            while stream._queue and (upto is None or stream.finished < upto):
+                node = stream._queue.popleft()
+                stream.finished += 1
+                with np.errstate(all="ignore"):  # a GPU never warns about overflow or 0/0
+                    node()
+        finally:
+            if not stream._queue:
+                _queued.pop(stream.ptr, None)
+
+
+def legacy_waits() -> None:
+    """What an action on the legacy stream waits for first: the queued work of every blocking stream."""
+    with _run_lock:
+        for stream in list(_queued.values()):
+            if not stream._non_blocking:
+                run_queued(stream)
+
+
+def run_all() -> None:
+    """Every stream's queued work (cudaDeviceSynchronize)."""
+    with _run_lock:
+        for stream in list(_queued.values()):
+            run_queued(stream)
+
+
 def _may_issue(stream: Stream) -> None:
     if stream.ptr == 0:
         _check_legacy(invalidate=True)
-
-
-def capture_of(stream: Stream | None = None) -> _Capture | None:
-    """The capture that work issued now on ``stream`` (default: current) goes into, None to run it now.
-    Raises as CUDA does when the stream may take no work."""
-    stream = stream or get_current_stream()
-    _may_issue(stream)
-    capture = stream._capture
-    if capture is not None and capture.invalidated:
-        raise CUDARuntimeError(rt.cudaErrorStreamCaptureInvalidated)
-    return capture
-
-
-def issue(node: Callable[[], None], stream: Stream | None = None) -> None:
-    """Run ``node`` now, or record it if the stream captures. ``node`` must hold only NumPy views of device
-    memory and frozen host values, never stand-in arrays, so freeing an array frees its memory as on a GPU."""
-    capture = capture_of(stream)
-    if capture is not None:
-        capture.nodes.append(node)
-        return
-    with np.errstate(all="ignore"):
-        node()
-
-
-def check_host_transfer(direction: str, stream: Stream | None = None) -> None:
-    """cupy/cuda/memory.pyx copy_to_host_async/copy_from_host_async: a RuntimeError before any CUDA call
-    when the stream captures (``direction`` is "D2H" or "H2D")."""
-    stream = stream or get_current_stream()
-    if stream.is_capturing():
-        raise RuntimeError(f"the current stream is capturing, so {direction} transfers are disallowed")

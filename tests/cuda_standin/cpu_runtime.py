@@ -1,6 +1,13 @@
-"""Runs CUDA C kernel sources on the CPU, for the tests: parses each ``__global__`` signature, writes a
-translation unit (``cuda_on_cpu.h``, the source unchanged, one ``extern "C"`` launcher per kernel), compiles
-it with g++ into a shared library cached on disk, and launches grids through ctypes.
+"""Runs CUDA C kernel sources on the CPU, for the tests: reads each ``__global__`` signature (``_cusource``),
+writes a translation unit (``cuda_on_cpu.h``, the source, one ``extern "C"`` launcher per kernel), compiles it
+with g++ into a shared library cached on disk, and launches grids through ctypes (``_cpukernel``).
+
+A loaded module follows the CUDA driver and NVRTC (the rules CuPy meets in cupy/_core/raw.pyx
+``get_function`` and cupy/cuda/compiler.py): a kernel is found by a name expression exactly as it was given
+at compile time (``nvrtcGetLoweredName``), or by its symbol: the plain name of an ``extern "C"`` kernel, the
+mangled name of a C++ one (``_symbols``); a C++ kernel's plain name is not a symbol, so it is not found
+(LookupError, which CuPy's layer turns into CUDA_ERROR_NOT_FOUND). A function with more than 48 KiB of static
+``__shared__`` memory fails to build, as ptxas refuses it.
 
 Test code only: the installed package never imports it. The execution model is in the header's comment.
 """
@@ -14,116 +21,15 @@ import re
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
+from ._cpukernel import MAX_DYNAMIC_SHARED, SHARED_PER_BLOCK, CpuKernel, KernelError
+from ._cusource import Param, kernels, param, shared_names, split
+from ._symbols import STT_FUNC, Symbol, encoding, read_symbols, static_shared
 
 HEADER = Path(__file__).with_name("cuda_on_cpu.h")
-MAX_DYNAMIC_SHARED = 232448  # the header's kMaxDynamicShared
-_SCALARS = {"float": "f4", "double": "f8", "int": "i4", "unsigned int": "u4", "long long": "i8",
-            "unsigned long long": "u8", "long": "i8", "unsigned long": "u8", "short": "i2", "unsigned short": "u2",
-            "char": "i1", "signed char": "i1", "unsigned char": "u1", "bool": "?", "size_t": "u8",
-            "int8_t": "i1", "uint8_t": "u1", "int16_t": "i2", "uint16_t": "u2", "int32_t": "i4", "uint32_t": "u4",
-            "int64_t": "i8", "uint64_t": "u8"}
-_INTEGER_WORDS = {"signed", "unsigned", "short", "long", "int", "char"}
-_QUALIFIERS = {"const", "volatile", "__restrict__", "__restrict", "restrict", "struct"}
-
-
-class KernelError(RuntimeError):
-    """A kernel failed while running: a deadlock, an invalid warp collective, __trap or assert."""
-
-
-@dataclass(frozen=True)
-class Param:
-    name: str
-    ctype: str  # after template substitution, normalised: "const float*", "long long", "int"
-    pointer: bool
-    pointee: np.dtype | None  # element dtype of a pointer (void* -> uint8); None for values and unknown types
-    kind: str  # NumPy kind of the value: 'i', 'u', 'f', 'b'; 'p' for pointers
-    size: int  # bytes the kernel reads for this argument
-
-
-def _strip(code: str) -> str:
-    """Comments and preprocessor lines blanked (line breaks kept), string literals kept."""
-    code = re.sub(r'"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'|//[^\n]*|/\*.*?\*/',
-                  lambda m: m[0] if m[0][0] in "\"'" else re.sub(r"[^\n]", " ", m[0]), code, flags=re.S)
-    return re.sub(r"^[ \t]*#(?:[^\n]*\\\n)*[^\n]*", lambda m: re.sub(r"[^\n]", " ", m[0]), code, flags=re.M)
-
-
-def _split(text: str) -> list[str]:
-    """Split at commas outside (), <> and []."""
-    parts, depth, start = [], 0, 0
-    for i, ch in enumerate(text):
-        depth += (ch in "(<[") - (ch in ")>]")
-        if ch == "," and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
-    parts.append(text[start:])
-    return [p.strip() for p in parts if p.strip()]
-
-
-_Decl = tuple[list[tuple[str, str | None]], list[str]]  # template parameters (name, default), parameters
-_ATTRIBUTES = re.compile(r"(?:__launch_bounds__|__attribute__)\s*\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\)")
-
-
-def _kernels(code: str) -> dict[str, _Decl]:
-    """Every __global__ kernel of the source by name, with its template parameters and parameter declarations."""
-    text = _ATTRIBUTES.sub(" ", _strip(code))
-    found: dict[str, _Decl] = {}
-    for m in re.finditer(r"\b__global__\b[\w\s]*?\b(\w+)\s*([(<])", text):
-        if m[2] == "<":  # an explicit instantiation or specialization, not a definition
-            continue
-        depth, end = 1, m.end()
-        while depth:
-            depth += (text[end] == "(") - (text[end] == ")")
-            end += 1
-        end -= 1  # the closing parenthesis
-        prefix = text[max(text.rfind(c, 0, m.start()) for c in ";{}") + 1:m.start()]
-        tm = re.search(r"\btemplate\s*<(.*)>", prefix, re.S)
-        tparams = [(re.findall(r"\w+", p.partition("=")[0])[-1], p.partition("=")[2].strip() or None)
-                   for p in _split(tm[1])] if tm else []
-        params = [p for p in _split(text[m.end():end]) if p != "void"]
-        if m[1] not in found or text[end + 1:].lstrip().startswith("{"):  # a definition names its parameters
-            found[m[1]] = (tparams, params)
-    return found
-
-
-def _canonical(words: list[str]) -> str:
-    if words and set(words) <= _INTEGER_WORDS:
-        if "char" in words:
-            return "unsigned char" if "unsigned" in words else "signed char" if "signed" in words else "char"
-        base = "short" if "short" in words else {2: "long long", 1: "long"}.get(words.count("long"), "int")
-        return f"unsigned {base}" if "unsigned" in words else base
-    return " ".join(words)
-
-
-def _param(decl: str, index: int, subst: dict[str, str]) -> Param:
-    decl = re.sub(r"\b\w+\b", lambda m: subst.get(m[0], m[0]), decl.split("=")[0])
-    tokens = re.findall(r"[A-Za-z_:][\w:]*|\*|&|\[", re.sub(r"\s*::\s*", "::", decl))
-    type_words = [t.removeprefix("::").removeprefix("std::") for t in tokens
-                  if t[0] not in "*&[" and t not in _QUALIFIERS]
-    named = len(type_words) > 1 and type_words[-1] not in _INTEGER_WORDS | set(_SCALARS) | {"void"}
-    name = type_words.pop() if named else f"arg{index}"
-    if "&" in tokens:
-        raise ValueError(f"kernel parameter {decl!r}: references cannot be kernel parameters")
-    depth = tokens.count("*") + tokens.count("[")
-    base = _canonical(type_words)
-    if depth:
-        stars = [i for i, t in enumerate(tokens) if t in "*["]
-        const = "const" in tokens[:stars[0]]
-        code = _SCALARS.get(base, "u1" if base == "void" else None) if depth == 1 else None
-        pointee = np.dtype(code) if code else None
-        return Param(name, f"{'const ' if const else ''}{base}{'*' * depth}", True, pointee, "p", 8)
-    if base not in _SCALARS:
-        raise ValueError(f"kernel parameter {decl!r}: unsupported type {base!r}")
-    dtype = np.dtype(_SCALARS[base])
-    return Param(name, base, False, None, dtype.kind, dtype.itemsize)
-
-
-def _normal(expr: str) -> str:
-    return re.sub(r"\s*([<>,*&])\s*", r"\1", " ".join(expr.split()))
+__all__ = ["MAX_DYNAMIC_SHARED", "CpuKernel", "CpuModule", "KernelError", "Param"]
 
 
 def _map_options(options: Sequence[str]) -> list[str]:
@@ -150,16 +56,18 @@ def _cache_dir() -> Path:
     return Path(root) / "mnist-accel" / "cuda-on-cpu"
 
 
-_LOADED: dict[Path, ctypes.CDLL] = {}
+_LOADED: dict[Path, tuple[ctypes.CDLL, list[Symbol]]] = {}
 _LOCK = threading.Lock()
 
 
-def _library(source: str, flags: list[str]) -> ctypes.CDLL:
+def _library(source: str, flags: list[str]) -> tuple[ctypes.CDLL, list[Symbol]]:
+    """The library built from ``source`` (from the disk cache when it is there) and its symbol table."""
     cxx = os.environ.get("CXX", "g++")
     # -ffp-contract=off: no fused multiply-adds, so float results do not depend on the compiler's mood;
-    # -fno-math-errno only lets sqrt inline (results unchanged); never -ffast-math.
-    cmd = [cxx, "-O2", "-std=c++17", *flags, "-fPIC", "-shared", "-ffp-contract=off", "-fno-math-errno",
-           "-fno-strict-aliasing", "-fvisibility=hidden", "-pthread"]
+    # -fno-math-errno only lets sqrt inline (results unchanged); never -ffast-math. -pedantic-errors: the
+    # GNU extensions NVRTC rejects (variable-length arrays) fail to compile here too.
+    cmd = [cxx, "-O2", "-std=c++17", *flags, "-pedantic-errors", "-fPIC", "-shared", "-ffp-contract=off",
+           "-fno-math-errno", "-fno-strict-aliasing", "-fvisibility=hidden", "-pthread"]
     key = hashlib.sha256("\0".join([HEADER.read_text(), source, *cmd]).encode()).hexdigest()[:32]
     path = _cache_dir() / f"{key}.so"
     with _LOCK:
@@ -167,9 +75,9 @@ def _library(source: str, flags: list[str]) -> ctypes.CDLL:
             return _LOADED[path]
         if path.exists():
             try:
-                _LOADED[path] = ctypes.CDLL(str(path))
+                _LOADED[path] = ctypes.CDLL(str(path)), read_symbols(path)
                 return _LOADED[path]
-            except OSError:  # not a library this machine can load (a truncated disk, another libc): rebuild
+            except (OSError, ValueError):  # not a library this machine can load, or no symbols: rebuild
                 pass
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory() as tmp:
@@ -182,78 +90,80 @@ def _library(source: str, flags: list[str]) -> ctypes.CDLL:
             with os.fdopen(fd, "wb") as f:
                 f.write(out.read_bytes())
             os.replace(partial, path)  # atomic: another process never loads a half-written library
-        _LOADED[path] = ctypes.CDLL(str(path))
+        _LOADED[path] = ctypes.CDLL(str(path)), read_symbols(path)
         return _LOADED[path]
 
 
-class CpuKernel:
-    def __init__(self, name: str, params: tuple[Param, ...], fn: ctypes._CFuncPtr, lib: ctypes.CDLL) -> None:
-        self.name, self.params, self._fn, self._lib = name, params, fn, lib
-        self._sizes = tuple(p.size for p in params)
-        self._offsets = tuple(sum(self._sizes[:i]) for i in range(len(params)))
-        self._pointers = ctypes.c_void_p * max(1, len(params))
-
-    def _dims(self, what: str, dims: tuple[int, ...], top: tuple[int, int, int]) -> ctypes.Array:
-        full = (*dims, 1, 1)[:3]
-        if not 1 <= len(dims) <= 3 or not all(1 <= d <= t for d, t in zip(full, top)):
-            raise ValueError(f"{self.name}: {what} {tuple(dims)} needs 1 to 3 dimensions, each from 1 to {top}")
-        return (ctypes.c_uint * 3)(*full)
-
-    def launch(self, grid: tuple[int, int, int], block: tuple[int, int, int], args: Sequence[bytes],
-               shared_mem: int = 0) -> None:
-        grid3 = self._dims("grid", grid, (2**31 - 1, 65535, 65535))
-        block3 = self._dims("block", block, (1024, 1024, 64))
-        if block3[0] * block3[1] * block3[2] > 1024:
-            raise ValueError(f"{self.name}: block {tuple(block)} has more than 1024 threads")
-        if not 0 <= shared_mem <= MAX_DYNAMIC_SHARED:
-            raise ValueError(f"{self.name}: shared_mem {shared_mem} is outside [0, {MAX_DYNAMIC_SHARED}]")
-        if len(args) != len(self.params):
-            raise ValueError(f"{self.name} takes {len(self.params)} arguments "
-                             f"({', '.join(p.name for p in self.params)}), got {len(args)}")
-        packed = b"".join(args)
-        if len(packed) != sum(self._sizes) or any(len(a) != n for a, n in zip(args, self._sizes)):
-            i, p = next((i, p) for i, (p, a) in enumerate(zip(self.params, args)) if len(a) != p.size)
-            raise ValueError(f"{self.name}: argument {i} ({p.ctype} {p.name}) takes {p.size} bytes, "
-                             f"got {len(args[i])}")
-        base = ctypes.cast(ctypes.c_char_p(packed), ctypes.c_void_p).value  # bytes are only read
-        if self._fn(grid3, block3, shared_mem, self._pointers(*(base + o for o in self._offsets))):
-            raise KernelError(f"{self.name}: {self._lib.cuda_on_cpu_error().decode()}")
-
-
 class CpuModule:
+    """The kernels of ``code``, compiled with NVRTC ``options`` (those g++ understands) and instantiated for
+    ``name_expressions`` (NVRTC's: ``kernel<float>``, or a plain kernel's name)."""
+
     def __init__(self, code: str, options: tuple[str, ...] = (), name_expressions: Sequence[str] = ()) -> None:
-        kernels = _kernels(code)
-        entries: dict[str, tuple[str, tuple[Param, ...]]] = {}  # normalised name -> (C++ name, params)
+        decls = kernels(code)
+        launchers: dict[str, tuple[Param, ...]] = {}  # C++ call expression -> parameters; one launcher each
+        expressions: dict[str, str] = {}  # name expression, exactly as given -> call
         for expr in name_expressions:
             m = re.fullmatch(r"\s*(\w+)\s*(?:<(.*)>)?\s*", expr, re.S)
-            if not m or m[1] not in kernels:
-                raise LookupError(f"no __global__ kernel for {expr!r}; the source defines {sorted(kernels)}")
-            tparams, decls = kernels[m[1]]
-            targs = _split(m[2] or "")
+            if not m or m[1] not in decls:
+                raise LookupError(f"no __global__ kernel for {expr!r}; the source defines {sorted(decls)}")
+            tparams, params = decls[m[1]]
+            targs = split(m[2] or "")
             targs += [d for _, d in tparams[len(targs):] if d]
             if len(targs) != len(tparams):
                 raise ValueError(f"{expr!r}: {m[1]} takes {len(tparams)} template arguments, e.g. {m[1]}<float>")
             subst = {name: arg for (name, _), arg in zip(tparams, targs)}
             call = f"{m[1]}<{', '.join(targs)}>" if tparams else m[1]
-            entries.setdefault(_normal(expr), (call, tuple(_param(d, i, subst) for i, d in enumerate(decls))))
-        for name, (tparams, decls) in kernels.items():  # plain kernels need no name expression, as in CuPy
+            launchers.setdefault(call, tuple(param(d, i, subst) for i, d in enumerate(params)))
+            expressions[expr] = call
+        for name, (tparams, params) in decls.items():  # every plain kernel is in the module, as with NVRTC
             try:
                 if not tparams:
-                    entries.setdefault(name, (name, tuple(_param(d, i, {}) for i, d in enumerate(decls))))
+                    launchers.setdefault(name, tuple(param(d, i, {}) for i, d in enumerate(params)))
             except ValueError:  # a parameter type the runtime cannot pass; fine while nobody asks for it
                 pass
-        self._names = list(entries)
-        lib = _library(self._wrapper(code, entries.values()), _map_options(options))
-        self._kernels = {}
-        for i, (name, (_, params)) in enumerate(entries.items()):
-            fn = lib[f"cuda_on_cpu_launch_{i}"]
-            fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_ulonglong, ctypes.c_void_p]
-            fn.restype = ctypes.c_int
-            self._kernels[name] = CpuKernel(name, params, fn, lib)
-        lib.cuda_on_cpu_error.restype = ctypes.c_char_p
+        lib, symbols = _library(self._wrapper(code, launchers), _map_options(options))
+        loaded = dict(zip(launchers, self._load(lib, symbols, launchers, shared_names(code))))
+        self._kernels = {n: k for k, names in loaded.values() for n in names}  # by symbol
+        self._names = list(expressions) + [n for n in self._kernels if n in decls and n not in expressions]
+        self._kernels.update({expr: loaded[call][0] for expr, call in expressions.items()})
 
     @staticmethod
-    def _wrapper(code: str, entries: Iterable[tuple[str, tuple[Param, ...]]]) -> str:
+    def _load(lib: ctypes.CDLL, symbols: list[Symbol], launchers: dict[str, tuple[Param, ...]],
+              shared: set[str]) -> list[tuple[CpuKernel, list[str]]]:
+        """Each launcher's kernel, with its static shared memory, and its symbols (cuModuleGetFunction's
+        names); raises as ptxas does for a function with more than 48 KiB of static shared memory."""
+        functions: dict[int, list[str]] = {}
+        for s in symbols:
+            if s.kind == STT_FUNC:
+                functions.setdefault(s.value, []).append(s.name)
+        lib.cuda_on_cpu_error.restype = ctypes.c_char_p
+        base = ctypes.cast(lib.cuda_on_cpu_error, ctypes.c_void_p).value - next(
+            s.value for s in symbols if s.name == "cuda_on_cpu_error")
+        statics = static_shared(symbols, shared)
+        symbol_of = {encoding(n): n for ns in functions.values() for n in ns}
+        for enc, variables in statics.items():
+            if (total := sum(v.size for v in variables)) > SHARED_PER_BLOCK:
+                raise RuntimeError(f"ptxas error   : Entry function '{symbol_of.get(enc, '_Z' + enc)}' uses too "
+                                   f"much shared data (0x{total:x} bytes, 0x{SHARED_PER_BLOCK:x} max)")
+        names = []
+        for i in range(len(launchers)):
+            address = getattr(lib, f"cuda_on_cpu_kernel_{i}")
+            address.restype = ctypes.c_ulonglong
+            names.append([n for n in functions.get(address() - base, []) if "." not in n])  # no clones
+        own = [{encoding(n) for n in ns} for ns in names]
+        shared_by_devices = [v for enc, vs in statics.items() if not any(enc in o for o in own) for v in vs]
+        found = []
+        for i, ((call, params), symbol_names, encs) in enumerate(zip(launchers.items(), names, own)):
+            fn = getattr(lib, f"cuda_on_cpu_launch_{i}")
+            fn.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int]
+            fn.restype = ctypes.c_int
+            mine = [v for enc in encs for v in statics.get(enc, [])]
+            poison = [(base + v.value, v.size) for v in mine + shared_by_devices]
+            found.append((CpuKernel(call, params, fn, lib, sum(v.size for v in mine), poison), symbol_names))
+        return found
+
+    @staticmethod
+    def _wrapper(code: str, launchers: dict[str, tuple[Param, ...]]) -> str:
         # extern __shared__ T name[] (dynamic shared memory) becomes a pointer to the per-launch buffer: the
         # one rewrite of the source, which C++ cannot express as a macro (`extern static` is ill-formed).
         def dynamic(m: re.Match) -> str:
@@ -262,7 +172,7 @@ class CpuModule:
 
         code = re.sub(r"\bextern\s+__shared__\s+([^;\[]*?)\s*\b(\w+)\s*\[\s*\]\s*;", dynamic, code)
         out = [f'#include "{HEADER}"', '#line 1 "kernel.cu"', code, '#line 1 "cuda_on_cpu_wrapper.cpp"']
-        for i, (call, params) in enumerate(entries):
+        for i, (call, params) in enumerate(launchers.items()):
             out.append(f"using cuda_on_cpu_k{i} = decltype(&{call});")
             checks = [f"::cuda_on_cpu::arity<cuda_on_cpu_k{i}>::value == {len(params)}"]
             for j, p in enumerate(params):
@@ -271,12 +181,14 @@ class CpuModule:
                               f"::cuda_on_cpu::param<cuda_on_cpu_k{i}, {j}>::size == {p.size}")
             out.append(f'static_assert({" && ".join(checks)}, "cpu_runtime.py misread the signature of {call}");')
             out.append(f"CUDA_ON_CPU_EXPORT int cuda_on_cpu_launch_{i}(const unsigned* g, const unsigned* b, "
-                       f"unsigned long long s, void** a) {{ return ::cuda_on_cpu::launch<cuda_on_cpu_k{i}, "
-                       f"&{call}>(g, b, s, a); }}")
+                       f"unsigned long long s, void** a, const unsigned long long* p, int np) {{ return "
+                       f"::cuda_on_cpu::launch<cuda_on_cpu_k{i}, &{call}>(g, b, s, a, p, np); }}")
+            out.append(f"CUDA_ON_CPU_EXPORT unsigned long long cuda_on_cpu_kernel_{i}() {{ "
+                       f"return reinterpret_cast<unsigned long long>(&{call}); }}")  # its symbol, for _symbols
         return "\n".join(out) + "\n"
 
     def get_function(self, name: str) -> CpuKernel:
         try:
-            return self._kernels[_normal(name)]
+            return self._kernels[name]
         except KeyError:
             raise LookupError(f"no kernel {name!r} in this module; it has {self._names}") from None

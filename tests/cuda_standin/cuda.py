@@ -10,8 +10,11 @@ import types as _types
 from typing import Any as _Any
 
 from . import _runtime as runtime
-from ._memory import Memory, MemoryPointer, MemoryPool, alloc, get_allocator, set_allocator, using_allocator  # noqa: F401
-from ._stream import Event, Graph, Stream, get_current_stream  # noqa: F401
+from ._event import Event  # noqa: F401
+from ._graph import Graph  # noqa: F401
+from ._memory import Memory, MemoryPointer, alloc, get_allocator, set_allocator, using_allocator  # noqa: F401
+from ._pool import MemoryPool  # noqa: F401
+from ._stream import Stream, get_current_stream  # noqa: F401
 
 driver = _types.ModuleType("cupy.cuda.driver", "CUDA driver API errors (cupy_backends/cuda/api/driver.pyx).")
 driver.CUDADriverError = runtime.CUDADriverError  # type: ignore[attr-defined]

@@ -11,9 +11,15 @@
  * is at it) and reports a deadlock when nothing can.
  *
  * __shared__ is `static`: blocks run one at a time and the launches of one library are serialized by a
- * mutex, so a static is exactly one copy per block. Atomics are plain read-modify-writes, atomic because
- * threads only switch at barriers. Fiber stacks are 256 KiB (kernels may keep local arrays) with a guard
- * page below, allocated lazily and reused across blocks and launches.
+ * mutex, so a static is exactly one copy per block. `used` keeps it in memory as declared: g++ may neither
+ * drop it nor fold a read of a never-written one to zero, and cpu_runtime.py finds it among the library's
+ * symbols (its size counts against the kernel's shared memory). Shared memory starts undefined on a GPU:
+ * at each block's start the launcher fills the kernel's static shared variables and the dynamic shared
+ * bytes with 0xff (NaN for floats, -1 for integers), so a read before any write shows.
+ *
+ * Atomics are plain read-modify-writes, atomic because threads only switch at barriers. Fiber stacks are
+ * 256 KiB (kernels may keep local arrays) with a guard page below, allocated lazily and reused across blocks
+ * and launches.
  */
 #pragma once
 #include <math.h>
@@ -43,7 +49,7 @@
 #define __host__
 #define __constant__
 #define __managed__
-#define __shared__ static
+#define __shared__ static __attribute__((used))
 #define __forceinline__ __inline__ __attribute__((always_inline))
 #define __noinline__ __attribute__((noinline))
 #define __align__(n) __attribute__((aligned(n)))
@@ -429,8 +435,9 @@ static bool run_block() {
     return !rt.failed;
 }
 
+// poison: (address, size) pairs of the static shared memory to fill with 0xff at each block's start.
 static int launch_impl(const unsigned* g, const unsigned* b, unsigned long long shmem, void (*thunk)(void*),
-                       void* closure) {
+                       void* closure, const unsigned long long* poison, int npoison) {
     std::lock_guard<std::mutex> lock(rt.mutex);
     rt.error[0] = 0;
     rt.failed = false;
@@ -444,11 +451,13 @@ static int launch_impl(const unsigned* g, const unsigned* b, unsigned long long 
         rt.tidx[t] = uint3{t % b[0], t / b[0] % b[1], t / (b[0] * b[1])};
     rt.thunk = thunk;
     rt.closure = closure;
-    std::memset(dynamic_shared, 0xff, shmem);  // shared memory starts undefined: NaN and -1 show stale reads
     for (unsigned z = 0; z < g[2]; ++z)
         for (unsigned y = 0; y < g[1]; ++y)
             for (unsigned x = 0; x < g[0]; ++x) {
                 blockIdx = uint3{x, y, z};
+                std::memset(dynamic_shared, 0xff, shmem);  // shared memory starts undefined in every block
+                for (int i = 0; i < npoison; ++i)
+                    std::memset(reinterpret_cast<void*>(poison[2 * i]), 0xff, poison[2 * i + 1]);
                 if (!run_block()) {
                     reset_fibers();
                     return 1;
@@ -465,13 +474,13 @@ template <class F> struct Launcher;
 template <class... P> struct Launcher<void (*)(P...)> {
     template <void (*K)(P...), size_t... I>
     static int run(std::index_sequence<I...>, const unsigned* g, const unsigned* b, unsigned long long s,
-                   void** args) {
+                   void** args, const unsigned long long* poison, int npoison) {
         std::tuple<P...> v;
         int unpack[] = {0, (std::memcpy(&std::get<I>(v), args[I], sizeof(P)), 0)...};
         (void)unpack;
         (void)args;
         auto body = [&v] { K(std::get<I>(v)...); };
-        return launch_impl(g, b, s, &call<decltype(body)>, &body);
+        return launch_impl(g, b, s, &call<decltype(body)>, &body, poison, npoison);
     }
 };
 // For the wrapper's static_asserts: the parser's idea of each parameter against the compiler's.
@@ -488,8 +497,10 @@ template <class... P, size_t I> struct param<void (*)(P...), I> {
 };
 template <class F> struct arity;
 template <class... P> struct arity<void (*)(P...)> { static constexpr size_t value = sizeof...(P); };
-template <class F, F K> int launch(const unsigned* g, const unsigned* b, unsigned long long s, void** args) {
-    return Launcher<F>::template run<K>(std::make_index_sequence<arity<F>::value>{}, g, b, s, args);
+template <class F, F K> int launch(const unsigned* g, const unsigned* b, unsigned long long s, void** args,
+                                   const unsigned long long* poison, int npoison) {
+    return Launcher<F>::template run<K>(std::make_index_sequence<arity<F>::value>{}, g, b, s, args, poison,
+                                        npoison);
 }
 
 // ---- device-side API ----------------------------------------------------------------------------------
