@@ -25,7 +25,7 @@ def test_mnist_accel(run_epoch, mnist, samples, backend, graphs):
     name = backend + ("-eager" if backend == "cuda" and not graphs else "")
     run = run_epoch(lambda: vectorized_run(backend, mnist, samples, graphs=graphs), ROUNDS, FLOPS,
                     "float32", "vectorized", name)
-    if backend == "cuda" and graphs:
+    if backend == "cuda" and graphs and samples >= 10_000:  # an epoch of that many learns: the device computed
         assert run.accuracy() > 0.5
 
 
@@ -55,7 +55,9 @@ def test_time_to_98_percent(benchmark, mnist):
     pytest.param("cuda", True, marks=pytest.mark.gpu),
 ])
 def test_torch(run_epoch, mnist, samples, device, graphs):
-    pytest.importorskip("torch")
+    torch = pytest.importorskip("torch")
+    if device == "cuda" and not torch.cuda.is_available():  # a CPU build of PyTorch, or the CuPy stand-in
+        pytest.skip("PyTorch has no CUDA here")
     name = f"torch-{device}" + ("-graphs" if graphs else "")
     run_epoch(lambda: torch_run(device, mnist, samples, graphs), ROUNDS, FLOPS, "float32", "vectorized", name)
 
