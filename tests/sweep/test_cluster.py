@@ -19,6 +19,8 @@ pytest.importorskip("distributed")
 from mnist_accel.backends import cores
 from mnist_accel.sweep import cluster
 
+EPOCHS = 12  # a trial long enough that the one the test kills is still training when the signal lands
+
 
 def _probe(gpus):
     from threadpoolctl import threadpool_info
@@ -57,7 +59,7 @@ def _running_trial(path, timeout=120):
     deadline = time.monotonic() + timeout
     while True:
         for t in _trials(path, states=(optuna.trial.TrialState.RUNNING,)):
-            if t.intermediate_values and "worker" in t.user_attrs:
+            if 0 < len(t.intermediate_values) <= EPOCHS // 2 and "worker" in t.user_attrs:  # far from its end
                 return t
         assert time.monotonic() < deadline, "no trial started training"
         time.sleep(0.02)
@@ -66,9 +68,9 @@ def _running_trial(path, timeout=120):
 def test_a_trial_whose_worker_was_killed_runs_again(tmp_path):
     """As the kernel's out-of-memory killer would: SIGKILL to the worker process in the middle of a trial."""
     out = tmp_path / "sweep"
-    argv = [sys.executable, "-m", "mnist_accel.sweep", "--workers", "2", "--epochs", "5", "--train-samples", "20000",
-            "--test-samples", "500", "--backend", "numpy", "--space", "hidden=64,96,128", "--pruner", "none",
-            "--trials", "3", "--out", str(out)]
+    argv = [sys.executable, "-m", "mnist_accel.sweep", "--workers", "2", "--epochs", str(EPOCHS),
+            "--train-samples", "20000", "--test-samples", "500", "--backend", "numpy", "--space", "hidden=64,96,128",
+            "--pruner", "none", "--trials", "3", "--out", str(out)]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         killed = _running_trial(out / "study.db")
