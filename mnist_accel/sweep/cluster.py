@@ -137,7 +137,9 @@ def local(workers: int, threads: int, gpus: list[str] | None) -> OnDask:
     env = {**dask.config.get("distributed.nanny.pre-spawn-environ"),
            **{name: str(threads) for name in cores.LIMIT_VARIABLES}}
     environ = dict(os.environ)
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
+    # allowed-failures 0: a task whose worker died fails (KilledWorker) instead of starting a new trial on
+    # another worker; the driver then runs the dead worker's trial again itself, and the count stays exact.
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": env, "distributed.scheduler.allowed-failures": 0}):
         # No dashboard; the scheduler's own HTTP server on a free port, not on 8787 (where another cluster may be).
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                                scheduler_kwargs={"dashboard_address": ":0"}, silence_logs=logging.CRITICAL)

@@ -34,7 +34,7 @@ class Driver:
     progress: bool = False
     echo: Callable[[str], None] | None = None
     run: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
-    pending: set = field(default_factory=set)  # the tasks started and not yet ended
+    pending: dict = field(default_factory=dict)  # the tasks started and not yet ended: future -> task key
     started: int = 0
     unexpected: int = 0
 
@@ -77,7 +77,7 @@ class Driver:
                 for number in lost:
                     self._say(f"trial {number} lost its worker process (killed? out of memory?); it runs again")
             for future in self.runner.wait_any(list(self.pending)):
-                self.pending.discard(future)
+                del self.pending[future]
                 try:
                     number = future.result()
                 except FATAL:  # not the trial's fault (no data, no backend): it is run again next time
@@ -89,19 +89,18 @@ class Driver:
 
     def _start(self, grid) -> bool:
         """Start one more trial, if the total allows; False when it does not."""
-        counted, running, mine, waiting = st.tally(self.study, self.run)
-        # This run's trials are its tasks: those waiting to start and, where a worker died, a trial left running.
-        in_flight = max(len(self.pending), mine)
-        if counted + (running - mine) + in_flight >= self.target:
+        # This run's trials to come: one a task in flight, and the trials whose worker died (run again later).
+        counted, others, orphans, waiting = st.tally(self.study, self.run, set(self.pending.values()))
+        if counted + others + len(self.pending) + orphans >= self.target:
             return False
         if grid is not None and not waiting and grid.is_exhausted(self.study):
             return False
         # A grid sampler's seed orders its points: one seed for every trial keeps each point's number.
         seed = self.seed + (0 if grid is not None else self.started)
-        job = TrialJob(**self.job, seed=seed, run=self.run, stop=self.runner.stop_event(self.run))
         key = f"sweep-{self.job['study_name']}-{self.run}-task-{self.started}"
+        job = TrialJob(**self.job, seed=seed, run=self.run, task=key, stop=self.runner.stop_event(self.run))
         self.started += 1
-        self.pending.add(self.runner.submit(job, key))
+        self.pending[self.runner.submit(job, key)] = key
         return True
 
     def _ended(self, number: int) -> None:

@@ -10,6 +10,7 @@ import fcntl
 import os
 import time
 import warnings
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -138,17 +139,20 @@ def requeue(study) -> None:
             retry(study, t)
 
 
-def tally(study, run: str | None = None) -> tuple[int, int, int, bool]:
-    """(trials that count toward the total, trials running now, those of them that ``run`` started,
-    whether reruns wait in the queue)."""
-    counted = running = mine = waiting = 0
+def tally(study, run: str | None = None, live: Collection[str] = ()) -> tuple[int, int, int, bool]:
+    """(trials that count toward the total, trials running now that ``run`` did not start, the trials of
+    ``run`` still running whose task is not among ``live`` (their worker died: they are to run again), whether
+    reruns wait in the queue)."""
+    counted = others = orphans = waiting = 0
     for t in study.get_trials(deepcopy=False):
         state = t.state.name
         counted += state in ("COMPLETE", "PRUNED") or (state == "FAIL" and not report.is_interrupted(t))
-        running += state == "RUNNING"
-        mine += state == "RUNNING" and run is not None and t.user_attrs.get("run") == run
         waiting += state == "WAITING"
-    return counted, running, mine, bool(waiting)
+        if state == "RUNNING":
+            mine = run is not None and t.user_attrs.get("run") == run
+            others += not mine
+            orphans += mine and t.user_attrs.get("task") not in live
+    return counted, others, orphans, bool(waiting)
 
 
 def check_signature(study, signature: dict[str, Any], where: str) -> None:

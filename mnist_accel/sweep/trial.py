@@ -56,6 +56,7 @@ class TrialJob:
     sampler: str
     seed: int  # the sampler's seed for this trial: the sweep's seed plus the trial's place in it
     run: str  # the driver run that started the trial: its trials still running when it ends were cut short
+    task: str = ""  # the task that runs it: while that task is in flight, the trial's worker is alive
     grid: dict[str, list] | None = None  # the grid sampler's points
     parallel: bool = False  # other trials run at the same time (TPE then counts them as bad guesses)
     stop: str | None = None  # on Dask: the name of the event the driver sets to stop the trials in flight
@@ -118,6 +119,7 @@ def objective(trial: Any, job: TrialJob, data: MnistData | None = None) -> float
     from optuna.distributions import json_to_distribution
 
     trial.set_user_attr("run", job.run)
+    trial.set_user_attr("task", job.task)
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
     params = suggest(trial, {n: json_to_distribution(d) for n, d in job.distributions.items()})
     history: list[dict[str, float]] = []
