@@ -1,13 +1,16 @@
 """Turn a saved benchmark run into tables, target checks and a chart.
 
     pytest bench --benchmark-json run.json
-    python -m bench.report run.json --png chart.png [--sweep-png sweep.png] [--markdown report.md] [--check]
+    python -m bench.report run.json --png chart.png [--sweep-png sweep.png] [--frontier frontier.png]
+        [--markdown report.md] [--check]
 
 Each row: seconds per epoch (per run in ``seeds``), samples per second, test accuracy after the run,
 speed-up against the group's reference (in ``seeds``, the preset's NumPy rendering), and the share of the
 arithmetic floor (the dense FLOPs at the measured GEMM peak: SGEMM for float32 rows, DGEMM for float64
-ones). The report opens with the machine the run was measured on (``bench.machine``). ``--check`` exits 1
-when a speed target, or one of the seeds group's accuracy targets on a full-size run, is missed.
+ones). The ``time-to-98`` group's rows are whole trainings over several seeds: their table gives training
+seconds, test accuracy and seconds to 98% (means, then per seed), and ``--frontier`` draws accuracy
+against seconds. The report opens with the machine the run was measured on (``bench.machine``). ``--check`` exits 1
+when a speed target, or an accuracy target on a full-size run, is missed.
 """
 
 from __future__ import annotations
@@ -40,12 +43,17 @@ TARGETS = [
     ("shared", "busy-default", "busy-threads-1", 1 / 1.25, "beside a busy process: --threads 1 over the default"),
     ("shared", "busy-default", "busy-threads-2", 1 / 1.25, "beside a busy process: --threads 2 over the default"),
     ("seeds", "deep-sgd", "deep-sgd-rendering", 30.0, "deep-sgd on Numba vs the write-up's NumPy code"),
+    ("time-to-98", "speedrun", "torch-speedrun", 3.0, "speedrun preset vs PyTorch on the same recipe (CPU)"),
 ]
-# (row, figure, minimum, what it is): accuracy targets of the seeds group, checked on full-size runs only
+# (group, row, figure, minimum, what it is): accuracy targets, checked on full-size runs only
 ACCURACY = [
-    ("full-batch", "train_accuracy_at_140", 0.85, "full-batch: training accuracy at iteration 140"),
-    ("keras-mlp", "test_accuracy", 0.97, "keras-mlp: test accuracy"),
+    ("seeds", "full-batch", "train_accuracy_at_140", 0.85, "full-batch: training accuracy at iteration 140"),
+    ("seeds", "keras-mlp", "test_accuracy", 0.97, "keras-mlp: test accuracy"),
+    ("time-to-98", "speedrun", "test_accuracy", 0.98, "speedrun: mean test accuracy over its seeds"),
 ]
+# The group of whole trainings over seeds (bench/test_time_to_accuracy.py): its own table and the frontier chart.
+# A row of that group without ``seeds`` is the GPU's single time-to-98% figure (bench/test_vectorized.py).
+FRONTIER = "time-to-98"
 REFERENCE = {"loop": "numpy-float64", "vectorized": "torch-cpu", "classifier": "sklearn"}
 # What the names of mnist-accel's own rows start with; the rest are peers.
 OURS = ("numpy", "numba", "cuda", "mnist_accel", "default-", "busy-", "grid-mnist_accel", "whole-step", "sparse",
@@ -83,7 +91,7 @@ def load(path: Path) -> tuple[dict[str, dict[str, dict]], dict[str, float]]:
             peak.update({k: v for k, v in (("cpu", info.get("sgemm_peak_gflops")),
                                            ("cpu64", info.get("dgemm_peak_gflops")),
                                            ("gpu", info.get("gpu_sgemm_peak_gflops"))) if v})
-        elif b["group"] == "time-to-98":
+        elif b["group"] == FRONTIER and "seeds" not in info:
             peak["seconds_to_98"] = info.get("seconds_to_98") or float("inf")
         else:
             groups.setdefault(b["group"], {})[row_name(b)] = b
@@ -108,6 +116,9 @@ def reference(group: str, name: str, rows: dict[str, dict]) -> dict | None:
 def table(groups: dict[str, dict[str, dict]], peak: dict[str, float]) -> list[str]:
     lines = []
     for group, rows in groups.items():
+        if group == FRONTIER:
+            lines += frontier_table(rows)
+            continue
         ref_name = "its rendering" if group == "seeds" else REFERENCE.get(group.split("-")[0])
         unit = {"classifier": "s/fit", "seeds": "s/run", "shared": "s/epoch (grid: s/search)"}.get(
             group.split("-")[0], "s/epoch")
@@ -136,6 +147,26 @@ def table(groups: dict[str, dict[str, dict]], peak: dict[str, float]) -> list[st
     return lines
 
 
+def _per_seed(values: list, fmt: str) -> str:
+    return ", ".join("-" if v is None else format(v, fmt) for v in values)
+
+
+def frontier_table(rows: dict[str, dict]) -> list[str]:
+    """Whole trainings, fastest first: mean training seconds and test accuracy over the seeds, each with its
+    per-seed figures, and the mean training seconds to 98% test accuracy where every seed reached it."""
+    lines = [f"### {FRONTIER}", "",
+             "| row | training s | test acc | s to 98% | seeds | epochs | s per seed | test acc per seed |",
+             "|---|---:|---:|---:|---:|---:|---|---|"]
+    for name, b in sorted(rows.items(), key=lambda kv: seconds(kv[1])):
+        info = b["extra_info"]
+        to_98 = info.get("seconds_to_98")
+        lines.append(f"| {name} | {seconds(b):.3f} | {info['test_accuracy']:.4f} "
+                     f"| {'-' if to_98 is None else f'{to_98:.3f}'} | {len(info['seeds'])} | {info.get('epochs', '-')} "
+                     f"| {_per_seed(info.get('seconds_per_seed', []), '.3f')} "
+                     f"| {_per_seed(info.get('test_accuracy_per_seed', []), '.4f')} |")
+    return lines + [""]
+
+
 def check(groups: dict[str, dict[str, dict]], peak: dict[str, float] | None = None) -> tuple[list[str], bool]:
     lines, ok = ["", "| target | ratio | goal | met |", "|---|---:|---:|---|"], True
     if peak and "seconds_to_98" in peak:
@@ -152,8 +183,8 @@ def check(groups: dict[str, dict[str, dict]], peak: dict[str, float] | None = No
         met = ratio >= goal
         ok &= met
         lines.append(f"| {label} | {ratio:.2f}x | {goal:.3g}x | {'yes' if met else 'NO'} |")
-    for row, key, goal, label in ACCURACY:
-        info = groups.get("seeds", {}).get(row, {}).get("extra_info", {})
+    for group, row, key, goal, label in ACCURACY:
+        info = groups.get(group, {}).get(row, {}).get("extra_info", {})
         if info.get("samples", 0) < 60000 * (1 - 0.2) or key not in info:  # a --quick or partial run
             lines.append(f"| {label} | - | {goal:.2%} | not measured (no full-size row) |")
             continue
@@ -207,11 +238,38 @@ def sweep_chart(groups: dict[str, dict[str, dict]], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def chart(groups: dict[str, dict[str, dict]], path: Path) -> None:
-    """Samples per second as bars from zero on a linear axis (a log axis that starts near the smallest value
-    makes 3x look like 20x), each with its figure and its ratio to the group's reference."""
+def frontier_chart(rows: dict[str, dict], path: Path) -> None:
+    """Test accuracy against training seconds, a labelled point per row at its means over the seeds (the
+    seeds' own runs faint behind it), on linear axes with seconds from zero: how far apart two rows are in
+    time is then what it looks like. Blue: mnist-accel; orange: peers; the dashed line is 98%."""
     plt = _pyplot()
-    groups = {g: r for g, r in groups.items() if not g.startswith("sweep")}
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, b in rows.items():
+        info = b["extra_info"]
+        color = "tab:blue" if info.get("library") == "mnist_accel" else "tab:orange"
+        ax.scatter(info.get("seconds_per_seed", []), info.get("test_accuracy_per_seed", []), color=color,
+                   alpha=0.3, s=14)
+        ax.scatter([seconds(b)], [info["test_accuracy"]], color=color, s=40)
+        ax.annotate(f"{name} ({seconds(b):.2f} s, {info['test_accuracy']:.2%})", (seconds(b), info["test_accuracy"]),
+                    fontsize=8, textcoords="offset points", xytext=(4, 4))
+    ax.axhline(0.98, color="gray", linestyle="--", linewidth=0.8)
+    right = max(max([seconds(b), *b["extra_info"].get("seconds_per_seed", [])]) for b in rows.values())
+    ax.set_xlim(0, right * 1.35)  # from zero, every seed's point inside; room for the labels
+    ax.set_xlabel("training seconds (mean over seeds; blue: mnist-accel, orange: peers)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(f"{FRONTIER}: accuracy against training time")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def chart(groups: dict[str, dict[str, dict]], path: Path) -> bool:
+    """Samples per second as bars from zero on a linear axis (a log axis that starts near the smallest value
+    makes 3x look like 20x), each with its figure and its ratio to the group's reference. False, and nothing
+    written, when the run has no group for bars (the sweeps and the frontier have their own charts)."""
+    plt = _pyplot()
+    groups = {g: r for g, r in groups.items() if not g.startswith("sweep") and g != FRONTIER}
+    if not groups:
+        return False
     fig, axes = plt.subplots(len(groups), 1, figsize=(8, 2.2 + 0.45 * sum(len(r) for r in groups.values())),
                              squeeze=False)
     for ax, (group, rows) in zip(axes[:, 0], groups.items()):
@@ -229,6 +287,7 @@ def chart(groups: dict[str, dict[str, dict]], path: Path) -> None:
             ax.text(r, y, f" {r:,.0f}{ratio}", va="center", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -236,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run", type=Path, help="JSON written by pytest --benchmark-json")
     p.add_argument("--png", type=Path, help="write a bar chart")
     p.add_argument("--sweep-png", type=Path, help="write the scaling sweeps' chart")
+    p.add_argument("--frontier", type=Path, help=f"write the {FRONTIER} group's test accuracy against training "
+                   "seconds")
     p.add_argument("--markdown", type=Path, help="also write the report to this file")
     p.add_argument("--check", action="store_true", help="exit 1 if a speed target is missed")
     args = p.parse_args(argv)
@@ -250,10 +311,15 @@ def main(argv: list[str] | None = None) -> int:
     print(text, end="")
     if args.markdown:
         args.markdown.write_text(text)
-    if args.png:
-        chart(groups, args.png)
+    if args.png and not chart(groups, args.png):
+        print(f"bench.report: no group for the bar chart in this run; {args.png} not written", file=sys.stderr)
     if args.sweep_png and any(g.startswith("sweep") for g in groups):
         sweep_chart(groups, args.sweep_png)
+    if args.frontier:
+        if FRONTIER in groups:
+            frontier_chart(groups[FRONTIER], args.frontier)
+        else:
+            print(f"bench.report: no {FRONTIER} group in this run; {args.frontier} not written", file=sys.stderr)
     return 0 if ok or not args.check else 1
 
 

@@ -163,3 +163,39 @@ def test_results_hold_only_the_runs_the_readmes_link():
     linked.discard("README.md")
     kept = {p.name for p in results.iterdir() if p.name != "README.md"}
     assert kept == linked, (sorted(kept - linked), sorted(linked - kept))
+
+
+def test_the_time_to_98_group_has_its_table_targets_and_frontier_chart(tmp_path, capsys):
+    """Whole trainings over seeds: their own table, the speedrun's speed and accuracy targets read from
+    ``extra_info`` (the timer's mean includes untimed parts), and the frontier chart; no bar chart for them."""
+    def row(name, library, seconds, accuracies, to_98=None, samples=60000):
+        per_seed = [seconds * f for f in (0.9, 1.0, 1.1)]
+        info = {"backend": name, "library": library, "seeds": [0, 1, 2], "seconds": seconds, "epochs": 3,
+                "test_accuracy": sum(accuracies) / 3, "seconds_per_seed": per_seed, "samples": samples,
+                "test_accuracy_per_seed": accuracies, "seconds_to_98_per_seed": [to_98] * 3, "dtype": "float32"}
+        if to_98 is not None:
+            info["seconds_to_98"] = to_98
+        return {"group": "time-to-98", "name": f"test[{name}]", "stats": {"mean": 100.0}, "extra_info": info}
+
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"benchmarks": [
+        row("speedrun", "mnist_accel", 0.6, [0.981, 0.982, 0.980], 0.6),
+        row("keras-mlp", "mnist_accel", 4.0, [0.975, 0.976, 0.977]),
+        row("torch-speedrun", "torch", 2.1, [0.981, 0.980, 0.982], 2.1),
+        row("sklearn", "sklearn", 30.0, [0.978, 0.979, 0.977]),
+        {"group": "time-to-98", "name": "t98", "stats": {"mean": 3.0}, "extra_info": {"seconds_to_98": 0.8}}]}))
+    frontier, bars = tmp_path / "frontier.png", tmp_path / "bars.png"
+    assert main([str(path), "--frontier", str(frontier), "--png", str(bars), "--check"]) == 0
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "| speedrun | 0.600 | 0.9810 | 0.600 | 3 | 3 | 0.540, 0.600, 0.660 | 0.9810, 0.9820, 0.9800 |" in out
+    assert "| sklearn | 30.000 | 0.9780 | - |" in out
+    assert out.index("| speedrun |") < out.index("| torch-speedrun |") < out.index("| sklearn |")  # fastest first
+    assert "| speedrun preset vs PyTorch on the same recipe (CPU) | 3.50x | 3x | yes |" in out
+    assert "| speedrun: mean test accuracy over its seeds | 98.10% | 98.00% | yes |" in out
+    assert "training seconds to 98% test accuracy | 0.80 s | < 1 s | yes |" in out  # the GPU's figure stays apart
+    assert frontier.stat().st_size > 1000 and not bars.exists() and "not written" in captured.err
+    assert main([str(path.with_name("none.json")), "--frontier", str(frontier)]) == 2
+    path.write_text(json.dumps({"benchmarks": [_bench("loop-784-100-10", "numba", 0.2)]}))
+    frontier.unlink()
+    assert main([str(path), "--frontier", str(frontier)]) == 0 and not frontier.exists()
