@@ -100,20 +100,11 @@ class MemoryPool:
         with pool._lock:
             pool._used -= chunk.size
             while chunk.next is not None and chunk.next.free:  # merge with the free chunk after it
-                after = chunk.next
-                arena.remove(after)
-                chunk.size += after.size
-                chunk.next = after.next
-                if after.next is not None:
-                    after.next.prev = chunk
+                arena.remove(chunk.next)
+                _join(chunk, chunk.next)
             while chunk.prev is not None and chunk.prev.free:  # and into the free chunk before it
-                before = chunk.prev
-                arena.remove(before)
-                before.size += chunk.size
-                before.next = chunk.next
-                if chunk.next is not None:
-                    chunk.next.prev = before
-                chunk = before
+                arena.remove(chunk.prev)
+                chunk = _join(chunk.prev, chunk)
             chunk.free = True
             bisect.insort(arena, chunk, key=_Chunk.key)
 
@@ -140,3 +131,12 @@ class MemoryPool:
 
     def total_bytes(self) -> int:
         return self._total
+
+
+def _join(first: _Chunk, second: _Chunk) -> _Chunk:
+    """``second``, right after ``first``, becomes part of it; the joined chunk."""
+    first.size += second.size
+    first.next = second.next
+    if second.next is not None:
+        second.next.prev = first
+    return first
