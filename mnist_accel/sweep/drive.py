@@ -85,7 +85,8 @@ class Driver:
                 except Exception as exc:  # the runner's own failure (a lost Dask worker): its trial is cut
                     self._unexpected(f"unexpected {type(exc).__name__}: {exc}")
                     continue
-                self._ended(number)
+                if number is not None:  # None: the task began after a stop, and ran no trial
+                    self._ended(number)
 
     def _start(self, grid) -> bool:
         """Start one more trial, if the total allows; False when it does not."""
