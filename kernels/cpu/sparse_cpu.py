@@ -11,7 +11,12 @@ Both products walk a sample's nonzero pixels and move one 64-byte line of a weig
 pixel (``simd.LINE``): the forward product sums the lines of w into four vector accumulators held in
 registers (a sum into the output row in memory would make every pixel wait for the previous one's store),
 the backward product adds the sample's delta line into each lit pixel's gradient line. Rows of w and of
-the gradient are padded to whole lines by the caller.
+the gradient are padded to whole lines by the caller, and start on a line (a misaligned line straddles
+two cache lines: every access to it is two).
+
+``rows`` is the dense counterpart for the small later layers of ``whole_cpu``'s step: up to eight output
+lines at a time, each in its own register, so that every line of the other side is read once for all
+eight.
 """
 
 from __future__ import annotations
@@ -67,20 +72,23 @@ def _checked(w, columns, values):
 
 
 @intrinsic
-def gather_line(typingctx, out, o, w, width, c, columns, values, lo, hi):
-    """``out[o:o + L] = sum over k in [lo, hi) of values[k] * w[columns[k] * width + c:... + L]``, L one
-    line of the dtype, summed in four interleaved vector accumulators (pixels k, k+4, ... in each).
-    No bounds checks: callers keep every line inside its array."""
-    if not (_checked(w, columns, values) and isinstance(out, types.Array) and out.dtype == w.dtype):
+def gather_line(typingctx, out, o, init, i, w, width, c, columns, values, lo, hi):
+    """``out[o:o + L] = init[i:i + L] + sum over k in [lo, hi) of values[k] * w[columns[k] * width + c:...
+    + L]``, L one line of the dtype, summed in four interleaved vector accumulators (pixels k, k+4, ...
+    in each; the first starts from ``init``'s line). No bounds checks: callers keep every line inside its
+    array."""
+    if not (_checked(w, columns, values) and isinstance(out, types.Array) and out.dtype == w.dtype
+            and isinstance(init, types.Array) and init.dtype == w.dtype):
         return None
     align = w.dtype.bitwidth // 8
     lanes = LINE // align
 
     def codegen(context, builder, sig, args):
-        out_p, o_, w_p, width_, c_, col_p, val_p, lo_, hi_ = _pieces(context, builder, sig, args)
+        out_p, o_, init_p, i_, w_p, width_, c_, col_p, val_p, lo_, hi_ = _pieces(context, builder, sig, args)
         vec = ir.VectorType(context.get_value_type(w.dtype), lanes)
         i64 = ir.IntType(64)
-        accs = [cgutils.alloca_once_value(builder, ir.Constant(vec, None)) for _ in range(4)]
+        accs = [cgutils.alloca_once_value(builder, _line(builder, vec, init_p, i_, align))]
+        accs += [cgutils.alloca_once_value(builder, ir.Constant(vec, None)) for _ in range(3)]
 
         def term(k):
             col = context.cast(builder, builder.load(builder.gep(col_p, [k])), columns.dtype, types.int64)
@@ -102,7 +110,7 @@ def gather_line(typingctx, out, o, w, width, c, columns, values, lo, hi):
         builder.store(total, builder.bitcast(builder.gep(out_p, [o_]), vec.as_pointer()), align=align)
         return context.get_dummy_value()
 
-    return types.none(out, o, w, width, c, columns, values, lo, hi), codegen
+    return types.none(out, o, init, i, w, width, c, columns, values, lo, hi), codegen
 
 
 @intrinsic
@@ -129,6 +137,69 @@ def scatter_line(typingctx, g, width, c, columns, values, lo, hi, src, s):
     return types.none(g, width, c, columns, values, lo, hi, src, s), codegen
 
 
+def _rows_intrinsic(q: int):
+    """``rows`` (below) for exactly ``q`` output lines: q vector accumulators held in registers."""
+    @intrinsic
+    def rows_q(typingctx, out, o, ostep, init, i, istep, src, s, sstep, vals, v, vstep, vterm, terms):
+        if not (isinstance(src, types.Array) and src.ndim == 1 and src.dtype in (types.float32, types.float64)
+                and all(isinstance(a, types.Array) and a.dtype == src.dtype for a in (out, init, vals))):
+            return None
+        align = src.dtype.bitwidth // 8
+
+        def codegen(context, builder, sig, args):
+            out_p, o_, ostep_, init_p, i_, istep_, src_p, s_, sstep_, val_p, v_, vstep_, vterm_, terms_ = \
+                _pieces(context, builder, sig, args)
+            vec = ir.VectorType(context.get_value_type(src.dtype), LINE // align)
+            i64 = ir.IntType(64)
+            at = [(builder.add(o_, builder.mul(ostep_, ir.Constant(i64, p))),
+                   builder.add(i_, builder.mul(istep_, ir.Constant(i64, p)))) for p in range(q)]
+            accs = [cgutils.alloca_once_value(builder, _line(builder, vec, init_p, start, align)) for _, start in at]
+            with cgutils.for_range(builder, terms_) as loop:
+                t = loop.index
+                x = _line(builder, vec, src_p, builder.add(s_, builder.mul(t, sstep_)), align)
+                first = builder.add(v_, builder.mul(t, vterm_))
+                for p, acc in enumerate(accs):
+                    k = builder.add(first, builder.mul(vstep_, ir.Constant(i64, p)))
+                    term = builder.fmul(_splat(builder, vec, builder.load(builder.gep(val_p, [k]))), x,
+                                        flags=("contract",))
+                    builder.store(builder.fadd(builder.load(acc), term, flags=("contract",)), acc)
+            for (to, _), acc in zip(at, accs):
+                builder.store(builder.load(acc), builder.bitcast(builder.gep(out_p, [to]), vec.as_pointer()),
+                              align=align)
+            return context.get_dummy_value()
+
+        return types.none(out, o, ostep, init, i, istep, src, s, sstep, vals, v, vstep, vterm, terms), codegen
+
+    return rows_q
+
+
+_ROWS8, _ROWS4, _ROWS2, _ROWS1 = (_rows_intrinsic(q) for q in (8, 4, 2, 1))
+
+
+@njit(cache=True, nogil=True)
+def rows(out, o, ostep, init, i, istep, src, s, sstep, vals, v, vstep, vterm, terms, n):
+    """A dense product by lines: for p < n, ``out[o + p * ostep:... + L] = init[i + p * istep:... + L] +
+    sum over t < terms of vals[v + p * vstep + t * vterm] * src[s + t * sstep:... + L]``, L one line of the
+    dtype, summed in order of t (``init`` may be ``out``: a sum into it; ``out`` overlaps neither ``src``
+    nor ``vals``). Up to eight output lines share each line of ``src`` they read (rows of a @ w share w's
+    rows; rows of a.T @ d share d's), each summed in its own register. No bounds checks."""
+    p = 0
+    while p < n:
+        o_p, i_p, v_p = o + p * ostep, i + p * istep, v + p * vstep
+        if p + 8 <= n:
+            _ROWS8(out, o_p, ostep, init, i_p, istep, src, s, sstep, vals, v_p, vstep, vterm, terms)
+            p += 8
+        elif p + 4 <= n:
+            _ROWS4(out, o_p, ostep, init, i_p, istep, src, s, sstep, vals, v_p, vstep, vterm, terms)
+            p += 4
+        elif p + 2 <= n:
+            _ROWS2(out, o_p, ostep, init, i_p, istep, src, s, sstep, vals, v_p, vstep, vterm, terms)
+            p += 2
+        else:
+            _ROWS1(out, o_p, ostep, init, i_p, istep, src, s, sstep, vals, v_p, vstep, vterm, terms)
+            p += 1
+
+
 @njit(cache=True, nogil=True)
 def forward(starts, columns, values, wp, width, out, line, lo, hi):
     """out[s] <- x[s] @ w for rows s in [lo, hi). ``wp``: w's rows padded to ``width`` (whole lines), flat;
@@ -136,13 +207,14 @@ def forward(starts, columns, values, wp, width, out, line, lo, hi):
     m = out.shape[1]
     flat = out.reshape(-1)
     step = lanes_of(wp)
+    zero = np.zeros(step, wp.dtype)
     for s in range(lo, hi):
         a, b = starts[s], starts[s + 1]
         for c in range(0, width, step):
             if c + step <= m:
-                gather_line(flat, s * m + c, wp, width, c, columns, values, a, b)
+                gather_line(flat, s * m + c, zero, 0, wp, width, c, columns, values, a, b)
             else:
-                gather_line(line, 0, wp, width, c, columns, values, a, b)
+                gather_line(line, 0, zero, 0, wp, width, c, columns, values, a, b)
                 for t in range(m - c):
                     flat[s * m + c + t] = line[t]
 

@@ -4,9 +4,10 @@ deltas (``SparseInputs``), and, for narrow networks, the whole step as one pass 
 (``WholeStep``, ``kernels.cpu.whole_cpu``); both split over threads by rows.
 
 Per step nothing is gathered or rescaled: the pixel values were scaled to the dtype when the matrix was
-built. The threads are Python threads running the kernels without the GIL; each writes its own rows and
-its own copy of the weight gradients, summed at the end (no shared writes). The sums' order depends on
-the number of threads, so results are deterministic for a given ``--threads`` (and core count).
+built. Every array the kernels walk by vector lines is allocated here starting on a cache line. The
+threads are Python threads running the kernels without the GIL; each writes its own rows and its own
+copy of the weight gradients, summed at the end (no shared writes). The sums' order depends on the
+number of threads, so results are deterministic for a given ``--threads`` (and core count).
 """
 
 from __future__ import annotations
@@ -15,13 +16,12 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from numba import typed
 
 from mnist_accel import optim
 from mnist_accel.backends.xp_ops import StepBuffers
 from mnist_accel.kernels import ACTIVATION_CODES, LOSS_CODES
 from mnist_accel.kernels.cpu import sparse_cpu, whole_cpu
-from mnist_accel.kernels.cpu.simd import LINE
+from mnist_accel.kernels.cpu.simd import LINE, aligned_zeros
 from mnist_accel.model import init_params, layers
 
 SPARSE_BELOW = 0.5  # use the sparse products when under this share of pixels is nonzero (MNIST: 0.19)
@@ -34,6 +34,12 @@ def _pool() -> ThreadPoolExecutor:
     if _POOL is None:
         _POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="mnist_accel-sparse")
     return _POOL
+
+
+def _zeros(n: int, dtype) -> np.ndarray:
+    """``n`` zeros starting on a cache line: a vector line of a misaligned row straddles two cache lines,
+    which makes every load and store of it a split access."""
+    return aligned_zeros(n, np.empty(0, dtype))
 
 
 def worth_it(pixels: np.ndarray) -> bool:
@@ -61,8 +67,9 @@ class SparseInputs:
         if self._width != -(-m // self.lanes) * self.lanes:
             self._width = -(-m // self.lanes) * self.lanes
             parts = len(self.bounds) - 1
-            self._wp = np.zeros((self.features, self._width), self.dtype)
-            self._gp = np.zeros((parts, self.features, self._width), self.dtype)
+            self._wp = _zeros(self.features * self._width, self.dtype).reshape(self.features, self._width)
+            self._gp = _zeros(parts * self.features * self._width, self.dtype).reshape(parts, self.features,
+                                                                                       self._width)
 
     def run(self, kernel, args) -> list:
         """``kernel(*args(t), line, lo, hi)`` for each thread t's rows (the calling thread takes the last);
@@ -105,27 +112,32 @@ class WholeStep:
         dt, lanes = sparse.dtype, sparse.lanes
         self.sizes = np.array([self.net[0][0].shape[0], *(w.shape[1] for w, _ in self.net)], np.int64)
         self.widths = -(-self.sizes[1:] // lanes) * lanes
-        pad = lambda rows, width: np.zeros(rows * width, dt)  # noqa: E731
-        self.weights = typed.List([pad(w.shape[0], width) for (w, _), width in zip(self.net, self.widths)])
-        self.transposed = typed.List([pad(w.shape[1], width) for (w, _), width in zip(self.net[1:], self.widths)])
-        self.biases = typed.List([pad(1, width) for width in self.widths])
+        pad = lambda rows, width: _zeros(rows * width, dt)  # noqa: E731
+        # every layer's arrays in a tuple (the kernel's docstring says why not a typed list); config.validate
+        # asks for a hidden layer, so none is empty
+        self.weights = tuple(pad(w.shape[0], width) for (w, _), width in zip(self.net, self.widths))
+        self.transposed = tuple(pad(w.shape[1], width) for (w, _), width in zip(self.net[1:], self.widths))
+        self.biases = tuple(pad(1, width) for width in self.widths)
         self.use_bias = self.net[0][1] is not None
-        self.cols = typed.List([whole_cpu.columns_for(int(width)) for width in self.widths])
         self.threads = []
+        block = whole_cpu.block_rows(int(self.widths.max()) * dt.itemsize)
         for _ in range(len(sparse.bounds) - 1):  # each thread's block buffers and gradient sums
-            acts = [pad(whole_cpu.BLOCK, width) for width in self.widths]
-            deltas = [np.zeros_like(a) for a in acts[:-1]] + [acts[-1]]
-            self.threads.append((typed.List(acts), typed.List(deltas), pad(self.sizes[0], self.widths[0]),
-                                 typed.List([pad(n, width) for n, width in zip(self.sizes[1:-1], self.widths[1:])]),
-                                 typed.List([pad(1, width) for width in self.widths])))
+            acts = [pad(block, width) for width in self.widths]
+            deltas = [pad(block, width) for width in self.widths[:-1]]
+            grads = [pad(n, width) for n, width in zip(self.sizes[1:-2], self.widths[1:-1])]
+            grads.append(pad(self.sizes[-1], self.widths[-2]))  # the output layer's, transposed
+            self.threads.append((tuple(acts), tuple(deltas), pad(self.sizes[0], self.widths[0]), tuple(grads),
+                                 tuple(pad(1, width) for width in self.widths)))
         self.grads = [np.zeros_like(p) for p in params]  # in params' order, what the update reads
         self.codes = (ACTIVATION_CODES[cfg.activation], LOSS_CODES[cfg.loss])
 
     @staticmethod
     def warm_up(ops, cfg) -> None:
-        """Compile (or load from Numba's cache) the kernel and the update on a tiny net of ``cfg``'s kind."""
+        """Compile (or load from Numba's cache) the kernel and the update on a tiny net of ``cfg``'s kind and
+        depth (the kernel takes a tuple per layer, whose type counts the layers)."""
         sparse = SparseInputs(np.eye(2, 20, dtype=np.uint8), cfg.dtype, 1)
-        params = init_params(np.random.default_rng(0), [20, 3, 2], "xavier", cfg.bias, sparse.dtype)
+        sizes = [20, *[3] * len(cfg.hidden), 2]
+        params = init_params(np.random.default_rng(0), sizes, "xavier", cfg.bias, sparse.dtype)
         zero = np.zeros((), np.float64)
         buffers = StepBuffers(None, np.zeros(2, np.int32), None, np.zeros((), np.int64),
                               np.zeros((1, 3), sparse.dtype), None, np.zeros(1), zero, zero.copy())
@@ -146,11 +158,12 @@ class WholeStep:
         act, loss = self.codes
         results = sp.run(whole_cpu.step_rows, lambda t: (
             sp.starts, sp.columns, sp.values, self.weights, self.transposed, self.biases, self.use_bias,
-            self.widths, self.sizes, self.cols, act, buf.labels, loss, 1.0 / n, *self.threads[t]))
-        grads = iter(self.grads)
+            self.widths, self.sizes, act, buf.labels, loss, 1.0 / n, *self.threads[t]))
+        grads, last = iter(self.grads), len(self.net) - 1
         for layer, (_, b) in enumerate(self.net):
             parts = [t[2] if layer == 0 else t[3][layer - 1] for t in self.threads]
-            np.sum([self._views(g, layer) for g in parts], axis=0, out=next(grads))
+            views = [self._views(g, layer - 1).T if layer == last else self._views(g, layer) for g in parts]
+            np.sum(views, axis=0, out=next(grads))
             if b is not None:
                 np.sum([self._views(t[4][layer], layer)[0] for t in self.threads], axis=0, out=next(grads))
         k = int(buf.k)
