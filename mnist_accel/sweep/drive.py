@@ -112,7 +112,7 @@ class Driver:
         if top:
             self.bar.set_postfix_str(f"best {top[0]['value']:.4f}")
         self._say(report.trial_line(row, self.names, self.job["metric"]))
-        self.write(final=False)
+        self.write(final=False, table=table)
         reason = str(row.get("reason") or "")
         if reason.startswith("unexpected"):
             self._unexpected(reason)
@@ -131,11 +131,13 @@ class Driver:
         elif self.echo is not None:
             self.echo(line)
 
-    def write(self, final: bool) -> None:
-        """trials.csv and summary.json (cheap, after every trial); at the end also sweep.png."""
+    def write(self, final: bool, table: list[dict[str, Any]] | None = None) -> None:
+        """trials.csv and summary.json (cheap, after every trial); at the end also sweep.png. ``table``: the
+        rows as the caller just read them from the study, else read here."""
         if self.out is None:
             return
-        table = report.rows(self.study.get_trials(), self.names)
+        if table is None:
+            table = report.rows(self.study.get_trials(deepcopy=False), self.names)
         report.write_csv(self.out / "trials.csv", table, self.names)
         importances = report.importance(self.study) if final else {}
         report.write_summary(self.out / "summary.json", table, self.info, importances)
