@@ -113,7 +113,9 @@ def read_npz(path: str | os.PathLike, fmt: str, what: str) -> tuple[list[np.ndar
 
 
 def save_model(path: str | os.PathLike, params: Sequence[np.ndarray], meta: dict[str, Any]) -> None:
-    """Parameters plus JSON metadata (architecture, activation, dtype, classes, normalisation, version)."""
+    """Parameters plus JSON metadata (architecture, activation, dtype, classes, normalisation, version; the
+    training command adds its ``dataset`` and ``class_names``, each label's name, for predict and the others
+    to show)."""
     write_npz(path, FORMAT, params, {"format_version": FORMAT_VERSION, **meta,
                                      "shapes": [list(p.shape) for p in params]})
 
@@ -128,3 +130,25 @@ def load_model(path: str | os.PathLike) -> tuple[list[np.ndarray], dict[str, Any
         if list(p.shape) != shape or p.dtype.kind != "f":
             raise DataError(f"{path}: parameter of shape {p.shape} and dtype {p.dtype}, metadata says {shape}")
     return params, meta
+
+
+def class_names(meta: dict[str, Any], classes: Sequence[Any]) -> list[str]:
+    """How to show each of a model's ``classes`` (its labels): the metadata's ``class_names`` when it names
+    them all, else the names of its ``dataset`` (see mnist_accel.data.datasets), else the labels as text."""
+    from mnist_accel.data.datasets import class_names as by_dataset
+
+    names = meta.get("class_names")
+    if isinstance(names, list) and len(names) == len(classes) and all(isinstance(n, str) for n in names):
+        return names
+    if isinstance(meta.get("dataset"), str) and list(classes) == list(range(len(classes))):
+        return by_dataset(meta["dataset"], len(classes))
+    return [str(c) for c in classes]
+
+
+def framing(meta: dict[str, Any]) -> str:
+    """How a picture is framed for this model (see mnist_accel.data.images.to_mnist): as its dataset's
+    images were, MNIST's when the metadata names none."""
+    from mnist_accel.data.datasets import MNIST, REGISTRY
+
+    dataset = meta.get("dataset")
+    return (REGISTRY.get(dataset, MNIST) if isinstance(dataset, str) else MNIST).framing

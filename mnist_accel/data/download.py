@@ -1,4 +1,5 @@
-"""Fetching MNIST files from public mirrors: atomic, verified, with a progress bar.
+"""Fetching IDX files from public mirrors (the list is each dataset's, see ``datasets``): atomic, verified,
+with a progress bar.
 
 A file is streamed into a uniquely named temporary file beside its destination, verified, and only
 then renamed into place, so a crash, a full disk or a concurrent run never leaves a half-written file
@@ -19,18 +20,8 @@ from tqdm.auto import tqdm
 
 from mnist_accel.errors import DataError
 
-DEFAULT_MIRRORS = (
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",  # torchvision's and numpy-tutorials' mirror
-    "https://storage.googleapis.com/cvdf-datasets/mnist/",  # Google's CVDF mirror
-)
 _TIMEOUT_S = 30
 _BLOCK = 1 << 16
-
-
-def mirrors_from_env() -> tuple[str, ...]:
-    """Mirrors to try, overridable with MNIST_ACCEL_MIRRORS (comma-separated base URLs)."""
-    value = os.environ.get("MNIST_ACCEL_MIRRORS", "").strip()
-    return tuple(m.strip() for m in value.split(",") if m.strip()) or DEFAULT_MIRRORS
 
 
 def sha256(data: bytes) -> str:

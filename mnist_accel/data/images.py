@@ -1,6 +1,8 @@
 """Turning an ordinary picture of a digit into an MNIST-style 28x28 input, the way MNIST was made:
 grayscale, white digit on black, the digit scaled to fit a 20x20 box (aspect kept, anti-aliased), then
-placed in a 28x28 field with its centre of mass at the centre.
+placed in a 28x28 field with its centre of mass at the centre. Fashion-MNIST was framed otherwise
+(``framing="fill"``, as each dataset's ``framing`` in ``datasets`` says): its article's longest side
+spans all 28 pixels, the box centred.
 
 A dark digit on light paper (the usual photo or drawing) is detected from the border, which is mostly
 background, and inverted; the background level is subtracted so paper grey does not read as ink, and
@@ -24,8 +26,14 @@ MAX_PIXELS = 89_478_485  # Pillow's default decompression-bomb limit, about 9,50
 MAX_SIDE = 1024  # larger pictures are box-averaged down first; the digit ends up 20 pixels tall anyway
 
 
-def to_mnist(gray: np.ndarray) -> np.ndarray:
-    """A 2-D array of brightness in [0, 1] (any size) -> (28, 28) float64 in [0, 1], MNIST-style."""
+FRAMINGS = ("digit", "fill")
+
+
+def to_mnist(gray: np.ndarray, framing: str = "digit") -> np.ndarray:
+    """A 2-D array of brightness in [0, 1] (any size) -> (28, 28) float64 in [0, 1], MNIST-style
+    (``framing="digit"``) or filling the field as Fashion-MNIST's articles do (``"fill"``)."""
+    if framing not in FRAMINGS:
+        raise ValueError(f"framing {framing!r} is not one of {', '.join(FRAMINGS)}")
     from PIL import Image
 
     g = np.asarray(gray, dtype=np.float64)
@@ -42,12 +50,14 @@ def to_mnist(gray: np.ndarray) -> np.ndarray:
         raise ValueError("no digit found: the image is blank after removing its background")
     crop = g[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
     h, w = crop.shape
-    scale = 20.0 / max(h, w)
+    scale = (20.0 if framing == "digit" else 28.0) / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     small = np.asarray(Image.fromarray((crop * 255).astype(np.uint8)).resize(size, Image.LANCZOS), np.float64) / 255
     field = np.zeros((28, 28))
     top, left = (28 - small.shape[0]) // 2, (28 - small.shape[1]) // 2
     field[top:top + small.shape[0], left:left + small.shape[1]] = small
+    if framing == "fill":
+        return np.clip(field, 0.0, 1.0)
     mass = field.sum()
     cy, cx = (np.indices(field.shape) * field).reshape(2, -1).sum(axis=1) / mass
     dy, dx = int(round(13.5 - cy)), int(round(13.5 - cx))
@@ -63,13 +73,13 @@ def _shift(a: np.ndarray, dy: int, dx: int) -> np.ndarray:
     return out
 
 
-def load_digit(path: str | os.PathLike) -> np.ndarray:
+def load_digit(path: str | os.PathLike, framing: str = "digit") -> np.ndarray:
     """Read a PNG, JPEG, BMP, GIF or WebP file (any mode; alpha composited on white) as an MNIST-style
-    (28, 28) array. A file that cannot give one (missing, not an image, damaged, too large, blank) is a
-    DataError whose one-line message names the file and the reason."""
+    (28, 28) array (``framing``: see ``to_mnist``). A file that cannot give one (missing, not an image,
+    damaged, too large, blank) is a DataError whose one-line message names the file and the reason."""
     gray = _read_gray(path)
     try:
-        return to_mnist(gray)
+        return to_mnist(gray, framing)
     except ValueError as exc:
         raise DataError(f"{path}: {exc}") from None
 

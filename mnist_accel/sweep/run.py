@@ -111,7 +111,7 @@ def sweep(space: str | Sequence[str] | None = None, trials: int | None = None, *
         elif runner is None:
             from mnist_accel.data.mnist import load_mnist
 
-            runner = cluster.InProcess(load_mnist(config.data_dir, progress=progress), study)
+            runner = cluster.InProcess(load_mnist(config.data_dir, progress=progress, dataset=config.dataset), study)
         info = {"study": study_name, "storage": where, "sampler": sampler, "pruner": pruner, "metric": metric,
                 "space": terms, "trials": target, "config": config.to_dict(), "version": __version__}
         job = dict(study_name=study_name, storage=url if isinstance(store, optuna.storages.RDBStorage) else store,

@@ -14,6 +14,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
+from mnist_accel.config import TrainConfig
 from mnist_accel.errors import ConfigError
 from mnist_accel.sweep import report as report
 
@@ -163,6 +164,8 @@ def check_signature(study, signature: dict[str, Any], where: str) -> None:
     for key in signature:
         old, new = saved.get(key), signature[key]
         if key == "config":
+            # an option added since the study began counts as its default there
+            old = {**TrainConfig().to_dict(), **old}
             diff = sorted(k for k in new if old.get(k) != new[k])
             if diff:
                 k = diff[0]

@@ -29,7 +29,7 @@ FATAL = (DataError, DataUnavailable, BackendUnavailable)
 # A worker unpickles the DaskStorage of each trial it gets; Optuna warns that class is experimental each time.
 warnings.filterwarnings("ignore", message="DaskStorage is experimental")
 
-_DATA: dict[str | None, MnistData] = {}  # per worker process: loaded by its first trial
+_DATA: dict[tuple[str, str | None], MnistData] = {}  # per worker process: loaded by its first trial
 _STUDIES: dict[tuple, Any] = {}
 _EVENTS: dict[str, Any] = {}
 
@@ -81,10 +81,10 @@ def _event(name: str):
     return _EVENTS[name]
 
 
-def _data(data_dir: str | None) -> MnistData:
-    if data_dir not in _DATA:
-        _DATA[data_dir] = load_mnist(data_dir, progress=False)
-    return _DATA[data_dir]
+def _data(dataset: str, data_dir: str | None) -> MnistData:
+    if (dataset, data_dir) not in _DATA:
+        _DATA[dataset, data_dir] = load_mnist(data_dir, progress=False, dataset=dataset)
+    return _DATA[dataset, data_dir]
 
 
 def _one_line(exc: BaseException) -> str:
@@ -149,7 +149,7 @@ def objective(trial: Any, job: TrialJob, data: MnistData | None = None) -> float
     trial.set_user_attr("backend", be.name)
     trial.set_user_attr("device", be.device)
     try:
-        result = fit(cfg, data if data is not None else _data(cfg.data_dir), on_epoch=on_epoch)
+        result = fit(cfg, data if data is not None else _data(cfg.dataset, cfg.data_dir), on_epoch=on_epoch)
         trial.set_user_attr("compile_seconds", result.compile_seconds)
         return _value(result, job.metric)
     except optuna.TrialPruned as exc:

@@ -30,7 +30,7 @@ class FitResult:
     backend: str  # the backend actually used
     device: str
     compile_seconds: float  # JIT compilation and warm-up, excluded from epoch times
-    dataset: str  # what data was read, and whether it is the official MNIST
+    dataset: str  # what data was read, and whether it is the official copy of cfg.dataset
     test_accuracy: float = float("nan")  # of the returned parameters
     official: bool = True
     stopped_early: bool = False
@@ -99,7 +99,10 @@ def fit(cfg: TrainConfig, data: MnistData | None = None,
     """
     validate(cfg)
     be = get_backend(cfg.backend)
-    data = data if data is not None else load_mnist(cfg.data_dir, progress=progress)
+    data = data if data is not None else load_mnist(cfg.data_dir, progress=progress, dataset=cfg.dataset)
+    if data.dataset != cfg.dataset:
+        raise ConfigError(f"the data given is {data.dataset} but the config trains on {cfg.dataset}; load it with "
+                          f"load_mnist(dataset={cfg.dataset!r}) or set dataset={data.dataset!r}")
     train_images, train_labels, test_images, test_labels = _slice(data, cfg)
     dtype = np.dtype(cfg.dtype)
     rng = np.random.default_rng(cfg.seed)

@@ -136,3 +136,80 @@ def test_mnist_test_arguments(trained, extra, message, capsys):
     assert predict(["--model", str(trained), *extra]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+# --- another dataset by name: its class names in every answer ----------------------------------------------
+
+FASHION_DEBIAN = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist package
+
+
+@pytest.fixture(scope="module")
+def fashion(tmp_path_factory):
+    """A model trained on Fashion-MNIST (its folder: $MNIST_ACCEL_FASHION_MNIST_DATA, else Debian's package)."""
+    import os
+    from pathlib import Path
+
+    folder = Path(os.environ.get("MNIST_ACCEL_FASHION_MNIST_DATA") or FASHION_DEBIAN)
+    if not (folder / "t10k-labels-idx1-ubyte.gz").is_file() and not (folder / "t10k-labels-idx1-ubyte").is_file():
+        pytest.skip(f"no Fashion-MNIST in {folder}: apt-get install dataset-fashion-mnist, or set "
+                    "MNIST_ACCEL_FASHION_MNIST_DATA")
+    path = tmp_path_factory.mktemp("fashion") / "fashion.npz"
+    assert train(["--dataset", "fashion-mnist", "--data-dir", str(folder), "--epochs", "2", "--train-samples",
+                  "20000", "--test-samples", "500", "--save", str(path), "--quiet"]) == 0
+    return path, str(folder)
+
+
+def test_fashion_model_names_its_classes(fashion, tmp_path, capsys):
+    from mnist_accel.data.datasets import FASHION_MNIST
+    from mnist_accel.data.mnist import load_mnist
+    from mnist_accel.persist import load_model
+
+    model, folder = fashion
+    names = FASHION_MNIST.classes
+    _, meta = load_model(model)
+    assert meta["dataset"] == "fashion-mnist" and meta["class_names"] == list(FASHION_MNIST.classes)
+    assert predict(["--model", str(model), "--mnist-test", "40", "--data-dir", folder, "--json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    truth = load_mnist(folder, progress=False, dataset="fashion-mnist").test_labels[:40]
+    assert [r["true_name"] for r in records] == [FASHION_MNIST.classes[t] for t in truth]
+    assert all(r["name"] == FASHION_MNIST.classes[r["label"]] for r in records)
+    assert sum(r["name"] == r["true_name"] for r in records) >= 30  # a model at ~85%
+    assert predict(["--model", str(model), "--mnist-test", "40", "--data-dir", folder]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines == [f"test image {i}: Pred: {r['name']}, True: {r['true_name']} (probability {r['probability']:.3f})"
+                     for i, r in enumerate(records)]
+    assert lines[0].startswith("test image 0: Pred: Ankle boot, True: Ankle boot")
+    test = load_mnist(folder, progress=False, dataset="fashion-mnist")
+    files = []  # pictures of the first test articles, as they are and on white paper, framed as the dataset's
+    for i in range(10):
+        for variant, kwargs in (("plain", {}), ("paper", {"invert": True, "scale": 8})):
+            files.append(str(tmp_path / f"{i}-{variant}.png"))
+            _write(files[-1], test.test_images[i], **kwargs)
+    assert predict(["--model", str(model), *files]) == 0
+    answers = [line.split(": ", 1)[1].split(" (probability ")[0] for line in capsys.readouterr().out.splitlines()]
+    assert answers[0] == "Ankle boot" and set(answers) <= set(names)
+    truth = [names[t] for t in test.test_labels[:10] for _ in range(2)]
+    assert sum(a == t for a, t in zip(answers, truth)) >= 15  # of 20
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--mnist-test", "3", "--dataset", "kmnist"], "the model was trained on fashion-mnist; drop --dataset kmnist"),
+    (["x.png", "--dataset", "fashion-mnist"], "--dataset belong to --mnist-test"),
+])
+def test_dataset_arguments(fashion, extra, message, capsys):
+    assert predict(["--model", str(fashion[0]), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_a_model_without_class_names_shows_its_labels(trained, tmp_path, capsys):
+    """Models saved before class names were kept (or by MLPClassifier.save) show their labels as before."""
+    from mnist_accel.persist import load_model, save_model
+
+    params, meta = load_model(trained)
+    meta = {k: v for k, v in meta.items() if k not in ("dataset", "class_names", "shapes", "format_version")}
+    old = tmp_path / "old.npz"
+    save_model(old, params, meta)
+    assert predict(["--model", str(old), "--mnist-test", "2"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("test image 0: Pred: 7, True: 7")

@@ -239,3 +239,20 @@ def test_a_large_jpeg_is_decoded_at_a_fraction_of_its_size(mode, tmp_path, monke
     monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "load", load)
     np.testing.assert_allclose(load_digit(tmp_path / "big.jpg"), to_mnist(_seven() / 255), atol=0.25)
     assert decoded and set(decoded) == {(1400, 1400)}  # libjpeg's 1/4 scale: 2 MB decoded, not 31 MB
+
+
+def test_fill_framing_reproduces_fashion_mnist_articles():
+    """Fashion-MNIST's articles fill the field (longest side 28 pixels): framed so, its own test images
+    come back close to themselves; framed as MNIST digits (20 pixels, centre of mass) they do not."""
+    from pathlib import Path
+
+    from mnist_accel.data.mnist import load_mnist
+
+    folder = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
+    if not (folder / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed: apt-get install dataset-fashion-mnist")
+    images = load_mnist(folder, progress=False, dataset="fashion-mnist").test_images[:100] / 255.0
+    error = {f: np.median([np.abs(to_mnist(g, f) - g).mean() for g in images]) for f in ("fill", "digit")}
+    assert error["fill"] < 0.1 < error["digit"]
+    with pytest.raises(ValueError, match="framing 'crop' is not one of digit, fill"):
+        to_mnist(images[0], "crop")

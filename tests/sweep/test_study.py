@@ -58,6 +58,15 @@ def test_a_resumed_sweep_must_train_the_same_thing(tmp_path, mnist):
     assert len(result.rows) == 2
 
 
+def test_a_study_begun_before_an_option_existed_continues_at_its_default():
+    study = optuna.create_study()
+    config = BASE.to_dict()
+    st.check_signature(study, {"config": {k: v for k, v in config.items() if k != "dataset"}}, "memory")
+    st.check_signature(study, {"config": config}, "memory")  # dataset=mnist: the default, as before
+    with pytest.raises(ConfigError, match="trained with dataset='mnist', this sweep with dataset='kmnist'"):
+        st.check_signature(study, {"config": {**config, "dataset": "kmnist"}}, "memory")
+
+
 def test_an_interrupted_trial_runs_again_once(tmp_path, mnist):
     first = sweep(SPACE, 2, config=BASE, out=tmp_path).rows
     url = f"sqlite:///{tmp_path / 'study.db'}"

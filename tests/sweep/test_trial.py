@@ -116,7 +116,7 @@ def test_missing_data_stops_the_sweep_instead(tmp_path):
 def test_a_worker_loads_the_data_once_for_all_its_trials(mnist, monkeypatch):
     loads = []
     monkeypatch.setattr(ex, "_DATA", {})
-    monkeypatch.setattr(ex, "load_mnist", lambda data_dir, progress: loads.append(data_dir) or mnist)
+    monkeypatch.setattr(ex, "load_mnist", lambda data_dir, progress, dataset="mnist": loads.append(data_dir) or mnist)
     study = _study()
     for _ in range(3):
         assert _run(study, BASE.replace(epochs=1), None).state.name == "COMPLETE"
