@@ -199,3 +199,24 @@ def test_the_time_to_98_group_has_its_table_targets_and_frontier_chart(tmp_path,
     path.write_text(json.dumps({"benchmarks": [_bench("loop-784-100-10", "numba", 0.2)]}))
     frontier.unlink()
     assert main([str(path), "--frontier", str(frontier)]) == 0 and not frontier.exists()
+
+
+def test_the_compile_group_has_its_table_budgets_and_ratio_target(tmp_path, capsys):
+    """First runs on a cold and a warm Numba cache: their own table, no bars, the cold-compile budgets
+    (seconds, not ratios) and the tutorial's cold run on Numba against its run on NumPy (wall seconds)."""
+    def row(name, cold, warm, wall, quick=False):
+        info = {"backend": name, "cold_compile_seconds": cold, "warm_compile_seconds": warm, "quick": quick,
+                "cold_wall_seconds": wall, "warm_wall_seconds": wall - cold + warm, "seconds": wall}
+        return {"group": "compile", "name": f"test[{name}]", "stats": {"mean": 9.0}, "extra_info": info}
+
+    path = tmp_path / "run.json"
+    rows = [row("default-numba", 1.2, 0.2, 3.0), row("speedrun-numba", 1.7, 0.2, 3.0),
+            row("tutorial-numba", 0.9, 0.01, 2.0), row("tutorial-numpy", 0, 0, 2.5)]
+    path.write_text(json.dumps({"benchmarks": rows}))
+    bars = tmp_path / "bars.png"
+    assert main([str(path), "--png", str(bars), "--check"]) == 1  # the speedrun's budget is missed
+    out = capsys.readouterr().out
+    assert "| default-numba | 1.20 s | 0.20 s | 3.00 s | 2.00 s |" in out and not bars.exists()
+    assert "| default preset: compilation on a cold Numba cache | 1.20 s | <= 1.5 s | yes |" in out
+    assert "| speedrun preset: compilation on a cold Numba cache | 1.70 s | <= 1.5 s | NO |" in out
+    assert "first tutorial run on a cold Numba cache vs the same run on NumPy (wall) | 1.25x | 1x | yes |" in out

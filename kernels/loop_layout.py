@@ -33,8 +33,8 @@ def prepare(x: np.ndarray, block: int = BLOCK) -> tuple[np.ndarray, ...]:
     return blocks(*to_csr(x), x.shape[1], block)
 
 
-@njit(cache=True, nogil=True)
-def blocks(indptr, indices, values, n_features, block):
+def blocks(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, n_features: int,
+           block: int) -> tuple[np.ndarray, ...]:
     """Each block of ``block`` samples' nonzero pixels, grouped by pairs of pixels (rows of ``w1``).
 
     Returns (gptr, grow, esam, evals, bgrp, gram). Group g is the pixels ``grow[g, 0]`` and ``grow[g, 1]``,
@@ -42,25 +42,34 @@ def blocks(indptr, indices, values, n_features, block):
     one out). Its entries ``gptr[g]:gptr[g + 1]`` are the samples within the block that light either pixel
     (``esam``, in order), with their two values ``evals[e]`` (0 for a pixel the sample leaves dark).
     Block b owns groups ``bgrp[b]:bgrp[b + 1]``; ``gram[b, m, l]`` is ``x_m . x_l`` for l < m (else 0).
+
+    NumPy allocates every array (at its largest size) and trims them; ``_fill`` (compiled) only fills them:
+    allocations, reshapes and slice copies inside it took Numba longer to compile than its loops.
     """
     n = len(indptr) - 1
     nb = (n + block - 1) // block
-    nnz = indptr[n]
-    esam = np.empty(nnz, np.int32)
-    evals = np.zeros((nnz, 2), values.dtype)
+    nnz = int(indptr[n])
     groups = min(nnz, nb * ((n_features + 1) // 2))  # at most: every pixel lit in every block
-    gptr = np.empty(groups + 1, np.int64)
-    grow = np.empty((groups, 2), np.int32)
-    bgrp = np.empty(nb + 1, np.int64)
+    lo = np.arange(0, n, block)
+    most = int((indptr[np.minimum(lo + block, n)] - indptr[lo]).max(initial=0))  # the most entries one block holds
+    esam, evals = np.empty(nnz, np.int32), np.zeros((nnz, 2), values.dtype)
+    gptr, grow, bgrp = np.empty(groups + 1, np.int64), np.empty((groups, 2), np.int32), np.empty(nb + 1, np.int64)
     gram = np.zeros((nb, block, block), values.dtype)
     pixels = np.empty(n_features + 1, np.int64)
     start = np.zeros(n_features + 2, np.int64)  # lit pixel k's entries: tsam/tval[start[k]:start[k + 1]]
     fill = np.zeros(n_features, np.int64)
-    most = 0  # the most entries one block holds
-    for lo in range(0, n, block):
-        most = max(most, indptr[min(n, lo + block)] - indptr[lo])
-    tsam = np.empty(most, np.int32)  # a block's entries grouped by pixel, before they are paired
-    tval = np.empty(most, values.dtype)
+    tsam, tval = np.empty(most, np.int32), np.empty(most, values.dtype)  # a block's entries grouped by pixel
+    ng, e = _fill(indptr, indices, values, n_features, block, esam, evals, gptr, grow, bgrp, gram, pixels, start,
+                  fill, tsam, tval)
+    return gptr[:ng + 1].copy(), grow[:ng].copy(), esam[:e].copy(), evals[:e].copy(), bgrp, gram
+
+
+@njit(cache=True, nogil=True)
+def _fill(indptr, indices, values, n_features, block, esam, evals, gptr, grow, bgrp, gram, pixels, start, fill,
+          tsam, tval):
+    """``blocks``' arrays, filled; returns the numbers of groups and of entries."""
+    n = len(indptr) - 1
+    nb = len(bgrp) - 1
     ng = 0
     e = 0
     for b in range(nb):
@@ -102,4 +111,4 @@ def blocks(indptr, indices, values, n_features, block):
             ng += 1
     gptr[ng] = e
     bgrp[nb] = ng
-    return gptr[:ng + 1].copy(), grow[:ng].copy(), esam[:e].copy(), evals[:e].copy(), bgrp, gram
+    return ng, e

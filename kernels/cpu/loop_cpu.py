@@ -18,6 +18,7 @@ explicit cache-line-wide steps, which beat LLVM's own 256-bit loops on both pass
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -25,7 +26,7 @@ from numba import njit
 
 from .. import ACTIVATION_CODES, LOOP_LOSS_CODES
 from .loop_loss import output_delta
-from .simd import aligned_zeros, axpy, lanes_of, padded
+from .simd import LINE, aligned_zeros, axpy, host_aligned_zeros, lanes_of, padded
 from .vmath import exp
 
 RELU, TANH = ACTIVATION_CODES["relu"], ACTIVATION_CODES["tanh"]
@@ -135,19 +136,22 @@ def padded_state(w1, block):
     n_features, hidden = w1.shape
     width = padded(hidden, w1)
     w1p = aligned_zeros((n_features + 1) * width, w1)
-    for r in range(n_features):
-        w1p[r * width:r * width + hidden] = w1[r]
+    for r in range(n_features):  # element by element: see ``unpad``
+        for j in range(hidden):
+            w1p[r * width + j] = w1[r, j]
     return width, w1p, aligned_zeros(block * width, w1), aligned_zeros(block * width, w1)
 
 
 @njit(cache=True, nogil=True)
 def unpad(w1p, width, w1):
-    """w1 <- the padded copy's rows, at the epoch's end."""
+    """w1 <- the padded copy's rows, at the epoch's end. (Copies in this module are loops: a slice
+    assignment brings in Numba's shape-mismatch message, whose string formatting took longer to compile
+    than the kernel.)"""
     for r in range(w1.shape[0]):
-        w1[r] = w1p[r * width:r * width + w1.shape[1]]
+        for j in range(w1.shape[1]):
+            w1[r, j] = w1p[r * width + j]
 
 
-@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"}, **NOALIAS)
 def sgd_epoch(gptr, grow, esam, evals, bgrp, gram, labels, masks, use_masks, scale, w1, b1, w2, b2, use_bias,
               lr, activation, loss):
     """Train one epoch in place on ``loop_layout.prepare``'s arrays; returns (summed loss, correct count,
@@ -157,95 +161,121 @@ def sgd_epoch(gptr, grow, esam, evals, bgrp, gram, labels, masks, use_masks, sca
     ``use_bias``. ``activation`` and ``loss`` take the integer codes of ``ACTIVATION_CODES`` and
     ``LOOP_LOSS_CODES``.
     """
-    hidden, n_out = w2.shape
-    block = gram.shape[1]
-    dt = w1.dtype.type
-    width, w1p, fwd_flat, delta_flat = padded_state(w1, block)
-    fwd = fwd_flat.reshape((block, width))  # x_m @ w1 at the block's start
-    delta = delta_flat.reshape((block, width))  # the block's first-layer deltas, applied at its end
-    h = np.empty(hidden, dtype=w1.dtype)
-    deriv = np.empty(hidden, dtype=w1.dtype)
-    out = np.empty(n_out, dtype=w1.dtype)
-    d2 = np.empty(n_out, dtype=w1.dtype)
-    back = np.empty(hidden, dtype=w1.dtype)  # the output layer's error sent back to each hidden unit
-    w2t = w2.T.copy()  # rows of 100 (one per output) instead of 100 rows of 10: long vectorized loops
-    total = 0.0
-    correct = 0
-    bad = -1
-    one = dt(1.0)
-    n = len(labels)
-    for b in range(len(bgrp) - 1):
-        fwd_flat[:] = 0
-        _forward(fwd_flat, w1p, width, gptr, grow, esam, evals, bgrp[b], bgrp[b + 1])
-        lo = b * block
-        for m in range(min(block, n - lo)):
-            i = lo + m
-            for j in range(hidden):
-                h[j] = b1[j] + fwd[m, j] if use_bias else fwd[m, j]
-            for l in range(m):  # the updates of the block's earlier samples, not yet in w1
-                c = lr * gram[b, m, l]
-                if c != 0:
-                    for j in range(hidden):
-                        h[j] += c * delta[l, j]
-            if activation == RELU:  # one loop per activation: with no call left in it, the loop vectorizes
-                for j in range(hidden):
-                    h[j] = h[j] if h[j] >= 0 else dt(0.0)
-            elif activation == TANH:
-                for j in range(hidden):
-                    h[j] = math.tanh(h[j])
-            else:
-                for j in range(hidden):
-                    h[j] = one / (one + exp(-h[j]))  # vmath's exp: the loop vectorizes
-            for j in range(hidden):
-                a = h[j]
-                a_dropped = a * (masks[i, j] * scale) if use_masks else a
-                if activation == RELU:
-                    deriv[j] = one if a_dropped >= 0 else dt(0.0)
-                elif activation == TANH:
-                    deriv[j] = one - a * a
-                else:
-                    deriv[j] = a * (one - a)
-                h[j] = a_dropped
-            for k in range(n_out):
-                out[k] = _dot_row(w2t, k, h, b2[k] if use_bias else dt(0.0))
-            best = 0
-            for k in range(n_out):
-                if out[k] > out[best]:
-                    best = k
-            label = labels[i]
-            correct += best == label
-            if loss == MSE:
-                for k in range(n_out):
-                    d2[k] = (one if k == label else dt(0.0)) - out[k]
-                    total += d2[k] * d2[k]
-            elif loss == SOFTMAX_MSE:
-                total += output_delta(out, d2, label, loss)
-            else:
-                peak = out[best]
-                norm = 0.0
-                for k in range(n_out):
-                    norm += math.exp(out[k] - peak)
-                log_norm = math.log(norm)
-                total -= out[label] - peak - log_norm
-                for k in range(n_out):
-                    d2[k] = (one if k == label else dt(0.0)) - math.exp(out[k] - peak - log_norm)
-            if bad < 0 and not math.isfinite(total):
-                bad = i
-            back[:] = 0
-            for k in range(n_out):  # each hidden unit's sum runs over k in order, with w2 before its update
-                dk = d2[k]
-                for j in range(hidden):
-                    back[j] += w2t[k, j] * dk
-                    w2t[k, j] += lr * (h[j] * dk)
-            for j in range(hidden):
-                s = back[j] * deriv[j]
-                delta[m, j] = s * masks[i, j] if use_masks else s
-            if use_bias:
-                for j in range(hidden):
-                    b1[j] += lr * delta[m, j]
-                for k in range(n_out):
-                    b2[k] += lr * d2[k]
-        _update(w1p, delta_flat, lr, width, gptr, grow, esam, evals, bgrp[b], bgrp[b + 1])
-    unpad(w1p, width, w1)
+    n_features, hidden = w1.shape
+    block, lanes = gram.shape[1], LINE // w1.itemsize
+    width = -(-hidden // lanes) * lanes  # as ``padded_state``'s, built here: nothing of it to compile
+    w1p = host_aligned_zeros((n_features + 1) * width, w1.dtype)
+    rows = w1p.reshape(n_features + 1, width)
+    rows[:n_features, :hidden] = w1
+    fwd, delta = host_aligned_zeros(block * width, w1.dtype), host_aligned_zeros(block * width, w1.dtype)
+    w2t = np.ascontiguousarray(w2.T)  # rows of 100 (one per output) instead of 100 rows of 10: long vectorized loops
+    sample = [host_aligned_zeros(size, w1.dtype) for size in (hidden, hidden, hidden, w2.shape[1], w2.shape[1])]
+    out = epoch_kernel(int(activation), int(loss), bool(use_masks), bool(use_bias))(
+        gptr, grow, esam, evals, bgrp, gram, labels, masks, scale, w1p, width, fwd, delta, b1, w2t, b2, lr, *sample)
+    w1[...] = rows[:n_features, :hidden]
     w2[...] = w2t.T
-    return total, correct, bad
+    return out
+
+
+@functools.cache
+def epoch_kernel(activation: int, loss: int, use_masks: bool, use_bias: bool):
+    """``sgd_epoch``'s kernel for one activation, loss, dropout and bias setting: they are constants of the
+    compiled function (Numba drops the branches they rule out before compiling), so a run compiles only the
+    code it runs, where one kernel for every setting took several times as long to compile. Numba caches
+    each setting's kernel apart (keyed by these values). It allocates nothing and fills no slices: each
+    brings in code of Numba's own to compile (allocation, slice assignment), which took longer than the
+    loops that use it. A sample's hidden and output rows come as arrays apart (``h``, ``deriv``, ``back``;
+    ``out``, ``d2``), which LLVM then knows never overlap (noalias; views of one array would not), and
+    aligned to cache lines as the kernel's own allocations were (unaligned, the epoch was slower)."""
+
+    @njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"}, **NOALIAS)
+    def kernel(gptr, grow, esam, evals, bgrp, gram, labels, masks, scale, w1p, width, fwd_flat, delta_flat, b1,
+               w2t, b2, lr, h, deriv, back, out, d2):
+        n_out, hidden = w2t.shape
+        block = gram.shape[1]
+        dt = w1p.dtype.type
+        fwd = fwd_flat.reshape((block, width))  # x_m @ w1 at the block's start
+        delta = delta_flat.reshape((block, width))  # the block's first-layer deltas, applied at its end
+        # back: the output layer's error sent back to each hidden unit
+        total = 0.0
+        correct = 0
+        bad = -1
+        one = dt(1.0)
+        n = len(labels)
+        for b in range(len(bgrp) - 1):
+            for j in range(len(fwd_flat)):
+                fwd_flat[j] = 0
+            _forward(fwd_flat, w1p, width, gptr, grow, esam, evals, bgrp[b], bgrp[b + 1])
+            lo = b * block
+            for m in range(min(block, n - lo)):
+                i = lo + m
+                for j in range(hidden):
+                    h[j] = b1[j] + fwd[m, j] if use_bias else fwd[m, j]
+                for l in range(m):  # the updates of the block's earlier samples, not yet in w1
+                    c = lr * gram[b, m, l]
+                    if c != 0:
+                        for j in range(hidden):
+                            h[j] += c * delta[l, j]
+                if activation == RELU:  # one loop per activation: with no call left in it, the loop vectorizes
+                    for j in range(hidden):
+                        h[j] = h[j] if h[j] >= 0 else dt(0.0)
+                elif activation == TANH:
+                    for j in range(hidden):
+                        h[j] = math.tanh(h[j])
+                else:
+                    for j in range(hidden):
+                        h[j] = one / (one + exp(-h[j]))  # vmath's exp: the loop vectorizes
+                for j in range(hidden):
+                    a = h[j]
+                    a_dropped = a * (masks[i, j] * scale) if use_masks else a
+                    if activation == RELU:
+                        deriv[j] = one if a_dropped >= 0 else dt(0.0)
+                    elif activation == TANH:
+                        deriv[j] = one - a * a
+                    else:
+                        deriv[j] = a * (one - a)
+                    h[j] = a_dropped
+                for k in range(n_out):
+                    out[k] = _dot_row(w2t, k, h, b2[k] if use_bias else dt(0.0))
+                best = 0
+                for k in range(n_out):
+                    if out[k] > out[best]:
+                        best = k
+                label = labels[i]
+                correct += best == label
+                if loss == MSE:
+                    for k in range(n_out):
+                        d2[k] = (one if k == label else dt(0.0)) - out[k]
+                        total += d2[k] * d2[k]
+                elif loss == SOFTMAX_MSE:
+                    total += output_delta(out, d2, label, loss)
+                else:
+                    peak = out[best]
+                    norm = 0.0
+                    for k in range(n_out):
+                        norm += math.exp(out[k] - peak)
+                    log_norm = math.log(norm)
+                    total -= out[label] - peak - log_norm
+                    for k in range(n_out):
+                        d2[k] = (one if k == label else dt(0.0)) - math.exp(out[k] - peak - log_norm)
+                if bad < 0 and not math.isfinite(total):
+                    bad = i
+                for j in range(hidden):
+                    back[j] = 0
+                for k in range(n_out):  # each hidden unit's sum runs over k in order, with w2 before its update
+                    dk = d2[k]
+                    for j in range(hidden):
+                        back[j] += w2t[k, j] * dk
+                        w2t[k, j] += lr * (h[j] * dk)
+                for j in range(hidden):
+                    s = back[j] * deriv[j]
+                    delta[m, j] = s * masks[i, j] if use_masks else s
+                if use_bias:
+                    for j in range(hidden):
+                        b1[j] += lr * delta[m, j]
+                    for k in range(n_out):
+                        b2[k] += lr * d2[k]
+            _update(w1p, delta_flat, lr, width, gptr, grow, esam, evals, bgrp[b], bgrp[b + 1])
+        return total, correct, bad
+
+    return kernel

@@ -196,5 +196,8 @@ def sgd_epoch(gptr, grow, esam, evals, bgrp, gram, labels, masks, use_masks, sca
                     b1[j] += lr * delta[m, j]
         _update(w1p, delta_flat, lr, width, gptr, grow, esam, evals, bgrp[b], bgrp[b + 1])
     unpad(w1p, width, w1)
-    wd[wat[layers - 1]:].reshape((last, n_out))[...] = wt.T
+    out = wd[wat[layers - 1]:].reshape((last, n_out))
+    for j in range(last):  # a loop, not a slice assignment: see ``loop_cpu.unpad``
+        for k in range(n_out):
+            out[j, k] = wt[k, j]
     return total, correct, bad

@@ -71,3 +71,11 @@ def aligned_zeros(n, like):
     buf = np.zeros(n + LINE // like.itemsize, like.dtype)
     skip = (-buf.ctypes.data) % LINE // like.itemsize
     return buf[skip:skip + n]
+
+
+def host_aligned_zeros(n: int, dtype) -> np.ndarray:
+    """``aligned_zeros`` for callers in Python: the same buffer, with nothing to compile."""
+    itemsize = np.dtype(dtype).itemsize
+    buf = np.zeros(n + LINE // itemsize, dtype)
+    skip = (-buf.ctypes.data) % LINE // itemsize
+    return buf[skip:skip + n]

@@ -178,9 +178,9 @@ class LoopTrainer:
             cpu = loop_cpu_deep if deep else loop_cpu
             self._kernel = lambda inputs, *rest: cpu.sgd_epoch(*inputs, *rest)
         self._prepare = lambda rows: tuple(xp.asarray(a) for a in layout(rows))
-        self._inputs = self._prepare(x)
         self._labels = xp.asarray(self.labels)
-        self.compile_seconds = self._warm_up()
+        self.compile_seconds = self._warm_up()  # first: it also compiles the layout's kernel, on two rows
+        self._inputs = self._prepare(x)
 
     def _run(self, inputs, labels, masks, params):
         xp, stack = self.xp, list(layers(params))
@@ -210,7 +210,8 @@ class LoopTrainer:
         return out
 
     def _warm_up(self) -> float:
-        """Compile (or load from Numba's cache) on a two-sample copy, so epoch times exclude it."""
+        """Compile (or load from Numba's cache) the layout's and the epoch's kernels on a two-sample copy, so
+        that compile_seconds holds every compilation the run does and epoch times none."""
         import time
 
         start = time.perf_counter()

@@ -37,7 +37,7 @@ def test_the_epoch_kernel_promises_llvm_its_arrays_never_overlap():
     re-checks for overlap before short loops, and stores a row after each update); results: the tests above."""
     from numba.core import compiler
 
-    for kernel in (loop_cpu.sgd_epoch, loop_cpu._forward, loop_cpu._update):
+    for kernel in (loop_cpu.epoch_kernel(0, 0, True, True), loop_cpu._forward, loop_cpu._update):
         assert kernel.targetoptions.get("noalias", False) == ("noalias" in compiler.Flags.options)
 
 
