@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mnist_accel.data.datasets import NAMES as DATASETS
 from mnist_accel.errors import ConfigError
 from mnist_accel.kernels import OPTIMIZER_CODES
 from mnist_accel.model import ACTIVATIONS, INITS, LOSSES, parse_init
@@ -50,8 +51,10 @@ class TrainConfig:
     lr: float = option(3e-3, "learning rate")
     hidden: tuple[int, ...] = option((512,), "hidden layer widths, e.g. --hidden 256 128", metavar="N")
     activation: str = option("relu", "hidden activation", choices=ACTIVATIONS)
-    loss: str = option("cross-entropy", "softmax cross-entropy; the tutorial's squared error; or deep-sgd's "
-                       "squared error of the softmax (loop path)", choices=LOSSES)
+    loss: str = option("cross-entropy", "softmax cross-entropy; the tutorial's squared error; deep-sgd's squared "
+                       "error of the softmax (loop path); or, on the vectorized path, scikit-learn's losses: "
+                       "logistic outputs' binary cross-entropy, half the squared error, half the Poisson deviance",
+                       choices=LOSSES)
     optimizer: str = option("adam", "update rule", choices=OPTIMIZERS)
     dropout: float = option(0.0, "drop probability of hidden units (tutorial: 0.5)", metavar="P")
     bias: bool = option(True, "learn biases (the tutorial has none)")
@@ -71,7 +74,7 @@ class TrainConfig:
                                     metavar="STEP")
     lr_drop_to: float | None = option(None, "--schedule drop: the lower rate (default: a tenth of --lr)",
                                       metavar="LR")
-    momentum: float = option(0.9, "the momentum optimizer's decay", flag=False)
+    momentum: float = option(0.9, "the momentum optimizers' decay (mu)", flag=False)
     beta1: float = option(0.9, "Adam's first-moment decay", flag=False)
     beta2: float = option(0.999, "Adam's second-moment decay", flag=False)
     eps: float = option(1e-8, "Adam's denominator guard")
@@ -86,7 +89,10 @@ class TrainConfig:
     threads: int = option(0, "CPU threads for BLAS and our first-layer GEMMs (0: this process's share of the "
                           "cores)", metavar="N", role=RUN)
     graphs: bool = option(True, "GPU: replay each training step from a captured CUDA graph", role=RUN)
-    data_dir: str | None = option(None, "folder with the MNIST IDX files (else $MNIST_ACCEL_DATA, the cache, "
+    dataset: str = option("mnist", "what to train and test on: MNIST's digits, Zalando's Fashion-MNIST or "
+                          "Kuzushiji-MNIST (see docs/data.md)", choices=DATASETS, role=EVALUATION)
+    data_dir: str | None = option(None, "folder with the dataset's IDX files (else $MNIST_ACCEL_DATA for MNIST, "
+                                  "$MNIST_ACCEL_FASHION_MNIST_DATA, $MNIST_ACCEL_KMNIST_DATA; then its cache; then "
                                   "a download)", metavar="DIR", role=RUN)
     print_every: int = option(1, "print every N-th epoch's line and the last (a whole-set batch makes an "
                               "epoch one step)", metavar="N", role=RUN)
@@ -169,7 +175,7 @@ def validate(cfg: TrainConfig) -> None:
     """Raise ConfigError with a one-line reason for any value training cannot honour."""
     for name, options in (("backend", BACKENDS), ("path", PATHS), ("activation", ACTIVATIONS),
                           ("loss", LOSSES), ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("dtype", DTYPES),
-                          ("adam_form", ADAM_FORMS), ("val_from", VAL_FROM)):
+                          ("adam_form", ADAM_FORMS), ("val_from", VAL_FROM), ("dataset", DATASETS)):
         _choice(name, getattr(cfg, name), options)
     try:
         parse_init(cfg.init)
@@ -184,7 +190,8 @@ def validate(cfg: TrainConfig) -> None:
     for name in ("train_samples", "test_samples"):
         if getattr(cfg, name) is not None and getattr(cfg, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
-    if not cfg.hidden or any(h < 1 for h in cfg.hidden):
+    if any(h < 1 for h in cfg.hidden) or (not cfg.hidden and cfg.path == "loop"):
+        # no hidden layer (scikit-learn's hidden_layer_sizes=()): a linear model, on the vectorized path only
         raise ConfigError(f"--hidden needs one or more positive widths, got {list(cfg.hidden)}")
     if not (math.isfinite(cfg.lr) and cfg.lr > 0):
         raise ConfigError(f"--lr must be a finite number above 0, got {cfg.lr}")
@@ -209,6 +216,9 @@ def validate(cfg: TrainConfig) -> None:
                           "--val-split, e.g. 0.1")
     if cfg.loss == "softmax-mse" and cfg.path != "loop":
         raise ConfigError("--loss softmax-mse (deep-sgd's per-sample quirk) needs --path loop")
+    if cfg.path == "loop" and cfg.loss not in ("mse", "cross-entropy", "softmax-mse"):
+        raise ConfigError(f"--loss {cfg.loss} needs --path vectorized (the loop path takes mse, cross-entropy and "
+                          "softmax-mse)")
     if cfg.path == "loop":
         if cfg.activation == "identity":
             raise ConfigError("the loop path supports relu, tanh and sigmoid; use --path vectorized for identity")

@@ -1,4 +1,5 @@
-"""Learning-rate schedules and the plain-``xp`` optimizer updates (SGD, momentum, Adam with L2 decay).
+"""Learning-rate schedules and the plain-``xp`` optimizer updates (SGD, momentum, Adam, Nesterov momentum, with
+L2 decay).
 
 Updates change parameters in place. Scalars such as the bias corrections are computed on the host
 from the step counter, so a step never waits on the device.
@@ -26,11 +27,12 @@ def lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:
     return cfg.lr
 
 
-SLOTS = {"sgd": 0, "momentum": 1, "adam": 2}  # state arrays per parameter: -, velocity, (m, v)
+# state arrays per parameter: -, velocity, (m, v), velocity, velocity
+SLOTS = {"sgd": 0, "momentum": 1, "adam": 2, "nesterov": 1, "classical-momentum": 1}
 
 
 def init_state(params: Sequence[Any], optimizer: str, xp: Any) -> list[list[Any]]:
-    """Per-parameter slots: [] for SGD, [velocity] for momentum, [m, v] for Adam."""
+    """Per-parameter slots: [] for SGD, [velocity] for the momentum optimizers, [m, v] for Adam."""
     return [[xp.zeros_like(p) for _ in range(SLOTS[optimizer])] for p in params]
 
 
@@ -63,6 +65,12 @@ def update(params: Sequence[Any], grads: Sequence[Any], state: list[list[Any]], 
            scalars: Any, xp: Any) -> None:
     """One optimizer step over every parameter, in place (the reference for the fused kernels).
 
+    momentum is heavy-ball's as PyTorch writes it (velocity = mu * velocity + g; p -= lr * velocity); nesterov
+    and classical-momentum are scikit-learn's SGDOptimizer with nesterov True and False (velocity = mu *
+    velocity - lr * g; then p += mu * velocity - lr * g, or p += velocity), whose velocity carries the rates
+    it was formed at, so a rate changed between steps (``lr_factor``) acts as scikit-learn's does. All add
+    the decay to g first.
+
     ``scalars`` holds (lr, step size, eps) from ``step_scalars``, in the parameters' dtype; on a GPU it
     is device memory, read without a sync.
     """
@@ -78,6 +86,12 @@ def update(params: Sequence[Any], grads: Sequence[Any], state: list[list[Any]], 
             vel *= cfg.momentum
             vel += g
             p -= lr * vel
+        elif cfg.optimizer in ("nesterov", "classical-momentum"):
+            (vel,) = slots
+            step_g = lr * g
+            vel *= cfg.momentum
+            vel -= step_g
+            p += cfg.momentum * vel - step_g if cfg.optimizer == "nesterov" else vel
         else:
             m, v = slots
             m *= cfg.beta1

@@ -46,7 +46,13 @@ BAD = [
     (dict(print_every=0), "--print-every must be at least 1"),
     (dict(val_from="start"), "--val-from 'start' is not one of random, end"),
     (dict(adam_form="torch"), "--adam-form 'torch' is not one of pytorch, keras"),
+    (dict(path="loop", hidden=()), "--hidden needs one or more positive widths, got []"),
 ]
+
+
+def test_no_hidden_layer_is_a_vectorized_model():
+    """scikit-learn's hidden_layer_sizes=(): one (W, b) layer, which the vectorized path trains."""
+    assert resolve(path="vectorized", hidden=()).hidden == ()
 
 
 @pytest.mark.parametrize("overrides, message", BAD, ids=[m for _, m in BAD])

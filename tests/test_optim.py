@@ -102,3 +102,27 @@ def test_keras_adam_adds_eps_to_sqrt_v():
     np.testing.assert_allclose(p[0], expected, rtol=1e-12)
     torch_form = optim.step_scalars(cfg.replace(adam_form="pytorch"), 1, 0.01)
     assert torch_form[2] == pytest.approx(1e-3 * np.sqrt(0.001)) and optim.step_scalars(cfg, 1, 0.01)[2] == 1e-3
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01])
+@pytest.mark.parametrize("optimizer, nesterov", [("nesterov", True), ("classical-momentum", False)])
+def test_nesterov_and_classical_momentum_are_scikit_learns_sgd_optimizer(optimizer, nesterov, weight_decay):
+    """Five steps, the rate changed between them as 'invscaling' and 'adaptive' change it, against
+    scikit-learn's own SGDOptimizer(nesterov=...) in float64, given the decayed gradients our update forms:
+    the same operations in the same order, so the same numbers."""
+    stochastic = pytest.importorskip("sklearn.neural_network._stochastic_optimizers")
+    r = np.random.default_rng(0)
+    params = [r.normal(size=(4, 3)), r.normal(size=3)]
+    theirs = [p.copy() for p in params]
+    reference = stochastic.SGDOptimizer(theirs, learning_rate_init=0.1, momentum=0.8, nesterov=nesterov)
+    cfg = resolve(optimizer=optimizer, momentum=0.8, weight_decay=weight_decay)
+    state = optim.init_state(params, optimizer, np)
+    for t, lr in enumerate((0.1, 0.1, 0.05, 0.01, 0.002), 1):
+        grads = [r.normal(size=p.shape) for p in params]
+        reference.learning_rate = lr
+        reference.update_params(theirs, [g + optim.decay_for(p, weight_decay) * p for p, g in zip(theirs, grads)])
+        optim.update(params, grads, state, cfg, optim.step_scalars(cfg, t, lr), np)
+        for ours, want in zip(params, theirs):
+            np.testing.assert_array_equal(ours, want)
+        for vel, want in zip(state, reference.velocities):
+            np.testing.assert_array_equal(vel[0], want)

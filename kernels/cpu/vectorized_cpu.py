@@ -11,6 +11,7 @@ checks on every short row.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -19,35 +20,50 @@ from numba import njit
 from .fpenv import flush_subnormals, restore
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def bias_act(z, b, use_bias, act, mask, use_mask):
-    rows, cols = z.shape
-    zero, one = z.dtype.type(0), z.dtype.type(1)
-    for i in range(rows):
-        for j in range(cols):
-            v = z[i, j] + b[j] if use_bias else z[i, j]
-            if act == 0:
-                v = v if v > zero else zero
-            elif act == 1:
-                v = math.tanh(v)
-            elif act == 2:
-                v = one / (one + math.exp(-v))
-            z[i, j] = v * mask[i, j] if use_mask else v
+# The activations' two kernels come one per (activation, bias, dropout) setting, which are constants of the
+# compiled function: Numba drops the branches they rule out before compiling, so a run compiles the code
+# it runs (one kernel for every setting took about four times as long to compile as one setting's).
+# Numba caches each setting's kernel apart, keyed by these values.
+@functools.cache
+def bias_act(act: int, use_bias: bool, use_mask: bool):
+    """``kernel(z, b, mask)``: z <- act(z + b) * mask in place (``b``, ``mask`` not read when unused)."""
+    @njit(cache=True, nogil=True, error_model="numpy")
+    def kernel(z, b, mask):
+        rows, cols = z.shape
+        zero, one = z.dtype.type(0), z.dtype.type(1)
+        for i in range(rows):
+            for j in range(cols):
+                v = z[i, j] + b[j] if use_bias else z[i, j]
+                if act == 0:
+                    v = v if v > zero else zero
+                elif act == 1:
+                    v = math.tanh(v)
+                elif act == 2:
+                    v = one / (one + math.exp(-v))
+                z[i, j] = v * mask[i, j] if use_mask else v
+
+    return kernel
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def act_backward(delta, h, act, mask, use_mask, inv_scale):
-    rows, cols = delta.shape
-    zero, one = delta.dtype.type(0), delta.dtype.type(1)
-    for i in range(rows):
-        for j in range(cols):
-            d = delta[i, j]
-            if act == 0:
-                d = d if h[i, j] > zero else zero
-            elif act != 3:
-                a = h[i, j] * inv_scale if use_mask else h[i, j]
-                d *= (one - a * a) if act == 1 else a * (one - a)
-            delta[i, j] = d * mask[i, j] if use_mask else d
+@functools.cache
+def act_backward(act: int, use_mask: bool):
+    """``kernel(delta, h, mask, inv_scale)``: delta <- delta * act'(h) * mask in place, with h the layer's
+    output after dropout (``inv_scale`` undoes its scaling where the derivative needs the activation)."""
+    @njit(cache=True, nogil=True, error_model="numpy")
+    def kernel(delta, h, mask, inv_scale):
+        rows, cols = delta.shape
+        zero, one = delta.dtype.type(0), delta.dtype.type(1)
+        for i in range(rows):
+            for j in range(cols):
+                d = delta[i, j]
+                if act == 0:
+                    d = d if h[i, j] > zero else zero
+                elif act != 3:
+                    a = h[i, j] * inv_scale if use_mask else h[i, j]
+                    d *= (one - a * a) if act == 1 else a * (one - a)
+                delta[i, j] = d * mask[i, j] if use_mask else d
+
+    return kernel
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -169,6 +185,24 @@ def momentum(p, g, rows, vel, lr, mu, wd):
             vi = mu * vel[r, j] + ((g[k, j] if hit else zero) + wd * p[r, j])
             vel[r, j] = vi
             p[r, j] -= lr * vi
+        k += hit
+    restore(saved)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def sklearn_momentum(p, g, rows, vel, lr, mu, wd, lookahead):
+    """scikit-learn's momentum (optim.update): vel = mu * vel - lr * g; then p += mu * vel - lr * g with
+    ``lookahead`` (Nesterov's), else p += vel (classical)."""
+    saved = flush_subnormals()
+    zero = p.dtype.type(0)
+    k = 0
+    for r in range(p.shape[0]):
+        hit = k < len(rows) and rows[k] == r
+        for j in range(p.shape[1]):
+            step_g = lr * ((g[k, j] if hit else zero) + wd * p[r, j])
+            vi = mu * vel[r, j] - step_g
+            vel[r, j] = vi
+            p[r, j] += mu * vi - step_g if lookahead else vi
         k += hit
     restore(saved)
 

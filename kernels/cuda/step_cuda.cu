@@ -9,8 +9,9 @@
 // instantiations; a launch passes its arguments by those names.
 
 enum { RELU = 0, TANH = 1, SIGMOID = 2, IDENTITY = 3 };
-enum { MSE = 0, CROSS_ENTROPY = 1 };
-enum { SGD = 0, MOMENTUM = 1, ADAM = 2 };
+// The label losses compare a row with its class label; the others with the row's float targets.
+enum { MSE = 0, CROSS_ENTROPY = 1, BINARY_CROSS_ENTROPY = 3, SQUARED_ERROR = 4, POISSON = 5 };
+enum { SGD = 0, MOMENTUM = 1, ADAM = 2, NESTEROV = 3, CLASSICAL_MOMENTUM = 4 };
 enum { DENSE = 0, PIXELS = 1, FEATURES = 2 };  // where a layer's input rows come from
 
 // Tiled GEMM: a TILE x TILE block of outputs per 16 x 16 threads, MICRO x MICRO outputs per thread
@@ -169,10 +170,35 @@ __global__ void dense_forward(DENSE_FORWARD_PARAMS) {
         }
 }
 
-// Row r's loss, hit and gradient dz = d(mean loss)/dz over its m outputs z (XpOps.loss_grad); z is
-// overwritten with dz.
+// Row r's loss, hit and gradient dz = d(mean loss)/dz over its m outputs z (XpOps.loss_grad), against its
+// class label (MSE, CROSS_ENTROPY) or its float targets y (the others: model.loss_sum, output_grad and
+// correct_count); z is overwritten with dz.
 template <typename T>
-__device__ void row_loss_grad(T* z, int m, int label, int loss, int n, double* row_loss, int* row_hit) {
+__device__ void row_loss_grad(T* z, int m, int label, const T* y, int loss, int n, double* row_loss, int* row_hit) {
+    if (loss != MSE && loss != CROSS_ENTROPY) {
+        T total = T(0), inv_n = T(1.0 / n);
+        int hit = 1;
+        for (int c = 0; c < m; ++c) {
+            T v = z[c], t = y[c], p, l;
+            if (loss == BINARY_CROSS_ENTROPY) {  // the logistic and softplus from exp(-|v|): no overflow
+                T e = exp(-fabs(v));
+                p = (v >= T(0) ? T(1) : e) / (T(1) + e);
+                l = (v > T(0) ? v : T(0)) + log1p(e) - t * v;
+                hit &= (v > T(0)) == (t > T(0.5));
+            } else if (loss == SQUARED_ERROR) {
+                p = v;
+                l = T(0.5) * ((v - t) * (v - t));
+            } else {  // POISSON
+                p = exp(v);
+                l = (t > T(0) ? t * log(t) : T(0)) - t - t * v + p;
+            }
+            total += l;
+            z[c] = (p - t) * inv_n;
+        }
+        *row_hit = loss == BINARY_CROSS_ENTROPY ? hit : 0;
+        *row_loss = (double)total;
+        return;
+    }
     int best = 0;  // the first maximum wins; a NaN wins as in NumPy's argmax
     for (int c = 1; c < m && z[best] == z[best]; ++c)
         if (z[c] > z[best] || z[c] != z[c]) best = c;
@@ -197,7 +223,8 @@ __device__ void row_loss_grad(T* z, int m, int label, int loss, int n, double* r
 }
 
 // The output layer (m <= OL_MAX_M outputs) on OL_ROWS rows per block: z = h W + b, each row's loss
-// (row_loss), hit (row_hit) and dz (written to dz, n x m), then the last hidden layer's delta
+// (row_loss), hit (row_hit) and dz (written to dz, n x m) against the row's label (labels[row]) or float
+// targets (targets[row * m ...]), row = order[*k * bs + r], then the last hidden layer's delta
 // delta[r, j] = (sum_c dz[r, c] W[j, c]) act'(h[r, j]) mask[r, j], its mask recomputed with key
 // keys[*k * n_keys + layer]. W is only read: the output layer's grad_update runs after this.
 template <typename T>
@@ -225,7 +252,9 @@ __global__ void output_loss(OUTPUT_LOSS_PARAMS) {
     long long step = *k;
     if (t < OL_ROWS && r0 + t < n) {
         int r = r0 + t;
-        row_loss_grad(sz[t], m, labels[order[step * bs + r]], loss, n, row_loss + r, row_hit + r);
+        long long row = order[step * bs + r];
+        row_loss_grad(sz[t], m, labels ? labels[row] : 0, targets ? targets + row * m : nullptr, loss, n, row_loss + r,
+                      row_hit + r);
         for (int cc = 0; cc < m; ++cc) dz[(long long)r * m + cc] = sz[t][cc];
     }
     __syncthreads();
@@ -268,7 +297,7 @@ __global__ void dense_backward(DENSE_BACKWARD_PARAMS) {
 }
 
 // optim.update on one element, in its operation order: wd is 0 for biases; lr/step/eps come from the
-// step's row of the schedule. Momentum uses beta1 as mu; beta1c and beta2c are 1 - beta rounded from
+// step's row of the schedule. The momentum optimizers use beta1 as mu; beta1c and beta2c are 1 - beta rounded from
 // double, as NumPy rounds (1 - cfg.beta1).
 template <typename T>
 __device__ void apply_update(T* p, T* s1, T* s2, long long e, T g, T wd, int opt, const T* s, T beta1, T beta1c,
@@ -280,6 +309,10 @@ __device__ void apply_update(T* p, T* s1, T* s2, long long e, T g, T wd, int opt
         T vel = beta1 * s1[e] + g;
         s1[e] = vel;
         p[e] -= s[0] * vel;
+    } else if (opt == NESTEROV || opt == CLASSICAL_MOMENTUM) {
+        T step_g = s[0] * g, vel = beta1 * s1[e] - step_g;
+        s1[e] = vel;
+        p[e] += opt == NESTEROV ? beta1 * vel - step_g : vel;
     } else {
         T mo = beta1 * s1[e] + beta1c * g, ve = beta2 * s2[e] + beta2c * (g * g);
         s1[e] = mo;

@@ -33,8 +33,10 @@ _HIDDEN = "int act, const unsigned* keys, int n_keys, int layer, unsigned thresh
 PARAMS = {
     "dense_forward": declare(f"const T* x, const unsigned char* pixels, int x_kind, {_BATCH}, const T* W, "
                              f"const T* b, int use_bias, T* y, int n, int f, int m, {_HIDDEN}"),
-    "output_loss": declare(f"const T* h, const T* W, const T* b, int use_bias, const int* labels, {_BATCH}, int n, "
-                           f"int f, int m, int loss, T* dz, double* row_loss, int* row_hit, T* delta, {_HIDDEN}"),
+    # a row's class label (labels) or float targets (targets, m per row): the other is null
+    "output_loss": declare(f"const T* h, const T* W, const T* b, int use_bias, const int* labels, const T* targets, "
+                           f"{_BATCH}, int n, int f, int m, int loss, T* dz, double* row_loss, int* row_hit, T* delta, "
+                           f"{_HIDDEN}"),
     "dense_backward": declare("const T* delta, const T* W, const T* h_prev, T* delta_prev, int n, int f, int m, "
                               f"const long long* k, {_HIDDEN}"),
     "grad_update": declare(f"const T* x, const unsigned char* pixels, int x_kind, {_BATCH}, const T* d, int n, int f, "
@@ -84,11 +86,12 @@ def kernel_name(kernel: str, dtype) -> str:
 
 
 def update_constants(optimizer: str, momentum: float, beta1: float, beta2: float) -> tuple[float, ...]:
-    """grad_update's (beta1, beta1c, beta2, beta2c): momentum's mu in the first place; the complements are
-    1 - beta in double, so that cast to the float type they round as optim.update's (1 - cfg.beta1) does."""
+    """grad_update's (beta1, beta1c, beta2, beta2c): the momentum optimizers' mu in the first place; the
+    complements are 1 - beta in double, so that cast to the float type they round as optim.update's
+    (1 - cfg.beta1) does."""
     if optimizer == "adam":
         return beta1, 1.0 - beta1, beta2, 1.0 - beta2
-    return (momentum if optimizer == "momentum" else 0.0), 0.0, 0.0, 0.0
+    return (momentum if optimizer in ("momentum", "nesterov", "classical-momentum") else 0.0), 0.0, 0.0, 0.0
 
 
 def _cdiv(a: int, b: int) -> int:

@@ -104,6 +104,18 @@ __global__ void momentum(MOMENTUM_PARAMS) {
     p[i] -= lr * vi;
 }
 
+// scikit-learn's momentum (optim.update): vel = mu * vel - lr * g; then p += mu * vel - lr * g with
+// lookahead (Nesterov's), else p += vel (classical).
+template <typename T>
+__global__ void sklearn_momentum(SKLEARN_MOMENTUM_PARAMS) {
+    long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    T step_g = s[0] * decayed(g[i], p[i], wd);
+    T vi = mu * vel[i] - step_g;
+    vel[i] = vi;
+    p[i] += lookahead ? mu * vi - step_g : vi;
+}
+
 template <typename T>
 __global__ void sgd(SGD_PARAMS) {
     long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;

@@ -21,6 +21,7 @@ PARAMS = {
     "adam": declare("T* p, const T* g, T* m, T* v, long long n, const T* s, T beta1, T beta1c, T beta2, T beta2c, "
                     "T wd"),
     "momentum": declare("T* p, const T* g, T* vel, long long n, const T* s, T mu, T wd"),
+    "sklearn_momentum": declare("T* p, const T* g, T* vel, long long n, const T* s, T mu, T wd, int lookahead"),
     "sgd": declare("T* p, const T* g, long long n, const T* s, T wd"),
 }
 KERNELS = tuple(PARAMS)

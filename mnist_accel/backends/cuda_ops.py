@@ -16,7 +16,7 @@ from mnist_accel import optim
 from mnist_accel.backends.fused_cuda import CudaStep
 from mnist_accel.backends.xp_ops import StepBuffers, XpOps
 from mnist_accel.config import TrainConfig
-from mnist_accel.kernels import ACTIVATION_CODES
+from mnist_accel.kernels import ACTIVATION_CODES, LABEL_LOSSES
 from mnist_accel.kernels.cuda import step_cuda, vectorized_cuda
 from mnist_accel.model import layers
 
@@ -43,7 +43,8 @@ class CudaOps(XpOps):
         """The step as the fused kernels of ``step_cuda`` (no cuBLAS, so it can be captured) where
         ``step_cuda.use_fused`` says they win; else None, and the step runs on cuBLAS and the kernels above."""
         sizes = [params[0].shape[0], *(w.shape[1] for w, _ in layers(params))]
-        if not step_cuda.use_fused(cfg.batch_size, sizes, cfg.dtype):
+        if not step_cuda.use_fused(cfg.batch_size, sizes, cfg.dtype) or \
+                (cfg.loss in LABEL_LOSSES) != (buffers.labels.ndim == 1):  # labels for label losses, else targets
             return None
         if self._step_module is None:
             self._step_module = self.xp.RawModule(code=step_cuda.source(), options=step_cuda.NVRTC_OPTIONS,
@@ -69,6 +70,9 @@ class CudaOps(XpOps):
                      use_mask=mask is not None, n=delta.size, act=ACTIVATION_CODES[activation], inv_scale=inv_scale)
 
     def loss_grad(self, z: Any, labels: Any, grad: Any, loss: str) -> tuple[Any, Any]:
+        """The label losses by the fused kernel; float targets and the other losses by XpOps' CuPy formulas."""
+        if labels.ndim == 2 or loss not in LABEL_LOSSES:
+            return super().loss_grad(z, labels, grad, loss)
         rows, k = z.shape
         if rows not in self._rows:
             self._rows[rows] = (self.xp.empty(rows, np.float64), self.xp.empty(rows, np.int32))
@@ -88,5 +92,9 @@ class CudaOps(XpOps):
             elif cfg.optimizer == "momentum":
                 vel, = slots
                 self._launch("momentum", p.dtype, p.size, **common, vel=vel, mu=cfg.momentum)
+            elif cfg.optimizer in ("nesterov", "classical-momentum"):
+                vel, = slots
+                self._launch("sklearn_momentum", p.dtype, p.size, **common, vel=vel, mu=cfg.momentum,
+                             lookahead=cfg.optimizer == "nesterov")
             else:
                 self._launch("sgd", p.dtype, p.size, **common)

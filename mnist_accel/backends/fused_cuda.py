@@ -40,6 +40,9 @@ class CudaStep:
         beta1, beta1c, beta2, beta2c = step_cuda.update_constants(cfg.optimizer, cfg.momentum, cfg.beta1, cfg.beta2)
         self.update = dict(opt=OPTIMIZER_CODES[cfg.optimizer], beta1=beta1, beta1c=beta1c, beta2=beta2, beta2c=beta2c,
                            wd=cfg.weight_decay)
+        # class labels (int32, one a row) or float targets (a row of outputs each), as output_loss takes them
+        self.targets = dict(labels=buffers.labels, targets=None) if buffers.labels.ndim == 1 else \
+            dict(labels=None, targets=buffers.labels)
         self._plans: dict[int, list] = {}
 
     def __call__(self, n: int) -> None:
@@ -72,7 +75,7 @@ class CudaStep:
                     args = dict(**x, **batch, W=w, b=b, use_bias=b is not None, y=h[i], **rows, layer=i, **self.hidden)
                     launch = step_cuda.dense_forward_shape(n, m)
                 elif name == "output_loss":
-                    args = dict(h=h[i - 1], W=w, b=b, use_bias=b is not None, labels=buf.labels, **batch, **rows,
+                    args = dict(h=h[i - 1], W=w, b=b, use_bias=b is not None, **self.targets, **batch, **rows,
                                 loss=LOSS_CODES[cfg.loss], dz=h[i], row_loss=row_loss, row_hit=row_hit,
                                 delta=delta[i - 1], layer=i - 1, **self.hidden)
                     launch = step_cuda.output_loss_shape(n)

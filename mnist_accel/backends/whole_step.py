@@ -21,10 +21,14 @@ from mnist_accel import optim
 from mnist_accel.backends.xp_ops import StepBuffers
 from mnist_accel.kernels import ACTIVATION_CODES, LOSS_CODES
 from mnist_accel.kernels.cpu import sparse_cpu, whole_cpu
-from mnist_accel.kernels.cpu.simd import LINE, aligned_zeros
+from mnist_accel.kernels.cpu.simd import LINE, host_aligned_zeros
 from mnist_accel.model import init_params, layers
 
 SPARSE_BELOW = 0.5  # use the sparse products when under this share of pixels is nonzero (MNIST: 0.19)
+# The products walk the first layer's weights (forward) or a thread's gradient (backward) in chunks of columns
+# of at most this many bytes, which stay in a core's L2 cache while every row passes: the rows' pixels pick
+# rows of the weights at random, so a whole 784 x 256 float64 layer, larger than L2, is read from L3 at every pixel.
+CHUNK_BYTES = 400 * 1024
 FUSED_WIDTH = 64  # WholeStep for layers up to this wide; wider ones are worth BLAS's GEMMs
 _POOL: ThreadPoolExecutor | None = None  # shared by every trainer: threads cost nothing while idle
 
@@ -39,16 +43,18 @@ def _pool() -> ThreadPoolExecutor:
 def _zeros(n: int, dtype) -> np.ndarray:
     """``n`` zeros starting on a cache line: a vector line of a misaligned row straddles two cache lines,
     which makes every load and store of it a split access."""
-    return aligned_zeros(n, np.empty(0, dtype))
+    return host_aligned_zeros(n, dtype)
 
 
 def worth_it(pixels: np.ndarray) -> bool:
-    """Whether ``pixels`` (uint8, one row per sample) are sparse enough for the sparse products."""
+    """Whether ``pixels`` (uint8 pixels or features, one row per sample) are sparse enough for the sparse
+    products."""
     return pixels.size > 0 and np.count_nonzero(pixels) < SPARSE_BELOW * pixels.size
 
 
 class SparseInputs:
-    """The training images as compressed rows, and ``matmul``/``grad`` for the first layer."""
+    """The training images (uint8 pixels, scaled here, or features) as compressed rows, and ``matmul``/``grad``
+    for the first layer."""
 
     def __init__(self, pixels: np.ndarray, dtype, threads: int) -> None:
         self.dtype = np.dtype(dtype)
@@ -60,16 +66,29 @@ class SparseInputs:
         cuts = np.searchsorted(self.starts, np.linspace(0, self.starts[-1], parts + 1)[1:-1])
         self.bounds = [int(b) for b in (0, *cuts, self.n)]
         self._line = np.zeros((parts, self.lanes), self.dtype)  # per-thread scratch for a partial line
-        self._width = 0
+        self._width, self._padded, self._part = 0, {}, _zeros(0, self.dtype)
 
     def _buffers(self, m: int) -> None:
         """Weights and gradients padded to whole vector lines, and per-thread scratch, for width ``m``."""
-        if self._width != -(-m // self.lanes) * self.lanes:
-            self._width = -(-m // self.lanes) * self.lanes
+        self._width = width = -(-m // self.lanes) * self.lanes
+        if width not in self._padded:
             parts = len(self.bounds) - 1
-            self._wp = _zeros(self.features * self._width, self.dtype).reshape(self.features, self._width)
-            self._gp = _zeros(parts * self.features * self._width, self.dtype).reshape(parts, self.features,
-                                                                                       self._width)
+            self._padded[width] = (_zeros(self.features * width, self.dtype).reshape(self.features, width),
+                                   _zeros(parts * self.features * width, self.dtype).reshape(parts, self.features,
+                                                                                             width))
+        self._wp, self._gp = self._padded[width]
+
+    def chunks(self, m: int) -> list[tuple[int, int]]:
+        """The column ranges of an ``m``-wide product that the kernels take one at a time (``CHUNK_BYTES``)."""
+        row = self.features * self.dtype.itemsize
+        cols = max(self.lanes, CHUNK_BYTES // row // self.lanes * self.lanes)
+        return [(c, min(c + cols, m)) for c in range(0, m, cols)]
+
+    def _contiguous(self, rows: int, cols: int) -> np.ndarray:
+        """A C-contiguous (rows, cols) scratch array for one chunk of an output or of the deltas."""
+        if self._part.size < rows * cols:
+            self._part = _zeros(rows * cols, self.dtype)
+        return self._part[:rows * cols].reshape(rows, cols)
 
     def run(self, kernel, args) -> list:
         """``kernel(*args(t), line, lo, hi)`` for each thread t's rows (the calling thread takes the last);
@@ -81,14 +100,30 @@ class SparseInputs:
         return [f.result() for f in futures] + [mine]
 
     def matmul(self, w: np.ndarray, out: np.ndarray) -> None:
-        """out <- x @ w."""
-        self._buffers(w.shape[1])
-        self._wp[:, :w.shape[1]] = w
-        flat = self._wp.reshape(-1)
-        self.run(sparse_cpu.forward, lambda t: (self.starts, self.columns, self.values, flat, self._width, out))
+        """out <- x @ w (``out`` C-contiguous), a chunk of w's columns at a time, each written into place."""
+        for c0, c1 in self.chunks(w.shape[1]):
+            self._matmul(w[:, c0:c1], out, c0)
 
     def grad(self, delta: np.ndarray, out: np.ndarray) -> None:
-        """out <- x.T @ delta (``delta`` C-contiguous)."""
+        """out <- x.T @ delta (``delta`` C-contiguous), a chunk of delta's columns at a time."""
+        chunks = self.chunks(delta.shape[1])
+        if len(chunks) == 1:
+            self._grad(delta, out)
+            return
+        for c0, c1 in chunks:
+            part = self._contiguous(len(delta), c1 - c0)
+            part[...] = delta[:, c0:c1]
+            self._grad(part, out[:, c0:c1])
+
+    def _matmul(self, w: np.ndarray, out: np.ndarray, c0: int = 0) -> None:
+        """out[:, c0:c0 + m] <- x @ w, w m columns wide."""
+        m = w.shape[1]
+        self._buffers(m)
+        self._wp[:, :m] = w
+        flat = self._wp.reshape(-1)
+        self.run(sparse_cpu.forward, lambda t: (self.starts, self.columns, self.values, flat, self._width, out, c0, m))
+
+    def _grad(self, delta: np.ndarray, out: np.ndarray) -> None:
         m = delta.shape[1]
         self._buffers(m)
         gp = self._gp.reshape(len(self._gp), -1)
@@ -97,8 +132,10 @@ class SparseInputs:
 
 
 def fusable(cfg, params) -> bool:
-    """Whether ``WholeStep`` can run this configuration: no dropout, every layer at most FUSED_WIDTH wide."""
-    return not cfg.dropout and all(w.shape[1] <= FUSED_WIDTH for w, _ in layers(params))
+    """Whether ``WholeStep`` can run this configuration: no dropout, a hidden layer, every layer at most
+    FUSED_WIDTH wide."""
+    net = list(layers(params))
+    return not cfg.dropout and len(net) > 1 and all(w.shape[1] <= FUSED_WIDTH for w, _ in net)
 
 
 class WholeStep:
@@ -113,8 +150,8 @@ class WholeStep:
         self.sizes = np.array([self.net[0][0].shape[0], *(w.shape[1] for w, _ in self.net)], np.int64)
         self.widths = -(-self.sizes[1:] // lanes) * lanes
         pad = lambda rows, width: _zeros(rows * width, dt)  # noqa: E731
-        # every layer's arrays in a tuple (the kernel's docstring says why not a typed list); config.validate
-        # asks for a hidden layer, so none is empty
+        # every layer's arrays in a tuple (the kernel's docstring says why not a typed list); fusable asks
+        # for a hidden layer, so none is empty
         self.weights = tuple(pad(w.shape[0], width) for (w, _), width in zip(self.net, self.widths))
         self.transposed = tuple(pad(w.shape[1], width) for (w, _), width in zip(self.net[1:], self.widths))
         self.biases = tuple(pad(1, width) for width in self.widths)
@@ -148,6 +185,22 @@ class WholeStep:
         return flat.reshape(-1, self.widths[layer])[:, :self.sizes[layer + 1]]
 
     def __call__(self, n: int) -> None:
+        buf = self.buf
+        total, hits = self._pass(n)
+        k = int(buf.k)
+        self.ops.update(self.params, self.grads, self.state, self.cfg, buf.sched[k])
+        buf.step_loss[k] = total
+        buf.loss_sum[...] += total
+        buf.hits[...] += hits
+        buf.k[...] = k + 1
+
+    def gradients(self, n: int) -> tuple[float, list[np.ndarray]]:
+        """The step without its update (``VectorizedTrainer.loss_and_grads``): (summed loss, mean gradients
+        in params' order, overwritten by the next call) over the ``n`` rows."""
+        return self._pass(n)[0], self.grads
+
+    def _pass(self, n: int) -> tuple[float, float]:
+        """Every thread's rows forward and back, their gradients summed into ``grads``: (loss, hits)."""
         sp, buf = self.sparse, self.buf
         for layer, (w, b) in enumerate(self.net):
             self._views(self.weights[layer], layer)[...] = w
@@ -166,10 +219,4 @@ class WholeStep:
             np.sum(views, axis=0, out=next(grads))
             if b is not None:
                 np.sum([self._views(t[4][layer], layer)[0] for t in self.threads], axis=0, out=next(grads))
-        k = int(buf.k)
-        self.ops.update(self.params, self.grads, self.state, self.cfg, buf.sched[k])
-        total = sum(r[0] for r in results)
-        buf.step_loss[k] = total
-        buf.loss_sum[...] += total
-        buf.hits[...] += sum(r[1] for r in results)
-        buf.k[...] = k + 1
+        return sum(r[0] for r in results), sum(r[1] for r in results)

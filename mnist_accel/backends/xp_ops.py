@@ -1,7 +1,8 @@
 """``XpOps``: the elementwise parts of a training step written once against ``xp`` (NumPy or CuPy), the
 reference every fused implementation is tested against.
 
-Everything works in place on preallocated buffers and returns device scalars (no host sync).
+Everything works in place on preallocated buffers and returns device scalars (no host sync). The training
+set may also be a scipy.sparse matrix on the CPU (``sparse_rows``).
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from mnist_accel import optim
+from mnist_accel import model, optim
+from mnist_accel.backends.sparse_rows import SparseBatches, as_csr, is_sparse
 from mnist_accel.config import TrainConfig
+from mnist_accel.kernels import LABEL_LOSSES
 
 
 @dataclass(frozen=True)
@@ -21,7 +24,7 @@ class StepBuffers:
     """The device memory a step reads and writes besides the model: the trainer owns these."""
 
     inputs: Any  # the training set: uint8 pixels or features in the model's dtype
-    labels: Any  # int32 label per training sample
+    labels: Any  # the targets: an int32 label per training sample, or (samples, outputs) floats
     order: Any  # int64: this epoch's shuffle
     k: Any  # int64 0-d: the step within the epoch, advanced by the step's last kernel
     sched: Any  # (steps, 3) of (lr, step size, eps), one row per step
@@ -36,6 +39,7 @@ class XpOps:
         self.xp = xp
         self._x: dict[int, Any] = {}  # scaled input batches, one buffer per batch size
         self._last_x: Any = None
+        self._sparse_batches = SparseBatches()
 
     def empty(self, shape: tuple, dtype: Any) -> Any:
         """A work buffer of the trainer's (activations, deltas)."""
@@ -46,9 +50,13 @@ class XpOps:
         batch. Any other inputs are features, converted to ``dtype`` once and used as given.
 
         ``whole``: every step trains on all rows in order (``batch`` None below), so pixels are scaled
-        once here and a step gathers nothing. ``threads``: CPU threads the ops may use.
+        once here and a step gathers nothing. ``threads``: CPU threads the ops may use. A scipy.sparse matrix
+        (features, whatever its dtype) becomes compressed rows of ``dtype``, gathered per batch.
         """
         self.dtype = np.dtype(dtype)
+        if is_sparse(inputs):
+            self._pixels = False
+            return as_csr(inputs, self.dtype)
         self._pixels = inputs.dtype == np.uint8 and not whole
         self._x.clear()  # batch buffers of an earlier dtype
         if inputs.dtype == np.uint8 and whole:
@@ -59,6 +67,10 @@ class XpOps:
 
     def input_matmul(self, inputs: Any, batch: Any, w: Any, out: Any) -> None:
         """out <- x[batch] @ w (``batch`` None: every row, in order); the batch's x is kept for ``input_grad``."""
+        if is_sparse(inputs):
+            self._last_x = self._sparse_batches
+            self._sparse_batches.matmul(inputs, batch, w, out)
+            return
         if batch is None:
             self._last_x = inputs
             self.xp.matmul(inputs, w, out=out)
@@ -75,6 +87,9 @@ class XpOps:
 
     def input_grad(self, inputs: Any, batch: Any, delta: Any, out: Any) -> None:
         """out <- x.T @ delta for the batch of the last ``input_matmul``."""
+        if self._last_x is self._sparse_batches:
+            self._sparse_batches.grad(delta, out)
+            return
         self.xp.matmul(self._last_x.T, delta, out=out)
 
     def warm_up(self, cfg: TrainConfig) -> float:
@@ -118,9 +133,12 @@ class XpOps:
             delta *= mask
 
     def loss_grad(self, z: Any, labels: Any, grad: Any, loss: str) -> tuple[Any, Any]:
-        """grad <- d(mean loss)/dz; returns (summed loss, correct count) as device scalars."""
+        """grad <- d(mean loss)/dz; returns (summed loss, correct count) as device scalars. ``labels``: an int
+        label per row (the label losses), or the rows' float targets (any loss: ``model``'s formulas)."""
         xp = self.xp
         n = z.shape[0]
+        if labels.ndim == 2 or loss not in LABEL_LOSSES:
+            return self._target_loss_grad(z, labels, grad, loss)
         rows = xp.arange(n)
         correct = (z.argmax(axis=1) == labels).sum()
         if loss == "mse":
@@ -138,6 +156,14 @@ class XpOps:
         grad[rows, labels] -= 1
         grad *= 1.0 / n
         return total, correct
+
+    def _target_loss_grad(self, z: Any, targets: Any, grad: Any, loss: str) -> tuple[Any, Any]:
+        """loss_grad against float targets, as ``model.loss_sum``, ``output_grad`` and ``correct_count``."""
+        xp = self.xp
+        if targets.ndim == 1:  # labels for a loss of float targets: the trainer passes targets; others one-hot
+            targets = (xp.arange(z.shape[1]) == targets[:, None]).astype(z.dtype)
+        xp.multiply(model.output_grad(z, targets, loss, xp), z.dtype.type(1.0 / z.shape[0]), out=grad)
+        return model.loss_sum(z, targets, loss, xp).astype(np.float64), model.correct_count(z, targets, loss)
 
     def bias_grad(self, delta: Any, out: Any) -> None:
         """out <- the bias gradient, delta summed over the batch."""

@@ -7,6 +7,11 @@ batch's step takes no argument from the host: it reads the step counter, the epo
 and dropout keys from device memory, so on a GPU it is captured once as a CUDA graph (``graphs.py``).
 When one batch is the whole training set in an order that cannot matter (full-batch gradient descent),
 the ops prepare the images once (scaled, or as a sparse matrix on the CPU) and no step gathers anything.
+
+The targets are class labels (one-hot where the loss needs float targets) or float targets used as given;
+the training set may be a scipy.sparse matrix on the CPU backends (gathered per batch, never densified
+whole). ``lr_factor`` scales the schedule's rate from the next epoch on (scikit-learn's 'invscaling' and
+'adaptive' rates), through the same device table every step reads.
 """
 
 from __future__ import annotations
@@ -21,10 +26,16 @@ from mnist_accel import optim, rng as crng
 from mnist_accel.backends import StepBuffers, make_ops
 from mnist_accel.backends.cores import controller, threads_for
 from mnist_accel.backends.selection import Backend, to_device, to_host
+from mnist_accel.backends.sparse_rows import as_csr, is_sparse
 from mnist_accel.config import TrainConfig
-from mnist_accel.data.mnist import normalize, one_hot
+from mnist_accel.errors import ConfigError
+from mnist_accel.kernels import LABEL_LOSSES
 from mnist_accel.model import layers
 from mnist_accel.trainers.graphs import make_steps
+from mnist_accel.trainers.training_set import SPARSE_ON_GPU, as_features, check_targets, device_targets
+from mnist_accel.trainers.whole_gradients import WholeGradients
+
+__all__ = ["VectorizedTrainer", "as_features"]
 
 SHUFFLE, DROPOUT = 1, 2  # stream purposes for the counter-based generator
 
@@ -33,11 +44,6 @@ def blas_threads(threads: int):
     """A context in which BLAS runs ``threads`` threads (through the stored controller: ``threadpool_limits``
     would scan the loaded libraries on every call, which at full batch is every step)."""
     return controller().limit(limits=threads, user_api="blas")
-
-
-def as_features(x: Any, dtype: Any, xp: Any) -> Any:
-    """Rows of features: uint8 pixels scaled to [0, 1], anything else converted to ``dtype``."""
-    return normalize(x, dtype, xp) if x.dtype == np.uint8 else x.reshape(len(x), -1).astype(dtype)
 
 
 class _Buffers:
@@ -51,34 +57,47 @@ class _Buffers:
 
 
 class VectorizedTrainer:
+    lr_factor = 1.0  # multiplies the schedule's rate from the next epoch on (read by _plan as each epoch starts)
+
     def __init__(self, cfg: TrainConfig, be: Backend, params: list[np.ndarray], rng: np.random.Generator,
-                 images: np.ndarray, labels: np.ndarray) -> None:
+                 images: Any, targets: np.ndarray) -> None:
+        """``images``: uint8 pixels or features, one row per sample (a scipy.sparse matrix on the CPU);
+        ``targets``: an int class label per row, or an (rows, outputs) float array used as given."""
         self.cfg, self.xp, self.ops = cfg, be.xp, make_ops(be)
         self.dtype = np.dtype(cfg.dtype)
-        n_val = int(round(len(images) * cfg.val_split))
+        n, n_out = images.shape[0], params[-1].shape[-1]
+        targets = check_targets(targets, n, n_out)
+        if is_sparse(images):
+            if be.on_gpu:
+                raise ConfigError(SPARSE_ON_GPU)
+            images = as_csr(images, self.dtype)
+        else:
+            images = images.reshape(n, -1)
+        n_val = int(round(n * cfg.val_split))
         if cfg.val_from == "end":  # Keras's count: floor(n * (1 - split)) images train
-            n_val = len(images) - math.floor(len(images) * (1.0 - cfg.val_split))
+            n_val = n - math.floor(n * (1.0 - cfg.val_split))
         if n_val:
             if cfg.val_from == "end":  # Keras's validation_split: the last images, before any shuffling
-                val, train = np.arange(len(images) - n_val, len(images)), np.arange(len(images) - n_val)
+                val, train = np.arange(n - n_val, n), np.arange(n - n_val)
             else:
-                order = rng.permutation(len(images))
+                order = rng.permutation(n)
                 val, train = order[:n_val], np.sort(order[n_val:])
-            n_out = params[-1].shape[-1]
-            self.val = (as_features(to_device(images[val], be), self.dtype, self.xp),
-                        one_hot(to_device(labels[val], be), self.dtype, self.xp, n_out))
-            images, labels = images[train], labels[train]
+            val_x = images[val] if is_sparse(images) else to_device(images[val], be)
+            val_y = device_targets(targets, val, False, n_out, self.dtype, be)  # floats: labels one-hot
+            self.val = (as_features(val_x, self.dtype, self.xp), val_y)
+            images, targets = images[train], targets[train]
         else:
             self.val = None
         # One batch covering the whole set, whose order cannot matter (no dropout masks tied to positions,
         # or no shuffling): every step is the same rows in the same order, so the ops prepare the inputs
         # once (scaled, or as a sparse matrix) and no step gathers or rescales anything.
-        self.whole = cfg.batch_size >= len(images) and not (cfg.dropout and cfg.shuffle)
+        n = images.shape[0]
+        self.whole = cfg.batch_size >= n and not (cfg.dropout and cfg.shuffle)
         self.threads = threads_for(cfg.threads)  # this process's share of the CPU unless --threads names it
-        self.inputs = self.ops.prepare_inputs(to_device(images.reshape(len(images), -1), be), self.dtype,
+        self.inputs = self.ops.prepare_inputs(images if is_sparse(images) else to_device(images, be), self.dtype,
                                               whole=self.whole, threads=self.threads)
-        self.labels = to_device(labels.astype(np.int32), be)
-        self.n_seen = len(images)
+        self.labels = device_targets(targets, slice(None), cfg.loss in LABEL_LOSSES, n_out, self.dtype, be)
+        self.n_seen = n
         self.params = [to_device(p, be) for p in params]
         self._net = list(layers(self.params))  # updated in place, so the (W, b) pairs never go stale
         self.state = optim.init_state(self.params, cfg.optimizer, self.xp)
@@ -91,6 +110,7 @@ class VectorizedTrainer:
         self._device_state(be)
         self.progress = False  # a progress bar per epoch (set by callers that print to a terminal)
         self.compile_seconds = self.ops.warm_up(cfg)
+        self._gradients: WholeGradients | None = None  # loss_and_grads's flat buffer, made on its first call
 
     def _device_state(self, be: Backend) -> None:
         """The fixed device buffers a step reads instead of host arguments (a captured graph keeps their
@@ -150,7 +170,8 @@ class VectorizedTrainer:
         """This epoch's per-step (lr, step size, eps) and dropout keys, computed on the host and moved to
         the device once per epoch, into the fixed buffers the step reads."""
         cfg, steps = self.cfg, range(self.step, self.step + self.steps_per_epoch)
-        sched = [optim.step_scalars(cfg, s + 1, optim.lr_at(cfg, s, self.total_steps)) for s in steps]
+        factor = float(self.lr_factor)
+        sched = [optim.step_scalars(cfg, s + 1, optim.lr_at(cfg, s, self.total_steps) * factor) for s in steps]
         self._sched[...] = self.xp.asarray(np.array(sched, self.dtype))
         if cfg.dropout:
             keys = [[crng.key(self.seed, DROPOUT, s, i) for i in range(self._keys.shape[1])] for s in steps]
@@ -185,6 +206,23 @@ class VectorizedTrainer:
     def train_step(self, batch: Any, scalars: Any, keys: Any) -> tuple[Any, Any]:
         """Forward, backward and update on the samples at indices ``batch`` (None: every row in order),
         with (lr, step size, eps) from ``scalars`` and dropout keys from ``keys``; no host sync."""
+        loss, hits, grads = self.gradients(batch, keys)
+        self.ops.update(self.params, grads, self.state, self.cfg, scalars)
+        return loss, hits
+
+    def loss_and_grads(self, order: Any = None) -> tuple[float, np.ndarray]:
+        """The whole training set's summed loss and mean gradients at the current ``params`` (write them in
+        place), without dropout, weight decay or update: (loss, the gradients of ``params[i]`` for i in
+        ``order`` (default: all, in order) raveled into one float64 host array), read back in one transfer.
+        A trainer whose batch is the whole set only (``whole``); ``whole_gradients`` says how."""
+        if self._gradients is None:
+            self._gradients = WholeGradients(self, range(len(self.params)) if order is None else order)
+        return self._gradients()
+
+    def gradients(self, batch: Any, keys: Any) -> tuple[Any, Any, list]:
+        """Forward and backward on the samples at indices ``batch`` (None: every row in order), dropout
+        keys from ``keys`` (None: no dropout): (summed loss, correct count, mean gradients in params'
+        order: buffers, overwritten by the next call for as many samples); no host sync."""
         xp, ops, cfg = self.xp, self.ops, self.cfg
         buf = self.buffers(self.n_seen if batch is None else len(batch))
         labels = self.labels if batch is None else self.labels[batch]
@@ -200,7 +238,8 @@ class VectorizedTrainer:
                     buf.z[i] += b
                 loss, hits = ops.loss_grad(buf.z[i], labels, buf.delta[i], cfg.loss)
             else:
-                mask = crng.dropout_mask(keys[i], buf.z[i].shape, cfg.dropout, self.dtype, xp) if cfg.dropout else None
+                mask = None if not cfg.dropout or keys is None else \
+                    crng.dropout_mask(keys[i], buf.z[i].shape, cfg.dropout, self.dtype, xp)
                 masks.append(mask)
                 ops.bias_act(buf.z[i], b, cfg.activation, mask)
                 h = buf.z[i]
@@ -217,8 +256,7 @@ class VectorizedTrainer:
                 xp.matmul(buf.z[i - 1].T, buf.delta[i], out=buf.grads[g])
                 xp.matmul(buf.delta[i], w.T, out=buf.delta[i - 1])
                 ops.act_backward(buf.delta[i - 1], buf.z[i - 1], cfg.activation, masks[i - 1], 1.0 / self._keep)
-        ops.update(self.params, buf.grads, self.state, cfg, scalars)
-        return loss, hits
+        return loss, hits, buf.grads
 
     step_name = "step"  # what first_bad counts, for messages
 

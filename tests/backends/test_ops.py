@@ -9,7 +9,7 @@ import contextlib
 import numpy as np
 import pytest
 
-from mnist_accel import optim
+from mnist_accel import model, optim
 from mnist_accel.backends import XpOps
 from mnist_accel.backends.selection import get_backend, to_host
 from mnist_accel.config import resolve
@@ -87,6 +87,35 @@ def test_loss_grad(fused, loss):
     np.testing.assert_allclose(run(ops, dev, np.float32)[2], ref64[2], atol=tol)
 
 
+@pytest.mark.parametrize("loss", ["binary-cross-entropy", "squared-error", "poisson", "cross-entropy", "mse"])
+def test_loss_grad_of_float_targets(fused, loss):
+    """Float targets (any loss), and labels for a loss of float targets: each as model's formulas, the
+    gradient of the mean loss; the count as model.correct_count."""
+    def run(ops, dev, dtype, labels):
+        r = np.random.default_rng(6)
+        z = r.normal(0, 2, (33, 5)).astype(dtype)
+        y = np.arange(33, dtype=np.int32) % 5 if labels else \
+            {"binary-cross-entropy": (r.random((33, 5)) < 0.3), "poisson": r.poisson(1.5, (33, 5))}.get(
+                loss, r.normal(0, 1, (33, 5))).astype(dtype)
+        grad = dev(np.empty_like(z))
+        total, correct = ops.loss_grad(dev(z), dev(y), grad, loss)
+        return float(to_host(total)), int(to_host(correct)), to_host(grad)
+
+    ops, dev = fused
+    for labels in ([False, True] if loss in ("binary-cross-entropy", "squared-error", "poisson") else [False]):
+        r = np.random.default_rng(6)
+        z = r.normal(0, 2, (33, 5))
+        y = np.eye(5)[np.arange(33) % 5] if labels else \
+            {"binary-cross-entropy": (r.random((33, 5)) < 0.3), "poisson": r.poisson(1.5, (33, 5))}.get(
+                loss, r.normal(0, 1, (33, 5))).astype(float)
+        total, correct, grad = run(ops, dev, np.float64, labels)
+        assert total == pytest.approx(float(model.loss_sum(z, y, loss, np)), rel=1e-12)
+        assert correct == int(model.correct_count(z, y, loss))
+        np.testing.assert_allclose(grad, model.output_grad(z, y, loss, np) / 33, rtol=1e-12, atol=1e-15)
+        tol = 4 * np.abs(run(REF, np.asarray, np.float32, labels)[2] - grad).max() + 1e-7
+        np.testing.assert_allclose(run(ops, dev, np.float32, labels)[2], grad, rtol=0, atol=tol)
+
+
 def test_bias_grad(fused):
     def run(ops, dev, dtype):
         delta, _, _ = _data(dtype, 4)
@@ -100,7 +129,7 @@ def test_bias_grad(fused):
     np.testing.assert_allclose(run(ops, dev, np.float32), run(REF, np.asarray, np.float64), rtol=0, atol=tol)
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+@pytest.mark.parametrize("optimizer", list(optim.SLOTS))
 def test_update(fused, optimizer):
     cfg = resolve(optimizer=optimizer, weight_decay=0.01)
 
@@ -121,7 +150,7 @@ def test_update(fused, optimizer):
 
 @pytest.mark.parametrize("pixels", [True, False])
 @pytest.mark.parametrize("lit", [0.2, 1.0])  # a compacted batch, and one that lights every column
-@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+@pytest.mark.parametrize("optimizer", list(optim.SLOTS))
 def test_first_layer_and_update(fused, pixels, lit, optimizer):
     """input_matmul, input_grad and the update that reads that gradient, on inputs with unlit columns."""
     cfg = resolve(optimizer=optimizer, weight_decay=0.01)

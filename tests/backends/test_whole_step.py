@@ -64,3 +64,25 @@ def test_whole_step_is_deterministic(mnist):
     assert first[:2] == second[:2]
     for a, b in zip(first[2], second[2]):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("scaled", [True, False])  # uint8 pixels (scaled by 1/255) or features as given
+def test_sparse_inputs_in_column_chunks_are_the_dense_products(mnist, dtype, scaled):
+    """Layers wider than one chunk (``CHUNK_BYTES`` of a 784-row layer: 64 float64 columns, 128 float32) run a
+    chunk at a time, the last one narrower and with a partial line; the products are the dense ones."""
+    from mnist_accel.backends.whole_step import SparseInputs
+
+    pixels = mnist.train_images[:300].reshape(300, -1)
+    x = pixels / np.dtype(dtype).type(255)
+    sparse = SparseInputs(pixels if scaled else x.astype(dtype), dtype, 2)
+    m = 150 if dtype == "float64" else 300
+    assert len(sparse.chunks(m)) == 3
+    r = np.random.default_rng(0)
+    w, delta = r.standard_normal((784, m)).astype(dtype), r.standard_normal((300, m)).astype(dtype)
+    out, grad = np.empty((300, m), dtype), np.empty((784, m), dtype)
+    sparse.matmul(w, out)
+    sparse.grad(delta, grad)
+    tol = 1e-12 if dtype == "float64" else 2e-5
+    np.testing.assert_allclose(out, x.astype(np.float64) @ w, rtol=tol, atol=tol * np.abs(out).max())
+    np.testing.assert_allclose(grad, x.T.astype(np.float64) @ delta, rtol=tol, atol=tol * np.abs(grad).max())

@@ -44,8 +44,9 @@ class ufunc:
 
 
 _NAMES = ("add subtract multiply divide true_divide floor_divide remainder power negative positive absolute "
-          "reciprocal square sqrt exp log tanh maximum minimum isfinite isnan isinf invert bitwise_and bitwise_or "
-          "bitwise_xor left_shift right_shift less less_equal greater greater_equal equal not_equal logical_not")
+          "reciprocal square sqrt exp log log1p tanh maximum minimum isfinite isnan isinf invert bitwise_and "
+          "bitwise_or bitwise_xor left_shift right_shift less less_equal greater greater_equal equal not_equal "
+          "logical_not")
 UFUNCS = {name: ufunc(getattr(np, name)) for name in _NAMES.split()}
 
 

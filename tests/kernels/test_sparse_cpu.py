@@ -29,7 +29,7 @@ def test_csr_holds_the_scaled_nonzeros():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("m", [1, 3, 8, 16, 17, 40])
+@pytest.mark.parametrize("m", [1, 3, 8, 16, 17, 40, 150])  # 150: eight lines at a time, then fewer
 def test_products_match_dense(dtype, m):
     x = _pixels()
     dense = (x / dtype(255)).astype(dtype)
@@ -42,8 +42,8 @@ def test_products_match_dense(dtype, m):
     wp[:, :m] = w
     out = np.full((len(x), m), np.nan, dtype)
     line = np.zeros(lanes, dtype)
-    sparse_cpu.forward(starts, columns, values, wp.ravel(), width, out, line, 0, 20)
-    sparse_cpu.forward(starts, columns, values, wp.ravel(), width, out, line, 20, len(x))
+    sparse_cpu.forward(starts, columns, values, wp.ravel(), width, out, 0, m, line, 0, 20)
+    sparse_cpu.forward(starts, columns, values, wp.ravel(), width, out, 0, m, line, 20, len(x))
     tol = 1e-12 if dtype == np.float64 else 1e-5
     np.testing.assert_allclose(out, dense @ w, rtol=tol, atol=tol)
     delta = r.normal(size=(len(x), m)).astype(dtype)

@@ -20,7 +20,7 @@ from mnist_accel import model, optim, rng as crng
 from mnist_accel.backends import XpOps
 from mnist_accel.backends.selection import get_backend
 from mnist_accel.config import resolve
-from mnist_accel.kernels import ACTIVATION_CODES, LOSS_CODES, OPTIMIZER_CODES
+from mnist_accel.kernels import ACTIVATION_CODES, LABEL_LOSSES, LOSS_CODES, OPTIMIZER_CODES
 from mnist_accel.kernels.cuda import signatures, step_cuda
 from mnist_accel.trainers.vectorized import VectorizedTrainer
 
@@ -132,7 +132,7 @@ def hidden(ep, n, f, act, dropout, layer):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("dropout,bias", [(0.25, False), (0.0, True)])
 @pytest.mark.parametrize("act", ACTS)
-@pytest.mark.parametrize("loss", list(LOSS_CODES))
+@pytest.mark.parametrize("loss", LABEL_LOSSES)  # the others: CudaOps.fused_step leaves them to the cuBLAS step
 @pytest.mark.parametrize("n,f,m", [(33, 50, 10), (1, 20, 1), (17, 70, 16)])
 def test_output_loss(mod, dtype, dropout, bias, act, loss, n, f, m):
     ep, layer = Epoch(f, m), 2
@@ -154,8 +154,53 @@ def test_output_loss(mod, dtype, dropout, bias, act, loss, n, f, m):
     dz, delta = np.full((n, m), np.nan, dtype), np.full((n, f), np.nan, dtype)
     row_loss, row_hit = np.full(n, np.nan), np.full(n, -1, np.int32)
     launch(mod, "output_loss", dtype, step_cuda.output_loss_shape(n), h=h.astype(dtype), W=w.astype(dtype),
-           b=b.astype(dtype) if bias else None, use_bias=bias, labels=ep.labels, **ep.batch(), n=n, f=f, m=m,
+           b=b.astype(dtype) if bias else None, use_bias=bias, labels=ep.labels, targets=None, **ep.batch(), n=n, f=f,
+           m=m,
            loss=LOSS_CODES[loss], dz=dz, row_loss=row_loss, row_hit=row_hit, delta=delta,
+           **hidden_args(act, dropout, layer, ep.keys))
+    for i, got in enumerate((dz, row_loss, delta)):
+        check(got, lambda dt, i=i: ref(dt)[i], dtype, f)
+    np.testing.assert_array_equal(row_hit, ref(dtype)[3])
+
+
+def float_targets(rng, loss, shape):
+    """Targets of ``loss``'s kind: 0/1 labels, real values, or counts."""
+    if loss == "binary-cross-entropy":
+        return (rng.random(shape) < 0.4).astype(np.float32)
+    if loss == "poisson":
+        return rng.poisson(1.5, shape).astype(np.float32)
+    return rng.normal(0, 1, shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dropout,bias", [(0.25, False), (0.0, True)])
+@pytest.mark.parametrize("act", ["relu", "tanh"])
+@pytest.mark.parametrize("loss", [name for name in LOSS_CODES if name not in LABEL_LOSSES])
+@pytest.mark.parametrize("n,f,m", [(33, 50, 3), (1, 20, 1), (17, 70, 16)])
+def test_output_loss_of_float_targets(mod, dtype, dropout, bias, act, loss, n, f, m):
+    """Each row against its own float targets (row order[*k * bs + r] of the table): loss, hit and dz as
+    model.loss_sum, correct_count and output_grad over n; the delta below as for the label losses."""
+    ep, layer = Epoch(f, m), 2
+    h, w, b = hidden(ep, n, f, act, dropout, layer), ep.rng.normal(0, 0.5, (f, m)), ep.rng.normal(0, 0.5, m)
+    table = float_targets(ep.rng, loss, (TABLE, m))
+    y = table[ep.rows(n)]
+
+    def ref(dt):
+        z = h.astype(dt) @ w.astype(dt) + (b.astype(dt) if bias else 0)
+        yt = y.astype(dt)
+        dz = np.empty_like(z)
+        REF.loss_grad(z, yt, dz, loss)
+        row_loss = np.array([model.loss_sum(z[r:r + 1], yt[r:r + 1], loss, np) for r in range(n)])
+        hits = np.array([model.correct_count(z[r:r + 1], yt[r:r + 1], loss) for r in range(n)])
+        delta = dz @ w.astype(dt).T
+        REF.act_backward(delta, h.astype(dt), act, ep.mask(layer, (n, f), dropout, dt), 1.0 / (1 - dropout))
+        return dz, row_loss, delta, hits
+
+    dz, delta = np.full((n, m), np.nan, dtype), np.full((n, f), np.nan, dtype)
+    row_loss, row_hit = np.full(n, np.nan), np.full(n, -1, np.int32)
+    launch(mod, "output_loss", dtype, step_cuda.output_loss_shape(n), h=h.astype(dtype), W=w.astype(dtype),
+           b=b.astype(dtype) if bias else None, use_bias=bias, labels=None, targets=table.astype(dtype), **ep.batch(),
+           n=n, f=f, m=m, loss=LOSS_CODES[loss], dz=dz, row_loss=row_loss, row_hit=row_hit, delta=delta,
            **hidden_args(act, dropout, layer, ep.keys))
     for i, got in enumerate((dz, row_loss, delta)):
         check(got, lambda dt, i=i: ref(dt)[i], dtype, f)
@@ -168,7 +213,7 @@ def test_output_loss_hit_is_the_first_maximum(mod, dtype):
     b = np.array([0, 2, 2, 1, 2, 0, 0, 0, 0, 0], dtype)  # z = b on every row: class 1 is the first maximum
     row_hit = np.full(n, -1, np.int32)
     launch(mod, "output_loss", dtype, step_cuda.output_loss_shape(n), h=np.ones((n, f), dtype),
-           W=np.zeros((f, m), dtype), b=b, use_bias=1, labels=ep.labels, **ep.batch(), n=n, f=f, m=m,
+           W=np.zeros((f, m), dtype), b=b, use_bias=1, labels=ep.labels, targets=None, **ep.batch(), n=n, f=f, m=m,
            loss=LOSS_CODES["cross-entropy"], dz=np.empty((n, m), dtype), row_loss=np.empty(n), row_hit=row_hit,
            delta=np.empty((n, f), dtype), **hidden_args("relu", 0, 0, ep.keys))
     np.testing.assert_array_equal(row_hit, ep.labels[ep.rows(n)] == 1)
@@ -201,7 +246,7 @@ def slot_values(rng, optimizer, shape):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("weight_decay", [0.0, 0.01])
-@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+@pytest.mark.parametrize("optimizer", list(OPTIMIZER_CODES))
 @pytest.mark.parametrize("n,f,m,kind,bias", [(33, 50, 17, "dense", True), (36, 784, 3, "pixels", False),
                                              (1, 50, 40, "features", True)])
 def test_grad_update(mod, dtype, weight_decay, optimizer, n, f, m, kind, bias):
@@ -320,8 +365,10 @@ def fused_step(mod, tr, k, n):
             launch(mod, kernel, dt, step_cuda.dense_forward_shape(n, m), **x, **batch, W=w, b=b, use_bias=use_b,
                    y=h[i], n=n, f=f, m=m, **hidden_args(cfg.activation, cfg.dropout, i, tr._keys))
         elif kernel == "output_loss":
-            launch(mod, kernel, dt, step_cuda.output_loss_shape(n), h=h[i - 1], W=w, b=b, use_bias=use_b,
-                   labels=tr.labels, **batch, n=n, f=f, m=m, loss=LOSS_CODES[cfg.loss], dz=delta[i], row_loss=row_loss,
+            targets = dict(labels=tr.labels, targets=None) if tr.labels.ndim == 1 else \
+                dict(labels=None, targets=tr.labels)
+            launch(mod, kernel, dt, step_cuda.output_loss_shape(n), h=h[i - 1], W=w, b=b, use_bias=use_b, **targets,
+                   **batch, n=n, f=f, m=m, loss=LOSS_CODES[cfg.loss], dz=delta[i], row_loss=row_loss,
                    row_hit=row_hit, delta=delta[i - 1], **below)
         elif kernel == "dense_backward":
             launch(mod, kernel, dt, step_cuda.dense_backward_shape(n, f), delta=delta[i], W=w, h_prev=h[i - 1],
@@ -350,6 +397,11 @@ VARIANTS = [
     dict(activation="tanh", loss="mse", optimizer="momentum", dropout=0.25, bias=False, weight_decay=1e-3, lr=0.05),
     dict(activation="sigmoid", optimizer="sgd", weight_decay=1e-4, lr=0.1),
     dict(activation="identity", loss="mse", optimizer="adam", dropout=0.1, weight_decay=1e-2, lr=3e-3),
+    dict(activation="relu", optimizer="nesterov", momentum=0.8, weight_decay=1e-3, lr=0.05),
+    dict(activation="tanh", optimizer="classical-momentum", momentum=0.7, dropout=0.2, lr=0.05),
+    dict(activation="relu", loss="binary-cross-entropy", optimizer="nesterov", dropout=0.2, lr=0.05),
+    dict(activation="sigmoid", loss="squared-error", optimizer="adam", weight_decay=1e-3, lr=3e-3),
+    dict(activation="tanh", loss="poisson", optimizer="sgd", bias=False, lr=0.01),
 ]
 
 

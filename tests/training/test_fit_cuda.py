@@ -147,7 +147,7 @@ def test_cli_backend_cuda_saves_checkpoints_resumes_on_another_backend_and_plots
                  "--save", "m.npz", "--metrics-json", "m.json", "--plot", "p.png", cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     summary = first.stdout.strip().splitlines()[-1]
-    assert summary.startswith("cuda/vectorized: test accuracy") and summary.endswith("CUDA graphs on")
+    assert summary.startswith("cuda/vectorized: test accuracy") and "CUDA graphs on; hardest classes: " in summary
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["backend"] == "cuda" and metrics["cuda_graphs"] == "on"
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
