@@ -30,7 +30,10 @@ TARGETS = [
     ("loop", "cuda-float64", "numba-float64", 3.0, "GPU loop vs Numba loop (float64)"),
     ("vectorized", "numba", "torch-cpu", 1.5, "vectorized (numba) vs PyTorch CPU"),
     ("vectorized", "numba", "numpy", 1.0, "vectorized: numba faster than numpy"),
-    ("classifier", "mnist_accel", "sklearn", 3.0, "MLPClassifier fit (3 epochs) vs scikit-learn's"),
+    ("classifier-fit", "mnist_accel", "sklearn", 3.0, "MLPClassifier fit (3 epochs, float32) vs scikit-learn's"),
+    ("classifier-float64", "mnist_accel", "sklearn", 3.0, "MLPClassifier fit (3 epochs, float64) vs scikit-learn's"),
+    ("classifier-lbfgs", "mnist_accel", "sklearn", 3.0, "MLPClassifier lbfgs (50 iterations) vs scikit-learn's"),
+    ("regressor", "mnist_accel", "sklearn", 3.0, "MLPRegressor fit (3 epochs) vs scikit-learn's"),
     ("vectorized", "cuda", "torch-cuda", 10.0, "vectorized on the GPU vs PyTorch eager"),
     ("vectorized", "cuda", "torch-cuda-graphs", 1.0, "vectorized on the GPU vs PyTorch with CUDA graphs"),
     ("seeds", "full-batch", "full-batch-rendering", 5.0, "full-batch preset vs the write-up's NumPy code"),
@@ -44,6 +47,13 @@ TARGETS = [
     ("shared", "busy-default", "busy-threads-2", 1 / 1.25, "beside a busy process: --threads 2 over the default"),
     ("seeds", "deep-sgd", "deep-sgd-rendering", 30.0, "deep-sgd on Numba vs the write-up's NumPy code"),
     ("time-to-98", "speedrun", "torch-speedrun", 3.0, "speedrun preset vs PyTorch on the same recipe (CPU)"),
+    ("compile", "tutorial-numba", "tutorial-numpy", 1.0,
+     "first tutorial run on a cold Numba cache vs the same run on NumPy (wall)"),
+]
+# (group, row, figure, maximum seconds, what it is): budgets, not ratios (bench/test_compile.py's figures)
+BUDGETS = [
+    ("compile", "default-numba", "cold_compile_seconds", 1.5, "default preset: compilation on a cold Numba cache"),
+    ("compile", "speedrun-numba", "cold_compile_seconds", 1.5, "speedrun preset: compilation on a cold Numba cache"),
 ]
 # (group, row, figure, minimum, what it is): accuracy targets, checked on full-size runs only
 ACCURACY = [
@@ -54,7 +64,8 @@ ACCURACY = [
 # The group of whole trainings over seeds (bench/test_time_to_accuracy.py): its own table and the frontier chart.
 # A row of that group without ``seeds`` is the GPU's single time-to-98% figure (bench/test_vectorized.py).
 FRONTIER = "time-to-98"
-REFERENCE = {"loop": "numpy-float64", "vectorized": "torch-cpu", "classifier": "sklearn"}
+COMPILE = "compile"  # first runs on a cold and a warm Numba cache (bench/test_compile.py): their own table
+REFERENCE = {"loop": "numpy-float64", "vectorized": "torch-cpu", "classifier": "sklearn", "regressor": "sklearn"}
 # What the names of mnist-accel's own rows start with; the rest are peers.
 OURS = ("numpy", "numba", "cuda", "mnist_accel", "default-", "busy-", "grid-mnist_accel", "whole-step", "sparse",
         "dense-blas")
@@ -119,9 +130,12 @@ def table(groups: dict[str, dict[str, dict]], peak: dict[str, float]) -> list[st
         if group == FRONTIER:
             lines += frontier_table(rows)
             continue
+        if group == COMPILE:
+            lines += compile_table(rows)
+            continue
         ref_name = "its rendering" if group == "seeds" else REFERENCE.get(group.split("-")[0])
-        unit = {"classifier": "s/fit", "seeds": "s/run", "shared": "s/epoch (grid: s/search)"}.get(
-            group.split("-")[0], "s/epoch")
+        unit = {"classifier": "s/fit", "regressor": "s/fit", "seeds": "s/run",
+                "shared": "s/epoch (grid: s/search)"}.get(group.split("-")[0], "s/epoch")
         header = f"| row | {unit} | samples/s | test acc | vs {ref_name or '-'} | share of floor |"
         lines += [f"### {group}", "", header,
                   "|---|---:|---:|---:|---:|---:|"]
@@ -167,6 +181,17 @@ def frontier_table(rows: dict[str, dict]) -> list[str]:
     return lines + [""]
 
 
+def compile_table(rows: dict[str, dict]) -> list[str]:
+    """The ``compile`` group: each command's compile_seconds and wall seconds on a cold and a warm cache."""
+    lines = [f"### {COMPILE}", "", "| row | compile, cold | compile, warm | wall, cold | wall, warm |",
+             "|---|---:|---:|---:|---:|"]
+    for name, b in sorted(rows.items()):
+        info = b["extra_info"]
+        lines.append(f"| {name} | {info['cold_compile_seconds']:.2f} s | {info['warm_compile_seconds']:.2f} s "
+                     f"| {info['cold_wall_seconds']:.2f} s | {info['warm_wall_seconds']:.2f} s |")
+    return lines + [""]
+
+
 def check(groups: dict[str, dict[str, dict]], peak: dict[str, float] | None = None) -> tuple[list[str], bool]:
     lines, ok = ["", "| target | ratio | goal | met |", "|---|---:|---:|---|"], True
     if peak and "seconds_to_98" in peak:
@@ -183,6 +208,14 @@ def check(groups: dict[str, dict[str, dict]], peak: dict[str, float] | None = No
         met = ratio >= goal
         ok &= met
         lines.append(f"| {label} | {ratio:.2f}x | {goal:.3g}x | {'yes' if met else 'NO'} |")
+    for group, row, key, most, label in BUDGETS:
+        info = groups.get(group, {}).get(row, {}).get("extra_info", {})
+        if key not in info or info.get("quick"):  # a --quick run trains a few images: no budget applies
+            lines.append(f"| {label} | - | <= {most:g} s | not measured (no full-size row) |")
+            continue
+        met = info[key] <= most
+        ok &= met
+        lines.append(f"| {label} | {info[key]:.2f} s | <= {most:g} s | {'yes' if met else 'NO'} |")
     for group, row, key, goal, label in ACCURACY:
         info = groups.get(group, {}).get(row, {}).get("extra_info", {})
         if info.get("samples", 0) < 60000 * (1 - 0.2) or key not in info:  # a --quick or partial run
@@ -265,9 +298,10 @@ def frontier_chart(rows: dict[str, dict], path: Path) -> None:
 def chart(groups: dict[str, dict[str, dict]], path: Path) -> bool:
     """Samples per second as bars from zero on a linear axis (a log axis that starts near the smallest value
     makes 3x look like 20x), each with its figure and its ratio to the group's reference. False, and nothing
-    written, when the run has no group for bars (the sweeps and the frontier have their own charts)."""
+    written, when the run has no group for bars (the sweeps and the frontier have their own charts; the
+    compile group, its table)."""
     plt = _pyplot()
-    groups = {g: r for g, r in groups.items() if not g.startswith("sweep") and g != FRONTIER}
+    groups = {g: r for g, r in groups.items() if not g.startswith("sweep") and g not in (FRONTIER, COMPILE)}
     if not groups:
         return False
     fig, axes = plt.subplots(len(groups), 1, figsize=(8, 2.2 + 0.45 * sum(len(r) for r in groups.values())),
