@@ -31,15 +31,22 @@ from mnist_accel.errors import BackendUnavailable, ConfigError, DataError, DataU
 from mnist_accel.training.fit import FitResult, fit  # noqa: E402
 
 __all__ = ["BackendUnavailable", "ConfigError", "DataError", "DataUnavailable", "FitResult", "MLPClassifier",
-           "TrainConfig", "__version__", "fit", "resolve"]
+           "MLPRegressor", "TrainConfig", "__version__", "fit", "resolve"]
 
 
 def __getattr__(name: str):
-    # scikit-learn is optional: importing mnist_accel must not need it, only MLPClassifier does.
-    if name == "MLPClassifier":
+    # scikit-learn is optional: importing mnist_accel must not need it, only the estimators do.
+    if name in ("MLPClassifier", "MLPRegressor"):
         try:
-            from mnist_accel.classifier import MLPClassifier
+            from mnist_accel import estimators
         except ImportError as exc:
-            raise ImportError(f"MLPClassifier needs scikit-learn ({exc}); pip install 'mnist-accel[sklearn]'") from None
-        return MLPClassifier
+            raise ImportError(f"{name} needs scikit-learn ({exc}); pip install 'mnist-accel[sklearn]'") from None
+        return getattr(estimators, name)
     raise AttributeError(f"module 'mnist_accel' has no attribute {name!r}")
+
+
+# skl2onnx.to_onnx converts MLPClassifier with no call of ours, and this import loads neither skl2onnx nor
+# scikit-learn: see mnist_accel.onnx_export.hook. Last, so that the hook may find MLPClassifier above.
+from mnist_accel.onnx_export.hook import install as _install_onnx_hook  # noqa: E402
+
+_install_onnx_hook()

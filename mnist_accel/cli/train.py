@@ -14,7 +14,7 @@ from mnist_accel.cli.common import Parser, add_training_options, entry, given_tr
 from mnist_accel.config import resolve
 from mnist_accel.errors import ConfigError
 from mnist_accel.persist import check_writable, save_model, write_json
-from mnist_accel.plots import FIGURES, PRESET_FIGURES
+from mnist_accel.plots import FIGURES, PRESET_FIGURES, per_class_accuracy
 from mnist_accel.version import __version__
 
 PROG = "mnist_accel.train"
@@ -26,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog=PROG, description="Train an MLP on MNIST from scratch, on NumPy, Numba or CUDA.")
     add_training_options(p)
     a = p.add_argument
-    a("--save", metavar="PATH", help="write the trained model (.npz)")
+    a("--save", metavar="PATH", help="write the trained model (.npz; a name ending in .onnx writes ONNX, which "
+      "needs the onnx extra)")
     a("--metrics-json", metavar="PATH", help="write the run's metrics as JSON")
     a("--plot", metavar="PATH", help="write a PNG of --figures (matplotlib)")
     a("--figures", choices=FIGURES, help="what --plot draws: report (curves, confusion matrix, misclassified "
@@ -59,6 +60,13 @@ def _check_args(args: argparse.Namespace) -> None:
             import matplotlib  # noqa: F401
         except ImportError:
             raise ConfigError("--plot needs matplotlib: pip install 'mnist-accel[plot]'") from None
+    if args.save is not None and args.save.lower().endswith(".onnx"):
+        from mnist_accel.onnx_export import require_onnx
+
+        try:
+            require_onnx()
+        except ImportError as exc:
+            raise ConfigError(f"--save {args.save}: {exc}") from None
     if args.resume is not None and not Path(args.resume).is_file():
         raise ConfigError(f"--resume {args.resume}: no such file")
     for flag, value in (("--save", args.save), ("--metrics-json", args.metrics_json), ("--plot", args.plot),
@@ -72,9 +80,12 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ConfigError(f"--data-dir {args.data_dir} is not a directory")
 
 
-def metrics_payload(result) -> dict:
+def metrics_payload(result, per_class: dict[str, float] | None = None) -> dict:
+    """The run's metrics; ``per_class``: each class's test accuracy, by name (see plots.per_class_accuracy)."""
+    name = result.config.dataset
     return {"backend": result.backend, "path": result.config.path, "config": result.config.to_dict(),
-            "dataset": {"description": result.dataset, "official_mnist": result.official},
+            "dataset": {"name": name, "description": result.dataset, "official": result.official,
+                        "official_mnist": result.official and name == "mnist", "per_class_test_accuracy": per_class},
             "epochs": result.history, "test_accuracy": result.test_accuracy,
             "train_seconds": result.train_seconds, "compile_seconds": result.compile_seconds,
             "device": result.device, "cuda_graphs": result.graphs, "stopped_early": result.stopped_early,
@@ -101,13 +112,25 @@ def _config(args: argparse.Namespace):
     return cfg
 
 
-def _write_outputs(args: argparse.Namespace, cfg, result, data) -> None:
+def _hardest(per_class: dict[str, float], n: int = 3) -> str:
+    """The ``n`` classes with the lowest test accuracy, by name: "; hardest classes: Shirt 61.9%, ..."."""
+    worst = sorted(per_class.items(), key=lambda kv: kv[1])[:n]
+    return "; hardest classes: " + ", ".join(f"{k} {v:.1%}" for k, v in worst) if worst else ""
+
+
+def _write_outputs(args: argparse.Namespace, cfg, result, data, per_class: dict[str, float] | None = None) -> None:
     if args.save and result.history:
-        save_model(args.save, result.params, {"activation": cfg.activation, "loss": cfg.loss, "dtype": cfg.dtype,
-                                              "classes": list(range(10)), "normalisation": "pixels / 255",
-                                              "version": __version__})
+        meta = {"activation": cfg.activation, "loss": cfg.loss, "dtype": cfg.dtype, "classes": list(range(10)),
+                "normalisation": "pixels / 255", "version": __version__, "config": cfg.to_dict(),
+                "dataset": cfg.dataset, "class_names": list(data.classes), "official_data": result.official}
+        if args.save.lower().endswith(".onnx"):  # the same model and metadata, as an ONNX graph
+            from mnist_accel.onnx_export.saved import save_onnx
+
+            save_onnx(args.save, result.params, meta)
+        else:
+            save_model(args.save, result.params, meta)
     if args.metrics_json:
-        write_json(args.metrics_json, metrics_payload(result))
+        write_json(args.metrics_json, metrics_payload(result, per_class))
     if args.plot and result.history:
         from mnist_accel.plots import write_figures
 
@@ -123,7 +146,7 @@ def _run(args: argparse.Namespace) -> int:
     cfg = _config(args)
     say = (lambda *_, **__: None) if args.quiet else print
     progress = not args.quiet and sys.stderr.isatty()
-    data = load_mnist(cfg.data_dir, progress=progress)
+    data = load_mnist(cfg.data_dir, progress=progress, dataset=cfg.dataset)
 
     def on_epoch(r: dict) -> None:
         if _printed(r, cfg):
@@ -138,14 +161,16 @@ def _run(args: argparse.Namespace) -> int:
     epochs = len(result.history)
     counted = f"{epochs} epoch{'s' if epochs != 1 else ''}"
     graphs = f"; CUDA graphs {result.graphs}" if result.backend == "cuda" else ""
+    per_class = per_class_accuracy(result, data)
     print(f"{result.backend}/{cfg.path}: test accuracy {result.test_accuracy:.4f} after {counted}, "
           f"{result.train_seconds:.2f}s training "
-          f"(+{result.compile_seconds:.2f}s compile) on {result.device}; data: {result.dataset}{graphs}")
+          f"(+{result.compile_seconds:.2f}s compile) on {result.device}; data: {result.dataset}{graphs}"
+          f"{_hardest(per_class)}")
     if cfg.target_accuracy is not None:
         target = f"validation accuracy {cfg.target_accuracy:g}"
         print(f"{target} reached after {counted}, {result.seconds_to_target:.2f}s training"
               if result.seconds_to_target is not None else f"{target} not reached in {counted}")
-    _write_outputs(args, cfg, result, data)
+    _write_outputs(args, cfg, result, data, per_class)
     return 0
 
 
