@@ -20,7 +20,8 @@ from mnist_accel.errors import BackendUnavailable, ConfigError, DataError, DataU
 from mnist_accel.training.signals import stop_on_signals
 
 # Each command as users type it (python -m mnist_accel.<name>) and the module that builds its parser.
-COMMANDS = {"train": "mnist_accel.cli.train", "predict": "mnist_accel.cli.predict", "sweep": "mnist_accel.sweep.run"}
+COMMANDS = {"train": "mnist_accel.cli.train", "predict": "mnist_accel.cli.predict", "sweep": "mnist_accel.sweep.run",
+            "export": "mnist_accel.cli.export", "serve": "mnist_accel.cli.serve"}
 USAGE_ERRORS = (ConfigError, BackendUnavailable)
 RUNTIME_ERRORS = (DataError, DataUnavailable, OSError, FloatingPointError, RuntimeError, ValueError)
 
