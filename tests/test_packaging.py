@@ -5,6 +5,8 @@ in the checkout (whose ``mnist_accel/`` then shadows the installed package) and 
 from __future__ import annotations
 
 import ast
+import configparser
+import importlib
 import os
 import subprocess
 import sys
@@ -33,6 +35,7 @@ def test_wheel_layout(wheel):
     assert not [n for n in names if n.startswith("kernels/")]
     assert "mnist_accel/train.py" in names and "mnist_accel/classifier.py" in names
     assert {f"mnist_accel/backends/{m}_ops.py" for m in ("xp", "numba", "cuda")} <= set(names)
+    assert {f"mnist_accel/serve/static/{f}" for f in ("index.html", "pad.js", "pad.css")} <= set(names)
 
 
 def test_installed_package_runs_from_another_folder(wheel, tmp_path):
@@ -47,6 +50,48 @@ def test_installed_package_runs_from_another_folder(wheel, tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "mnist_accel.kernels.cpu.loop_cpu"
+
+
+def _entry_modules() -> dict[str, str]:
+    """Every command users type as ``python -m mnist_accel.X``, by X: a module at the package's top with a
+    ``__main__`` block, or a subpackage with a ``__main__.py``."""
+    entries = {p.stem: f"mnist_accel.{p.stem}" for p in (REPO / "mnist_accel").glob("*.py")
+               if p.stem != "__init__" and 'if __name__ == "__main__"' in p.read_text()}
+    entries.update({p.parent.name: f"mnist_accel.{p.parent.name}.__main__"
+                    for p in (REPO / "mnist_accel").glob("*/__main__.py")})
+    return entries
+
+
+def test_every_command_has_its_script():
+    """``python -m mnist_accel.X`` has the script ``mnist-accel-X``, and both run the same ``main``."""
+    tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Python 3.11's tomllib")
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    entries = _entry_modules()
+    assert {"train", "predict", "serve", "sweep"} <= set(entries)
+    for name, module in sorted(entries.items()):
+        assert f"mnist-accel-{name}" in scripts, f"python -m mnist_accel.{name} has no script mnist-accel-{name}"
+        target, _, attr = scripts[f"mnist-accel-{name}"].partition(":")
+        assert getattr(importlib.import_module(target), attr) is importlib.import_module(module).main, name
+
+
+def test_installed_scripts_start_their_commands(wheel, fresh_venv, tmp_path):
+    """Each script the wheel declares is installed and starts its command, from another folder; the pad's
+    page ships with the installed package."""
+    entry_points = configparser.ConfigParser()
+    with zipfile.ZipFile(wheel) as z:
+        entry_points.read_string(z.read(next(n for n in z.namelist() if n.endswith(".dist-info/entry_points.txt")))
+                                 .decode())
+    scripts = dict(entry_points["console_scripts"])
+    assert {f"mnist-accel-{name}" for name in _entry_modules()} <= set(scripts)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    for script in scripts:
+        proc = subprocess.run([str(fresh_venv.parent / script), "--help"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0 and proc.stdout.startswith("usage: "), (script, proc.stderr)
+    files = subprocess.run([str(fresh_venv), "-c", "from mnist_accel.serve.handlers import static_files; "
+                            "print(*sorted(static_files()))"], cwd=tmp_path, env=env, capture_output=True,
+                           text=True, timeout=120)
+    assert files.stdout.split() == ["/", "/static/index.html", "/static/pad.css", "/static/pad.js"], files.stderr
 
 
 @pytest.fixture(scope="module")
@@ -129,9 +174,10 @@ LAYERS = [
     ("backends",),  # selection and each backend's ops and policies
     ("trainers",),  # per-sample, mini-batch, CUDA graphs
     ("training", "plots"),  # fit and its epoch loop, checkpoints, signals, divergence; pictures
-    ("classifier", "cli"),  # the scikit-learn estimator; the commands
+    ("classifier", "estimators", "cli", "serve", "onnx_export"),  # the scikit-learn estimators; the commands; the
+    # drawing pad's server; ONNX export
     ("sweep",),  # the search, above the training command whose options it takes
-    ("__init__", "train", "predict"),  # the package's front and the commands where users type them
+    ("__init__", "train", "predict", "export"),  # the package's front and the commands where users type them
 ]
 
 
