@@ -83,9 +83,6 @@ class BaseMLP(BaseEstimator):
         hidden = list(hidden) if hasattr(hidden, "__iter__") else [hidden]
         if np.any(np.array(hidden) <= 0):
             raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden}.")
-        if not hidden and self.solver in STOCHASTIC:  # the trainers need a hidden layer (docs/sklearn.md)
-            raise ValueError("hidden_layer_sizes=() (no hidden layer) trains with solver='lbfgs' only; give a hidden "
-                             "layer, e.g. (100,), or use solver='lbfgs'")
         first = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         before = dict(self.__dict__)
         device = on_device(X)

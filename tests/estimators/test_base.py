@@ -4,11 +4,13 @@ word), its initial weights for a seed, sparse input on the CPU backends, and the
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from sklearn.datasets import make_classification
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier, MLPRegressor as SkMLPRegressor
 from sklearn.utils._param_validation import InvalidParameterError
 
@@ -59,8 +61,13 @@ def test_other_errors_and_inf_patience(data):
     linear = MLPClassifier(hidden_layer_sizes=(), solver="lbfgs", random_state=0).fit(X, y)
     sk = SkMLPClassifier(hidden_layer_sizes=(), solver="lbfgs", random_state=0).fit(X, y)
     np.testing.assert_allclose(linear.predict_proba(X), sk.predict_proba(X), atol=1e-6)
-    with pytest.raises(ValueError, match=r"\(no hidden layer\) trains with solver='lbfgs' only"):
-        MLPClassifier(hidden_layer_sizes=()).fit(X, y)
+    for solver in ("sgd", "adam"):  # no hidden layer on the stochastic solvers too: the same steps as sklearn's
+        kw = dict(hidden_layer_sizes=(), solver=solver, max_iter=5, shuffle=False, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            ours, theirs = MLPClassifier(**kw).fit(X, y), SkMLPClassifier(**kw).fit(X, y)
+        np.testing.assert_allclose(ours.coefs_[0], theirs.coefs_[0], rtol=1e-6, atol=1e-8)
+        assert ours.n_iter_ == theirs.n_iter_ == 5
     clf = MLPClassifier(n_iter_no_change=np.inf, max_iter=15, random_state=0).fit(X, y)
     assert clf.n_iter_ == 15
     for name, bad in (("backend", "tpu"), ("dtype", "float16"), ("dropout", 1.0)):
