@@ -7,12 +7,11 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
-import http.server
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+from http_mirror import Mirror
 
 from mnist_accel.data import datasets, idx
 from mnist_accel.data.mnist import load_mnist
@@ -38,39 +37,6 @@ def no_env(tmp_path, monkeypatch):
         monkeypatch.delenv(d.mirrors_env, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     return tmp_path / "xdg" / "mnist_accel"
-
-
-class _Server:
-    """Serves {url path: bytes} on 127.0.0.1 (anything else: 404); records the paths asked for."""
-
-    def __init__(self, routes: dict[str, bytes]):
-        hits = self.hits = []
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
-                hits.append(self.path)
-                body = routes.get(self.path)
-                if body is None:
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 def _corrupted(gz: bytes) -> bytes:
@@ -137,7 +103,7 @@ def test_each_dataset_reads_its_own_environment_variable(fashion_gz, no_env, tmp
 
 
 def test_download_verifies_and_caches(fashion_gz, no_env, monkeypatch):
-    with _Server({f"/fm/{stem}.gz": body for stem, body in fashion_gz.items()}) as server:
+    with Mirror({f"/fm/{stem}.gz": body for stem, body in fashion_gz.items()}) as server:
         monkeypatch.setenv("MNIST_ACCEL_FASHION_MNIST_MIRRORS", server.url + "/fm/")
         d = load_mnist(progress=False, dataset="fashion-mnist")
         assert d.official and d.source.endswith("(cache)") and d.classes[7] == "Sneaker"
@@ -153,7 +119,7 @@ def test_download_verifies_and_caches(fashion_gz, no_env, monkeypatch):
 def test_corrupted_download_fails_in_one_line_and_keeps_nothing(fashion_gz, no_env, monkeypatch):
     routes = {f"/fm/{stem}.gz": body for stem, body in fashion_gz.items()}
     routes["/fm/train-labels-idx1-ubyte.gz"] = _corrupted(fashion_gz["train-labels-idx1-ubyte"])
-    with _Server(routes) as server:
+    with Mirror(routes) as server:
         monkeypatch.setenv("MNIST_ACCEL_FASHION_MNIST_MIRRORS", server.url + "/fm/")
         with pytest.raises(DataUnavailable) as info:
             load_mnist(progress=False, dataset="fashion-mnist")
@@ -168,7 +134,7 @@ def test_corrupted_mirror_falls_back_to_the_next(fashion_gz, no_env, monkeypatch
     routes = {f"/good/{stem}.gz": body for stem, body in fashion_gz.items()}
     routes.update({f"/bad/{stem}.gz": _corrupted(body) if "labels" in stem else body[:-100]
                    for stem, body in fashion_gz.items()})
-    with _Server(routes) as server:
+    with Mirror(routes) as server:
         monkeypatch.setenv("MNIST_ACCEL_FASHION_MNIST_MIRRORS", f"{server.url}/bad/,{server.url}/good/")
         assert load_mnist(progress=False, dataset="fashion-mnist").official
         assert sorted(server.hits) == sorted(f"/{m}/{s}.gz" for m in ("bad", "good") for s in datasets.STEMS)
@@ -178,7 +144,7 @@ def test_cli_reports_a_corrupted_download_in_one_line(fashion_gz, no_env, monkey
     from mnist_accel.cli.train import main
 
     routes = {f"/fm/{stem}.gz": _corrupted(body) if "labels" in stem else body for stem, body in fashion_gz.items()}
-    with _Server(routes) as server:
+    with Mirror(routes) as server:
         monkeypatch.setenv("MNIST_ACCEL_FASHION_MNIST_MIRRORS", server.url + "/fm/")
         assert main(["--dataset", "fashion-mnist", "--epochs", "1", "--quiet"]) == 1
     err = capsys.readouterr().err.strip()
@@ -207,7 +173,7 @@ def test_gz_digests_verify_the_gz_file_only(fashion_gz, tmp_path):
 
 def test_kmnist_download_of_foreign_files_is_refused(no_env, tmp_path, monkeypatch, make_dataset):
     folder = make_dataset(tmp_path / "fake", compress=True)
-    with _Server({f"/k/{stem}.gz": (folder / f"{stem}.gz").read_bytes() for stem in datasets.STEMS}) as server:
+    with Mirror({f"/k/{stem}.gz": (folder / f"{stem}.gz").read_bytes() for stem in datasets.STEMS}) as server:
         monkeypatch.setenv("MNIST_ACCEL_KMNIST_MIRRORS", server.url + "/k/")
         with pytest.raises(DataUnavailable, match="SHA-256 of the .gz file does not match the official "
                                                   "Kuzushiji-MNIST digest"):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from http_mirror import Mirror
 
 from mnist_accel.data import mnist as mdata
 from mnist_accel.errors import DataError, DataUnavailable
@@ -64,36 +65,6 @@ def test_normalize_and_one_hot():
 # --- downloads, against a server on 127.0.0.1 -------------------------------------------------------
 
 
-class _Server:
-    """Serves {url path: bytes or HTTP status}; counts requests."""
-
-    def __init__(self, routes):
-        self.routes, self.hits = routes, []
-        routes_ref, hits = self.routes, self.hits
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
-                hits.append(self.path)
-                body = routes_ref.get(self.path, 404)
-                if isinstance(body, int):
-                    self.send_error(body)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-
-
 @pytest.fixture
 def official_gz():
     folder = Path(os.environ.get("MNIST_ACCEL_DATA", ""))
@@ -114,7 +85,7 @@ def _leftovers(folder: Path):
 
 
 def test_download_verifies_and_caches(official_gz, cache_env, monkeypatch):
-    server = _Server({f"/m/{stem}.gz": body for stem, body in official_gz.items()})
+    server = Mirror({f"/m/{stem}.gz": body for stem, body in official_gz.items()})
     try:
         monkeypatch.setenv("MNIST_ACCEL_MIRRORS", server.url + "/m/")
         d = mdata.load_mnist(progress=False)
@@ -131,7 +102,7 @@ def test_mirror_fallback_after_error_and_corrupt_copy(official_gz, cache_env, mo
     bad = {f"/bad/{stem}.gz": b"\x1f\x8bnot really gzip" for stem in official_gz}
     wrong = {f"/wrong/{stem}.gz": official_gz["t10k-labels-idx1-ubyte"] for stem in official_gz}
     good = {f"/good/{stem}.gz": body for stem, body in official_gz.items()}
-    server = _Server({**bad, **wrong, **good})
+    server = Mirror({**bad, **wrong, **good})
     try:
         mirrors = ",".join(server.url + p for p in ("/down/", "/bad/", "/wrong/", "/good/"))
         monkeypatch.setenv("MNIST_ACCEL_MIRRORS", mirrors)
@@ -143,7 +114,7 @@ def test_mirror_fallback_after_error_and_corrupt_copy(official_gz, cache_env, mo
 
 
 def test_every_mirror_failing_is_one_clear_error(official_gz, cache_env, monkeypatch):
-    server = _Server({f"/m/{stem}.gz": 500 for stem in official_gz})
+    server = Mirror({f"/m/{stem}.gz": 500 for stem in official_gz})
     try:
         monkeypatch.setenv("MNIST_ACCEL_MIRRORS", server.url + "/m/")
         with pytest.raises(DataUnavailable, match="--data-dir DIR or set MNIST_ACCEL_DATA") as info:
@@ -160,7 +131,7 @@ def test_bad_cached_file_is_replaced(official_gz, cache_env, monkeypatch):
     for stem, body in official_gz.items():
         (cache_env / f"{stem}.gz").write_bytes(body)
     (cache_env / "train-labels-idx1-ubyte.gz").write_bytes(official_gz["t10k-labels-idx1-ubyte"])
-    server = _Server({"/m/train-labels-idx1-ubyte.gz": official_gz["train-labels-idx1-ubyte"]})
+    server = Mirror({"/m/train-labels-idx1-ubyte.gz": official_gz["train-labels-idx1-ubyte"]})
     try:
         monkeypatch.setenv("MNIST_ACCEL_MIRRORS", server.url + "/m/")
         assert mdata.load_mnist(progress=False).official
@@ -170,7 +141,7 @@ def test_bad_cached_file_is_replaced(official_gz, cache_env, monkeypatch):
 
 
 def test_concurrent_downloads_into_one_cache(official_gz, cache_env, monkeypatch):
-    server = _Server({f"/m/{stem}.gz": body for stem, body in official_gz.items()})
+    server = Mirror({f"/m/{stem}.gz": body for stem, body in official_gz.items()})
     try:
         monkeypatch.setenv("MNIST_ACCEL_MIRRORS", server.url + "/m/")
         results, errors = [], []
@@ -218,7 +189,7 @@ def test_truncated_download_is_not_kept(official_gz, cache_env, monkeypatch):
 
 
 def test_full_disk_while_downloading_leaves_nothing(official_gz, cache_env, monkeypatch):
-    server = _Server({f"/m/{stem}.gz": body for stem, body in official_gz.items()})
+    server = Mirror({f"/m/{stem}.gz": body for stem, body in official_gz.items()})
     real_fdopen = os.fdopen
 
     class FullDisk:
