@@ -60,8 +60,9 @@ class Driver:
         finally:
             self.bar.close()
             self.runner.close(cancel=bool(self.pending))
-            if self.runner.kills_on_close:  # the workers' trials ended with their processes
-                st.cut(self.study, self.run)
+            if self.runner.kills_on_close:  # the workers' trials ended with their processes; in a study this
+                # driver owns, also a trial killed before it could record its run
+                st.cut(self.study, True if self.owned else self.run)
             self.write(final=True)
 
     def _loop(self) -> None:

@@ -58,7 +58,7 @@ def test_a_stopped_sweep_continues_where_it_stopped(tmp_path, stop, said, code):
     assert stderr.rstrip().endswith(f"trials; run the same command again to continue (the study is in {out})")
     stopped = _csv(out / "trials.csv")
     cut = [r for r in stopped if r["state"] == "FAIL"]
-    assert cut and all(r["reason"] == "interrupted before it finished" for r in cut)
+    assert cut and all(r["reason"] == "interrupted before it finished" for r in cut), stopped
     assert len([r for r in stopped if r["state"] == "COMPLETE"]) < 4
     again = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr

@@ -105,7 +105,7 @@ def test_importing_or_calling_main_leaves_the_handlers_as_they_were():
 
 # The child prints each epoch line, then after the first one waits up to a minute, so that the test's signal
 # lands after epoch 1 every time however fast the machine; the signal's handling is the real command's.
-PACED = ("import builtins, sys, time; import mnist_accel.train as t\n"
+PACED = ("import builtins, sys, time; import mnist_accel.cli.train as t\n"
          "def paced(*a, **k):\n"
          "    builtins.print(*a, **k)\n"
          "    if a and str(a[0]).startswith('epoch   1/'): time.sleep(60)\n"
