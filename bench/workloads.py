@@ -16,8 +16,9 @@ import numpy as np
 
 from mnist_accel import model
 from mnist_accel.backends.selection import get_backend, to_host
-from mnist_accel.config import TUTORIAL_SEED, resolve
+from mnist_accel.config import resolve
 from mnist_accel.data.mnist import MnistData, normalize, one_hot
+from mnist_accel.presets import TUTORIAL_SEED
 
 LOOP_SIZES = (784, 100, 10)  # the tutorial's model
 VEC_SIZES = (784, 256, 10)

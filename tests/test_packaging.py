@@ -169,8 +169,9 @@ def test_only_the_backend_selection_imports_cupy():
 
 # The package's floors, lowest first: a module imports only from its own floor or below.
 LAYERS = [
-    ("version", "errors", "rng", "model"),  # pure maths, the counter RNG, exceptions
-    ("config", "optim", "persist", "data"),  # options, optimizers and schedules, safe files, the data
+    ("version", "errors", "rng", "model", "losses"),  # pure maths, the counter RNG, exceptions
+    ("config", "presets", "optim", "persist", "data"),  # options and presets, optimizers and schedules, safe files,
+    # the data
     ("backends",),  # selection and each backend's ops and policies
     ("trainers",),  # per-sample, mini-batch, CUDA graphs
     ("training", "plots"),  # fit and its epoch loop, checkpoints, signals, divergence; pictures

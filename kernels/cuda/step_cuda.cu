@@ -171,7 +171,7 @@ __global__ void dense_forward(DENSE_FORWARD_PARAMS) {
 }
 
 // Row r's loss, hit and gradient dz = d(mean loss)/dz over its m outputs z (XpOps.loss_grad), against its
-// class label (MSE, CROSS_ENTROPY) or its float targets y (the others: model.loss_sum, output_grad and
+// class label (MSE, CROSS_ENTROPY) or its float targets y (the others: losses.loss_sum, output_grad and
 // correct_count); z is overwritten with dz.
 template <typename T>
 __device__ void row_loss_grad(T* z, int m, int label, const T* y, int loss, int n, double* row_loss, int* row_hit) {

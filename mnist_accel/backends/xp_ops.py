@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from mnist_accel import model, optim
+from mnist_accel import losses, optim
 from mnist_accel.backends.sparse_rows import SparseBatches, as_csr, is_sparse
 from mnist_accel.config import TrainConfig
 from mnist_accel.kernels import LABEL_LOSSES
@@ -134,7 +134,7 @@ class XpOps:
 
     def loss_grad(self, z: Any, labels: Any, grad: Any, loss: str) -> tuple[Any, Any]:
         """grad <- d(mean loss)/dz; returns (summed loss, correct count) as device scalars. ``labels``: an int
-        label per row (the label losses), or the rows' float targets (any loss: ``model``'s formulas)."""
+        label per row (the label losses), or the rows' float targets (any loss: ``losses``'s formulas)."""
         xp = self.xp
         n = z.shape[0]
         if labels.ndim == 2 or loss not in LABEL_LOSSES:
@@ -158,12 +158,12 @@ class XpOps:
         return total, correct
 
     def _target_loss_grad(self, z: Any, targets: Any, grad: Any, loss: str) -> tuple[Any, Any]:
-        """loss_grad against float targets, as ``model.loss_sum``, ``output_grad`` and ``correct_count``."""
+        """loss_grad against float targets, as ``losses.loss_sum``, ``output_grad`` and ``correct_count``."""
         xp = self.xp
         if targets.ndim == 1:  # labels for a loss of float targets: the trainer passes targets; others one-hot
             targets = (xp.arange(z.shape[1]) == targets[:, None]).astype(z.dtype)
-        xp.multiply(model.output_grad(z, targets, loss, xp), z.dtype.type(1.0 / z.shape[0]), out=grad)
-        return model.loss_sum(z, targets, loss, xp).astype(np.float64), model.correct_count(z, targets, loss)
+        xp.multiply(losses.output_grad(z, targets, loss, xp), z.dtype.type(1.0 / z.shape[0]), out=grad)
+        return losses.loss_sum(z, targets, loss, xp).astype(np.float64), losses.correct_count(z, targets, loss)
 
     def bias_grad(self, delta: Any, out: Any) -> None:
         """out <- the bias gradient, delta summed over the batch."""

@@ -15,8 +15,9 @@ import typing
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from mnist_accel.config import LOOP_DEFAULTS, PRESETS, TrainConfig, options
+from mnist_accel.config import TrainConfig, options
 from mnist_accel.errors import BackendUnavailable, ConfigError, DataError, DataUnavailable, Stopped
+from mnist_accel.presets import LOOP_DEFAULTS, PRESETS
 from mnist_accel.training.signals import stop_on_signals
 
 # Each command as users type it (python -m mnist_accel.<name>) and the module that builds its parser.

@@ -22,7 +22,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from mnist_accel import model
 from mnist_accel.backends.selection import get_backend, numba_available, to_host
 from mnist_accel.config import BACKENDS, DTYPES
-from mnist_accel.trainers.vectorized import as_features
+from mnist_accel.trainers.training_set import as_features
 
 # scikit-learn's names for the hidden activation -> ours
 ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "logistic": "sigmoid", "identity": "identity"}

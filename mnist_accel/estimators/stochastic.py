@@ -19,7 +19,7 @@ import numpy as np
 from sklearn.base import is_classifier
 from sklearn.exceptions import ConvergenceWarning
 
-from mnist_accel import model
+from mnist_accel import losses, model
 from mnist_accel.backends.selection import Backend, to_host
 from mnist_accel.config import resolve
 from mnist_accel.estimators.base import ACTIVATIONS, EXTRA_SCHEDULES, features
@@ -75,7 +75,7 @@ def reference_loss(est, params, X, targets) -> float:
         y = (y[:, None] == np.arange(params[-1].shape[-1])).astype(params[0].dtype)
     with np.errstate(all="ignore"):
         out, _ = model.forward(params, x, ACTIVATIONS[est.activation], np)
-        measured = float(model.loss_sum(out, y, est._loss, np)) / n
+        measured = float(losses.loss_sum(out, y, est._loss, np)) / n
     floor = divergence.trivial_loss(est._loss, params[-1].shape[-1])
     return max(measured, floor) if np.isfinite(measured) else floor
 

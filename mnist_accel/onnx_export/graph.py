@@ -7,7 +7,7 @@ models (and every softmax classifier) that is ``mnist_accel.model.probabilities`
 ``MLPClassifier.predict_proba`` compute it: the softmax over the first ``len(classes)`` outputs, whatever
 loss trained the model (the squared-error losses 'mse' and 'softmax-mse' included: their probabilities are
 the softmax of the outputs too). The estimators' other output activations (``out_activation``) follow
-``mnist_accel.model.link``: 'logistic' gives each label's probability (multilabel), or for one output the
+``mnist_accel.losses.link``: 'logistic' gives each label's probability (multilabel), or for one output the
 two columns ``[1 - p, p]`` (binary, as ``predict_proba``); 'identity' and 'exp' give a regressor's
 predictions.
 

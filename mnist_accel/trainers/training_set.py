@@ -1,16 +1,20 @@
 """The vectorized trainer's training set as it holds it: the rows' features (dense, or a scipy.sparse matrix
-on the CPU) and their targets (class labels, or float targets), checked and placed on the device.
+on the CPU) and their targets (class labels, or float targets), checked, split into training and validation
+rows, and placed on the device.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from mnist_accel.backends.selection import Backend, to_device
 from mnist_accel.backends.sparse_rows import as_csr, is_sparse
+from mnist_accel.config import TrainConfig
 from mnist_accel.data.mnist import normalize, one_hot
+from mnist_accel.errors import ConfigError
 
 
 def as_features(x: Any, dtype: Any, xp: Any) -> Any:
@@ -23,6 +27,16 @@ def as_features(x: Any, dtype: Any, xp: Any) -> Any:
 
 SPARSE_ON_GPU = ("a scipy.sparse training set trains on the CPU backends only: use backend 'numpy' or 'numba', "
                  "or pass a dense array (X.toarray())")
+
+
+def as_rows(images: Any, dtype: Any, be: Backend) -> Any:
+    """The training set one row per sample, still on the host: a scipy.sparse matrix as compressed rows of
+    ``dtype`` (the CPU backends only), a dense array as it is (uint8 pixels stay uint8)."""
+    if is_sparse(images):
+        if be.on_gpu:
+            raise ConfigError(SPARSE_ON_GPU)
+        return as_csr(images, dtype)
+    return images.reshape(images.shape[0], -1)
 
 
 def device_targets(targets: np.ndarray, rows: Any, as_labels: bool, n_out: int, dtype: Any, be: Backend) -> Any:
@@ -45,3 +59,24 @@ def check_targets(targets: np.ndarray, n: int, n_out: int) -> np.ndarray:
         raise ValueError(f"targets of shape {targets.shape} do not fit {n} samples and {n_out} outputs: pass "
                          f"({n},) class labels or ({n}, {n_out}) float targets")
     return targets
+
+
+def split_validation(cfg: TrainConfig, rng: np.random.Generator, images: Any, targets: np.ndarray, n_out: int,
+                     dtype: Any, be: Backend) -> tuple[Any, np.ndarray, tuple[Any, Any] | None]:
+    """(training rows, their targets, the validation set): ``cfg.val_split`` of the rows held out, drawn from
+    ``rng`` or the last ones (``cfg.val_from``), as (features on the device, float targets with labels
+    one-hot), or None when no row is held out."""
+    n = images.shape[0]
+    n_val = int(round(n * cfg.val_split))
+    if cfg.val_from == "end":  # Keras's count: floor(n * (1 - split)) images train
+        n_val = n - math.floor(n * (1.0 - cfg.val_split))
+    if not n_val:
+        return images, targets, None
+    if cfg.val_from == "end":  # Keras's validation_split: the last images, before any shuffling
+        val, train = np.arange(n - n_val, n), np.arange(n - n_val)
+    else:
+        order = rng.permutation(n)
+        val, train = order[:n_val], np.sort(order[n_val:])
+    val_x = images[val] if is_sparse(images) else to_device(images[val], be)
+    val_y = device_targets(targets, val, False, n_out, dtype, be)  # floats: labels one-hot
+    return images[train], targets[train], (as_features(val_x, dtype, be.xp), val_y)

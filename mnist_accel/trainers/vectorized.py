@@ -26,16 +26,15 @@ from mnist_accel import optim, rng as crng
 from mnist_accel.backends import StepBuffers, make_ops
 from mnist_accel.backends.cores import controller, threads_for
 from mnist_accel.backends.selection import Backend, to_device, to_host
-from mnist_accel.backends.sparse_rows import as_csr, is_sparse
+from mnist_accel.backends.sparse_rows import is_sparse
 from mnist_accel.config import TrainConfig
-from mnist_accel.errors import ConfigError
 from mnist_accel.kernels import LABEL_LOSSES
-from mnist_accel.model import layers
+from mnist_accel.trainers.batch_pass import BatchPass
 from mnist_accel.trainers.graphs import make_steps
-from mnist_accel.trainers.training_set import SPARSE_ON_GPU, as_features, check_targets, device_targets
+from mnist_accel.trainers.training_set import as_rows, check_targets, device_targets, split_validation
 from mnist_accel.trainers.whole_gradients import WholeGradients
 
-__all__ = ["VectorizedTrainer", "as_features"]
+__all__ = ["VectorizedTrainer"]
 
 SHUFFLE, DROPOUT = 1, 2  # stream purposes for the counter-based generator
 
@@ -44,16 +43,6 @@ def blas_threads(threads: int):
     """A context in which BLAS runs ``threads`` threads (through the stored controller: ``threadpool_limits``
     would scan the loaded libraries on every call, which at full batch is every step)."""
     return controller().limit(limits=threads, user_api="blas")
-
-
-class _Buffers:
-    """Activations and gradients for one batch size, reused every step."""
-
-    def __init__(self, ops: Any, n: int, params: list, dtype: Any) -> None:
-        weights = [w for w, _ in layers(params)]
-        self.z = [ops.empty((n, w.shape[1]), dtype) for w in weights]  # pre- then post-activation
-        self.delta = [ops.empty((n, w.shape[1]), dtype) for w in weights]
-        self.grads = [ops.empty(p.shape, p.dtype) for p in params]
 
 
 class VectorizedTrainer:
@@ -66,28 +55,8 @@ class VectorizedTrainer:
         self.cfg, self.xp, self.ops = cfg, be.xp, make_ops(be)
         self.dtype = np.dtype(cfg.dtype)
         n, n_out = images.shape[0], params[-1].shape[-1]
-        targets = check_targets(targets, n, n_out)
-        if is_sparse(images):
-            if be.on_gpu:
-                raise ConfigError(SPARSE_ON_GPU)
-            images = as_csr(images, self.dtype)
-        else:
-            images = images.reshape(n, -1)
-        n_val = int(round(n * cfg.val_split))
-        if cfg.val_from == "end":  # Keras's count: floor(n * (1 - split)) images train
-            n_val = n - math.floor(n * (1.0 - cfg.val_split))
-        if n_val:
-            if cfg.val_from == "end":  # Keras's validation_split: the last images, before any shuffling
-                val, train = np.arange(n - n_val, n), np.arange(n - n_val)
-            else:
-                order = rng.permutation(n)
-                val, train = order[:n_val], np.sort(order[n_val:])
-            val_x = images[val] if is_sparse(images) else to_device(images[val], be)
-            val_y = device_targets(targets, val, False, n_out, self.dtype, be)  # floats: labels one-hot
-            self.val = (as_features(val_x, self.dtype, self.xp), val_y)
-            images, targets = images[train], targets[train]
-        else:
-            self.val = None
+        targets, images = check_targets(targets, n, n_out), as_rows(images, self.dtype, be)  # the targets' error first
+        images, targets, self.val = split_validation(cfg, rng, images, targets, n_out, self.dtype, be)
         # One batch covering the whole set, whose order cannot matter (no dropout masks tied to positions,
         # or no shuffling): every step is the same rows in the same order, so the ops prepare the inputs
         # once (scaled, or as a sparse matrix) and no step gathers or rescales anything.
@@ -99,14 +68,12 @@ class VectorizedTrainer:
         self.labels = device_targets(targets, slice(None), cfg.loss in LABEL_LOSSES, n_out, self.dtype, be)
         self.n_seen = n
         self.params = [to_device(p, be) for p in params]
-        self._net = list(layers(self.params))  # updated in place, so the (W, b) pairs never go stale
+        self._pass = BatchPass(cfg, self.ops, self.xp, self.params, self.inputs, self.labels, n, self.dtype)
         self.state = optim.init_state(self.params, cfg.optimizer, self.xp)
         self.seed = int(rng.integers(2 ** 32))  # drawn from the run's generator so --seed governs it
         self.steps_per_epoch = math.ceil(self.n_seen / cfg.batch_size)
         self.total_steps = self.steps_per_epoch * cfg.epochs
         self.step = self.epoch = 0
-        self._buffers: dict[int, _Buffers] = {}
-        self._keep = 1.0 - cfg.dropout
         self._device_state(be)
         self.progress = False  # a progress bar per epoch (set by callers that print to a terminal)
         self.compile_seconds = self.ops.warm_up(cfg)
@@ -116,7 +83,7 @@ class VectorizedTrainer:
         """The fixed device buffers a step reads instead of host arguments (a captured graph keeps their
         addresses), and the runner that replays or calls the step."""
         xp, spe, bs = self.xp, self.steps_per_epoch, min(self.cfg.batch_size, self.n_seen)
-        hidden_layers = len(self._net) - 1
+        hidden_layers = len(self._pass.net) - 1
         self._step_loss = xp.zeros(spe, np.float64)  # to name a diverging step
         self._sched = xp.zeros((spe, 3), self.dtype)  # (lr, step size, eps) per step of this epoch
         self._keys = xp.zeros((spe, hidden_layers), np.uint32)  # dropout key per step and hidden layer
@@ -130,11 +97,6 @@ class VectorizedTrainer:
             self._hits))
         step = self._device_step if self._fused is None else lambda: self._fused(bs)
         self.steps = make_steps(xp, be.on_gpu, self.cfg.graphs, step)
-
-    def buffers(self, n: int) -> _Buffers:
-        if n not in self._buffers:
-            self._buffers[n] = _Buffers(self.ops, n, self.params, self.dtype)
-        return self._buffers[n]
 
     def train_epoch(self) -> tuple[Any, Any]:
         """One pass over the training set; returns (summed loss, correct count), still on the device."""
@@ -222,41 +184,8 @@ class VectorizedTrainer:
     def gradients(self, batch: Any, keys: Any) -> tuple[Any, Any, list]:
         """Forward and backward on the samples at indices ``batch`` (None: every row in order), dropout
         keys from ``keys`` (None: no dropout): (summed loss, correct count, mean gradients in params'
-        order: buffers, overwritten by the next call for as many samples); no host sync."""
-        xp, ops, cfg = self.xp, self.ops, self.cfg
-        buf = self.buffers(self.n_seen if batch is None else len(batch))
-        labels = self.labels if batch is None else self.labels[batch]
-        net = self._net
-        masks, h = [], None
-        for i, (w, b) in enumerate(net):
-            if i == 0:
-                ops.input_matmul(self.inputs, batch, w, buf.z[0])
-            else:
-                xp.matmul(h, w, out=buf.z[i])
-            if i == len(net) - 1:
-                if b is not None:
-                    buf.z[i] += b
-                loss, hits = ops.loss_grad(buf.z[i], labels, buf.delta[i], cfg.loss)
-            else:
-                mask = None if not cfg.dropout or keys is None else \
-                    crng.dropout_mask(keys[i], buf.z[i].shape, cfg.dropout, self.dtype, xp)
-                masks.append(mask)
-                ops.bias_act(buf.z[i], b, cfg.activation, mask)
-                h = buf.z[i]
-        g = len(buf.grads)
-        for i in range(len(net) - 1, -1, -1):
-            w, b = net[i]
-            if b is not None:
-                g -= 1
-                ops.bias_grad(buf.delta[i], buf.grads[g])
-            g -= 1
-            if i == 0:
-                ops.input_grad(self.inputs, batch, buf.delta[0], buf.grads[g])
-            else:
-                xp.matmul(buf.z[i - 1].T, buf.delta[i], out=buf.grads[g])
-                xp.matmul(buf.delta[i], w.T, out=buf.delta[i - 1])
-                ops.act_backward(buf.delta[i - 1], buf.z[i - 1], cfg.activation, masks[i - 1], 1.0 / self._keep)
-        return loss, hits, buf.grads
+        order: buffers, overwritten by the next call for as many samples); no host sync (``batch_pass``)."""
+        return self._pass(batch, keys)
 
     step_name = "step"  # what first_bad counts, for messages
 

@@ -2,12 +2,14 @@
 metrics so far, configuration) in one .npz with JSON metadata, written atomically after every epoch.
 
 A resumed run ends with the same weights as an uninterrupted one on the same backend: shuffles and
-dropout masks derive from (seed, epoch, step) or from the saved generator state.
+dropout masks derive from (seed, epoch, step) or from the saved generator state. An interrupted run without
+a checkpoint of its own saves to a file it claims (``claim``).
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -51,3 +53,22 @@ def check_compatible(saved: dict[str, Any], wanted: dict[str, Any], path: str | 
     if diff:
         shown = ", ".join(f"{k}={saved[k]!r} (now {wanted.get(k)!r})" for k in diff[:3])
         raise ConfigError(f"{path} was saved by a different run: {shown}; resume without changing those options")
+
+
+def claim(path: str | os.PathLike, resume: str | os.PathLike | None) -> tuple[Path, bool]:
+    """Where an interrupted run without --checkpoint saves: ``path``, unless another run's state is there
+    already (the run resumed from it may overwrite it), then the first free ``<stem>-2<suffix>``, ``-3``...
+    Each name is claimed by creating it exclusively, so two runs stopped at once in one folder (as a
+    scheduler stops a job array) never overwrite each other's state. Returns the path and whether it is an
+    empty placeholder made here (to remove if the save fails)."""
+    path = Path(path)
+    if resume is not None and path.exists() and path.resolve() == Path(resume).resolve():
+        return path, False
+    for n in range(1, 10_000):
+        candidate = path if n == 1 else path.with_name(f"{path.stem}-{n}{path.suffix}")
+        try:
+            os.close(os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            return candidate, True
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{path} and 9,999 numbered siblings exist; remove old interrupted runs")

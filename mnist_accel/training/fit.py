@@ -20,6 +20,7 @@ from mnist_accel.data.mnist import MnistData, load_mnist, normalize, one_hot
 from mnist_accel.errors import ConfigError, Stopped, TrainingDiverged, TrainingInterrupted
 from mnist_accel.training import checkpoint as ckpt, divergence
 from mnist_accel.training.epochs import Diverged, run_epochs
+from mnist_accel.training.run_state import RunState
 
 
 @dataclass
@@ -66,25 +67,6 @@ def _make_trainer(cfg: TrainConfig, be: Backend, params: list, rng: np.random.Ge
     return VectorizedTrainer(cfg, be, params, rng, train_images, train_labels)
 
 
-def _claim(path: str | os.PathLike, resume: str | os.PathLike | None) -> tuple[Path, bool]:
-    """Where an interrupted run without --checkpoint saves: ``path``, unless another run's state is there
-    already (the run resumed from it may overwrite it), then the first free ``<stem>-2<suffix>``, ``-3``...
-    Each name is claimed by creating it exclusively, so two runs stopped at once in one folder (as a
-    scheduler stops a job array) never overwrite each other's state. Returns the path and whether it is an
-    empty placeholder made here (to remove if the save fails)."""
-    path = Path(path)
-    if resume is not None and path.exists() and path.resolve() == Path(resume).resolve():
-        return path, False
-    for n in range(1, 10_000):
-        candidate = path if n == 1 else path.with_name(f"{path.stem}-{n}{path.suffix}")
-        try:
-            os.close(os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-            return candidate, True
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"{path} and 9,999 numbered siblings exist; remove old interrupted runs")
-
-
 def fit(cfg: TrainConfig, data: MnistData | None = None,
         on_epoch: Callable[[dict[str, float]], None] | None = None, progress: bool = False,
         checkpoint: str | os.PathLike | None = None, resume: str | os.PathLike | None = None,
@@ -115,7 +97,7 @@ def fit(cfg: TrainConfig, data: MnistData | None = None,
     trainer.progress = progress
     x_test = normalize(to_device(test_images, be), dtype, be.xp)
     y_test = one_hot(to_device(test_labels, be), dtype, be.xp)
-    run = _Run(cfg, trainer)
+    run = RunState(cfg, trainer)
     if resume is not None:
         run.resume(resume)
     snapshot = run.snapshot()
@@ -150,7 +132,7 @@ def fit(cfg: TrainConfig, data: MnistData | None = None,
     except KeyboardInterrupt as exc:  # Ctrl-C, or Stopped by a scheduler's signal
         if checkpoint is None and interrupt_path is None:
             raise
-        target, placeholder = (checkpoint, False) if checkpoint is not None else _claim(interrupt_path, resume)
+        target, placeholder = (checkpoint, False) if checkpoint is not None else ckpt.claim(interrupt_path, resume)
         try:
             ckpt.save(target, *snapshot)
         except BaseException:
@@ -193,44 +175,7 @@ def _check_memory(cfg: TrainConfig, sizes: list[int], n_train: int, be: Backend)
                           "or a smaller --batch-size")
 
 
-class _Run:
-    """The run's state beyond the trainer's: metrics so far and early-stopping bookkeeping."""
-
-    def __init__(self, cfg: TrainConfig, trainer) -> None:
-        self.cfg, self.trainer = cfg, trainer
-        self.history: list[dict[str, float]] = []
-        self.best_val, self.waited, self.best_params = float("inf"), 0, None
-
-    def track_validation(self, val_loss: float) -> None:
-        if val_loss < self.best_val:
-            self.best_val, self.waited = val_loss, 0
-            self.best_params = [np.array(to_host(p)) for p in self.trainer.params]
-        else:
-            self.waited += 1
-
-    def snapshot(self) -> tuple[list[np.ndarray], dict]:
-        """Host copies of everything a resumed run needs (and what divergence rolls back to)."""
-        arrays, meta = self.trainer.export_state()
-        best = self.best_params or []
-        return arrays + best, {"config": self.cfg.to_dict(), "history": [dict(r) for r in self.history],
-                               "trainer": meta, "trainer_arrays": len(arrays), "best_val": self.best_val,
-                               "waited": self.waited}
-
-    def restore(self, snapshot: tuple[list[np.ndarray], dict]) -> None:
-        arrays, meta = snapshot
-        n = meta["trainer_arrays"]
-        self.trainer.import_state(arrays[:n], meta["trainer"])
-        self.history = [dict(r) for r in meta["history"]]
-        self.best_val, self.waited = meta["best_val"], meta["waited"]
-        self.best_params = list(arrays[n:]) or None
-
-    def resume(self, path: str | os.PathLike) -> None:
-        arrays, meta = ckpt.load(path)
-        ckpt.check_compatible(meta["config"], self.cfg.to_dict(), path)
-        self.restore((arrays, meta))
-
-
-def _result(run: _Run, be: Backend, data: MnistData, test_accuracy: float) -> FitResult:
+def _result(run: RunState, be: Backend, data: MnistData, test_accuracy: float) -> FitResult:
     steps = getattr(run.trainer, "steps", None)  # the loop path has no graphs
     return FitResult(run.cfg, [np.array(to_host(p)) for p in run.trainer.params], run.history, be.name, be.device,
                      run.trainer.compile_seconds, data.description, test_accuracy, data.official,

@@ -9,7 +9,7 @@ import contextlib
 import numpy as np
 import pytest
 
-from mnist_accel import model, optim
+from mnist_accel import losses, optim
 from mnist_accel.backends import XpOps
 from mnist_accel.backends.selection import get_backend, to_host
 from mnist_accel.config import resolve
@@ -89,8 +89,8 @@ def test_loss_grad(fused, loss):
 
 @pytest.mark.parametrize("loss", ["binary-cross-entropy", "squared-error", "poisson", "cross-entropy", "mse"])
 def test_loss_grad_of_float_targets(fused, loss):
-    """Float targets (any loss), and labels for a loss of float targets: each as model's formulas, the
-    gradient of the mean loss; the count as model.correct_count."""
+    """Float targets (any loss), and labels for a loss of float targets: each as losses's formulas, the
+    gradient of the mean loss; the count as losses.correct_count."""
     def run(ops, dev, dtype, labels):
         r = np.random.default_rng(6)
         z = r.normal(0, 2, (33, 5)).astype(dtype)
@@ -109,9 +109,9 @@ def test_loss_grad_of_float_targets(fused, loss):
             {"binary-cross-entropy": (r.random((33, 5)) < 0.3), "poisson": r.poisson(1.5, (33, 5))}.get(
                 loss, r.normal(0, 1, (33, 5))).astype(float)
         total, correct, grad = run(ops, dev, np.float64, labels)
-        assert total == pytest.approx(float(model.loss_sum(z, y, loss, np)), rel=1e-12)
-        assert correct == int(model.correct_count(z, y, loss))
-        np.testing.assert_allclose(grad, model.output_grad(z, y, loss, np) / 33, rtol=1e-12, atol=1e-15)
+        assert total == pytest.approx(float(losses.loss_sum(z, y, loss, np)), rel=1e-12)
+        assert correct == int(losses.correct_count(z, y, loss))
+        np.testing.assert_allclose(grad, losses.output_grad(z, y, loss, np) / 33, rtol=1e-12, atol=1e-15)
         tol = 4 * np.abs(run(REF, np.asarray, np.float32, labels)[2] - grad).max() + 1e-7
         np.testing.assert_allclose(run(ops, dev, np.float32, labels)[2], grad, rtol=0, atol=tol)
 

@@ -46,10 +46,10 @@ def test_serves_until_stopped(model, stop, code, last):
     proc, url = _start("--model", str(model), "--port", "0")
     try:
         assert url.startswith("http://127.0.0.1:")
-        with urllib.request.urlopen(url + "api/info", timeout=30) as response:
+        with urllib.request.urlopen(url + "api/info", timeout=120) as response:
             assert json.loads(response.read())["classes"] == list(range(10))
         proc.send_signal(stop)
-        out, err = proc.communicate(timeout=30)
+        out, err = proc.communicate(timeout=120)
     finally:
         proc.kill()
     assert proc.returncode == code
@@ -60,7 +60,7 @@ def test_warns_when_open_to_the_network(model):
     proc, url = _start("--model", str(model), "--port", "0", "--host", "0.0.0.0")
     try:
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        out, err = proc.communicate(timeout=120)
     finally:
         proc.kill()
     assert "warning: listening on 0.0.0.0: anyone who can reach this machine can use the pad" in err

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from cuda_standin.cpu_runtime import CpuModule
 
-from mnist_accel import model, optim, rng as crng
+from mnist_accel import losses, model, optim, rng as crng
 from mnist_accel.backends import XpOps
 from mnist_accel.backends.selection import get_backend
 from mnist_accel.config import resolve
@@ -179,7 +179,7 @@ def float_targets(rng, loss, shape):
 @pytest.mark.parametrize("n,f,m", [(33, 50, 3), (1, 20, 1), (17, 70, 16)])
 def test_output_loss_of_float_targets(mod, dtype, dropout, bias, act, loss, n, f, m):
     """Each row against its own float targets (row order[*k * bs + r] of the table): loss, hit and dz as
-    model.loss_sum, correct_count and output_grad over n; the delta below as for the label losses."""
+    losses.loss_sum, correct_count and output_grad over n; the delta below as for the label losses."""
     ep, layer = Epoch(f, m), 2
     h, w, b = hidden(ep, n, f, act, dropout, layer), ep.rng.normal(0, 0.5, (f, m)), ep.rng.normal(0, 0.5, m)
     table = float_targets(ep.rng, loss, (TABLE, m))
@@ -190,8 +190,8 @@ def test_output_loss_of_float_targets(mod, dtype, dropout, bias, act, loss, n, f
         yt = y.astype(dt)
         dz = np.empty_like(z)
         REF.loss_grad(z, yt, dz, loss)
-        row_loss = np.array([model.loss_sum(z[r:r + 1], yt[r:r + 1], loss, np) for r in range(n)])
-        hits = np.array([model.correct_count(z[r:r + 1], yt[r:r + 1], loss) for r in range(n)])
+        row_loss = np.array([losses.loss_sum(z[r:r + 1], yt[r:r + 1], loss, np) for r in range(n)])
+        hits = np.array([losses.correct_count(z[r:r + 1], yt[r:r + 1], loss) for r in range(n)])
         delta = dz @ w.astype(dt).T
         REF.act_backward(delta, h.astype(dt), act, ep.mask(layer, (n, f), dropout, dt), 1.0 / (1 - dropout))
         return dz, row_loss, delta, hits

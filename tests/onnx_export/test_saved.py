@@ -14,10 +14,10 @@ onnx = pytest.importorskip("onnx")
 
 from mnist_accel import model
 from mnist_accel.cli.train import main as train
-from mnist_accel.config import PRESETS
 from mnist_accel.errors import DataError
 from mnist_accel.onnx_export.saved import export_file
 from mnist_accel.persist import load_model
+from mnist_accel.presets import PRESETS
 
 TOLERANCE = 1e-5
 BRIEF = ["--epochs", "1", "--train-samples", "3000", "--test-samples", "500", "--quiet"]

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from mnist_accel import model, optim, rng as crng
+from mnist_accel import losses, model, optim, rng as crng
 from mnist_accel.backends.selection import get_backend, to_host
 from mnist_accel.cli.train import main
 from mnist_accel.config import resolve
@@ -202,7 +202,7 @@ def test_whole_batch_sklearn_momentum_with_lr_factor_is_the_reference_update(any
         mean_loss, grads = model.loss_and_grads(params, x, y, "tanh", loss, np)
         out, _ = model.forward(params, x, "tanh", np)
         assert float(to_host(loss_sum)) / 64 == pytest.approx(mean_loss, rel=1e-12)
-        assert int(to_host(hits)) == int(model.correct_count(out, y, loss))
+        assert int(to_host(hits)) == int(losses.correct_count(out, y, loss))
         optim.update(params, grads, state, cfg, optim.step_scalars(cfg, t, 0.05 * factor), np)
     for a, b in zip(trainer.params, params):
         np.testing.assert_allclose(to_host(a), b, rtol=1e-10, atol=1e-12)

@@ -165,3 +165,14 @@ def test_a_failed_interrupt_save_removes_only_its_own_placeholder(mnist, tmp_pat
             fit(cfg, mnist, on_epoch=stop, resume=resume, interrupt_path=base)
     assert [p.name for p in tmp_path.iterdir()] == [base.name]
     assert len(ckpt.load(base)[1]["history"]) == 1
+
+
+def test_claim_takes_the_first_free_name(tmp_path):
+    """Each claim creates its file exclusively: the name, then ``-2``, ``-3``; the state a run resumed from is
+    its own to overwrite, and is not created."""
+    base = tmp_path / "run.npz"
+    assert ckpt.claim(base, None) == (base, True) and base.exists() and base.stat().st_size == 0
+    assert ckpt.claim(base, None) == (tmp_path / "run-2.npz", True)
+    assert ckpt.claim(base, base) == (base, False)
+    assert ckpt.claim(tmp_path / "other.npz", base) == (tmp_path / "other.npz", True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.npz", "run-2.npz", "run.npz"]

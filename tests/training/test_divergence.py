@@ -69,7 +69,7 @@ def test_sound_runs_stay_far_inside_the_limit(name, mnist, monkeypatch):
 
 
 def test_a_bounded_loss_can_only_diverge_by_becoming_nan():
-    from mnist_accel.model import loss_sum
+    from mnist_accel.losses import loss_sum
 
     y = np.eye(10)[[3]]
     confident_and_wrong = np.full((1, 10), -1e3)

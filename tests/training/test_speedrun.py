@@ -9,8 +9,9 @@ import json
 import pytest
 
 from mnist_accel.cli.train import main
-from mnist_accel.config import PRESETS, TrainConfig, resolve
+from mnist_accel.config import TrainConfig, resolve
 from mnist_accel.model import ACTIVATIONS
+from mnist_accel.presets import PRESETS
 
 RANDOM_INITS = ("he", "xavier", "glorot-uniform", "normal-fan-out")
 
