@@ -153,27 +153,27 @@ def _plan(a: np.ndarray, transpose_a: bool, b: np.ndarray, c: np.ndarray) -> tup
 
 
 @njit(cache=True, nogil=True)
-def _serial(work, a, b, c, bp, cp, starts, kinds, ai, ak, k, m, n, pad, whole):
-    """``_work`` at address ``work`` on the calling thread."""
-    counter = np.zeros(1, np.int64)
+def _serial(work, a, b, c, bp, cp, starts, kinds, counter, ai, ak, k, m, n, pad, whole):
+    """``_work`` at address ``work`` on the calling thread; ``counter`` (one int64) starts at zero. (Allocated
+    by the caller: ``np.zeros`` here would bring Numba's allocation code into the launcher to compile.)"""
     call(work, a, b, c, bp, cp, starts, kinds, counter, ai, ak, k, m, n, pad, len(starts), whole)
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _parallel(work, a, b, c, bp, cp, starts, kinds, ai, ak, k, m, n, pad, whole, threads):
-    """``_work`` at address ``work`` on up to ``threads`` of Numba's threads, which claim its work units from
-    one shared counter."""
+def _parallel(work, a, b, c, bp, cp, starts, kinds, counter, ai, ak, k, m, n, pad, whole, workers):
+    """``_work`` at address ``work`` on ``workers`` of Numba's threads, which claim its work units from one
+    shared counter (one int64 that starts at zero). The caller allocates the counter and counts the workers:
+    in here each brings in more of Numba's code to compile (``np.zeros``, ``min``, ``max``)."""
     tiles = len(starts)
-    units = tiles * ((m + CHUNK - 1) // CHUNK)
-    counter = np.zeros(1, np.int64)
-    for _ in prange(max(1, min(threads, units))):
+    for _ in prange(workers):
         call(work, a, b, c, bp, cp, starts, kinds, counter, ai, ak, k, m, n, pad, tiles, whole)
 
 
 def gemm(a: np.ndarray, transpose_a: bool, b: np.ndarray, c: np.ndarray) -> None:
     """c <- op(a) @ b on the calling thread; every array C-contiguous."""
     ai, ak, bp, cp, k, m, n, pad, starts, kinds, whole, r = _plan(a, transpose_a, b, c)
-    _serial(_work_address(c.dtype), a, b, c, bp, cp, starts, kinds, ai, ak, k, m, n, pad, whole)
+    _serial(_work_address(c.dtype), a, b, c, bp, cp, starts, kinds, np.zeros(1, np.int64), ai, ak, k, m, n, pad,
+            whole)
     if r:
         c[:, n - r:] = cp[:, :r]
 
@@ -184,6 +184,8 @@ def gemm_parallel(a: np.ndarray, transpose_a: bool, b: np.ndarray, c: np.ndarray
     wakes late still finds work, where with shares the caller would do the late thread's share after its
     own (under TBB on the EPYC a parallel call often took as long as a serial one)."""
     ai, ak, bp, cp, k, m, n, pad, starts, kinds, whole, r = _plan(a, transpose_a, b, c)
-    _parallel(_work_address(c.dtype), a, b, c, bp, cp, starts, kinds, ai, ak, k, m, n, pad, whole, threads)
+    workers = max(1, min(threads, len(starts) * ((m + CHUNK - 1) // CHUNK)))  # no more than work units
+    _parallel(_work_address(c.dtype), a, b, c, bp, cp, starts, kinds, np.zeros(1, np.int64), ai, ak, k, m, n, pad,
+              whole, workers)
     if r:
         c[:, n - r:] = cp[:, :r]

@@ -14,7 +14,6 @@ while it copies the current one, for uint8 pixels and float32 features alike.
 
 from __future__ import annotations
 
-import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
@@ -47,26 +46,29 @@ def prefetch(typingctx, arr, row, col):
     return types.none(arr, row, col), codegen
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _prefetch_row(inputs, row):
-    for j in range(0, inputs.shape[1], max(1, 64 // inputs.itemsize)):
-        prefetch(inputs, row, j)
-
-
 @njit(cache=True, nogil=True)
-def gather(inputs, batch, divisor, x, active):
+def gather(inputs, batch, divisor, x, active, lit, w, xc, wc, below):
     """x[s] <- inputs[batch[s]] / divisor; ``active`` gets the lit columns in order. Returns their count.
+    When the count is under ``below``, also compacts both operands into the flat buffers ``xc`` and ``wc``:
+    their first n * count and count * w.shape[1] entries become x[:, active] and w[active], C order.
 
     ``divisor`` has x's dtype, so uint8 pixels are scaled exactly as NumPy's ``x / 255`` in that dtype.
+    ``lit`` (bool, one per column) is scratch, passed in: an allocation here would bring Numba's
+    ``np.zeros`` into the kernel, which compiled for longer than the gather itself. Gather and compaction
+    are one kernel because a first run pays for each compiled function.
     """
     n, f = x.shape
-    lit = np.zeros(f, np.bool_)
+    for j in range(f):
+        lit[j] = False
     scale = divisor != 1  # features: copied as they are (x / 1 is x)
-    for s in range(min(AHEAD, n)):
-        _prefetch_row(inputs, batch[s])
-    for s in range(n):
+    step = 64 // inputs.itemsize  # elements per cache line
+    for s in range(-AHEAD, n):  # ask for row s + AHEAD's lines, then copy row s
         if s + AHEAD < n:
-            _prefetch_row(inputs, batch[s + AHEAD])
+            ahead = batch[s + AHEAD]
+            for j in range(0, inputs.shape[1], step):
+                prefetch(inputs, ahead, j)
+        if s < 0:
+            continue
         r = batch[s]
         for j in range(f):
             v = x.dtype.type(inputs[r, j])
@@ -79,17 +81,13 @@ def gather(inputs, batch, divisor, x, active):
         if lit[j]:
             active[count] = j
             count += 1
+    if count < below:
+        for s in range(n):
+            for c in range(count):
+                xc[s * count + c] = x[s, active[c]]
+        cols = w.shape[1]
+        for c in range(count):
+            row = active[c]
+            for j in range(cols):
+                wc[c * cols + j] = w[row, j]
     return count
-
-
-@njit(cache=True, nogil=True)
-def compact(x, w, active, xc, wc):
-    """xc <- x[:, active], wc <- w[active] for the first ``len(xc[0])`` entries of ``active``."""
-    n, k = xc.shape
-    for s in range(n):
-        for c in range(k):
-            xc[s, c] = x[s, active[c]]
-    for c in range(k):
-        row = active[c]
-        for j in range(w.shape[1]):
-            wc[c, j] = w[row, j]

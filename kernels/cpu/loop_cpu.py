@@ -13,7 +13,8 @@ after an epoch).
 Those two row passes are most of an epoch and are bound by stores. They walk pairs of rows (the layout's
 pairs of pixels), so a sample's forward row is stored once for two pixels, and they run on a working copy
 of ``w1`` (and buffers) whose rows are padded to whole 64-byte cache lines and aligned, in ``simd.axpy``'s
-explicit cache-line-wide steps, which beat LLVM's own 256-bit loops on both passes.
+explicit cache-line-wide steps, which beat LLVM's own 256-bit loops on both passes. They live in
+``loop_rows``, compiled once as a C callback that each setting's kernel calls through its address.
 """
 
 from __future__ import annotations
@@ -26,33 +27,12 @@ from numba import njit
 
 from .. import ACTIVATION_CODES, LOOP_LOSS_CODES
 from .loop_loss import output_delta
-from .simd import LINE, aligned_zeros, axpy, host_aligned_zeros, lanes_of, padded
+from .loop_rows import FORWARD, NOALIAS, UPDATE, address, call
+from .simd import LINE, aligned_zeros, host_aligned_zeros, padded
 from .vmath import exp
 
 RELU, TANH = ACTIVATION_CODES["relu"], ACTIVATION_CODES["tanh"]
 MSE, SOFTMAX_MSE = LOOP_LOSS_CODES["mse"], LOOP_LOSS_CODES["softmax-mse"]
-
-
-def _noalias_option() -> dict:
-    """``{"noalias": True}`` where this Numba can compile with it, else ``{}``.
-
-    The epoch kernel's arrays never overlap; told so (LLVM's noalias on every array argument), LLVM drops
-    the overlap checks it otherwise runs before each of the epoch's millions of short vectorized loops.
-    Numba compiles its parallel loops with this flag but does not
-    offer it to ``njit``, so the option is registered here; a Numba without the flag gets the plain kernel.
-    """
-    try:
-        from numba.core import compiler, cpu, options
-    except ImportError:
-        return {}
-    if "noalias" not in getattr(compiler.Flags, "options", {}):
-        return {}
-    if not hasattr(cpu.CPUTargetOptions, "noalias"):
-        cpu.CPUTargetOptions.noalias = options.TargetOptions.Mapping("noalias")
-    return {"noalias": True}
-
-
-NOALIAS = _noalias_option()
 
 
 @njit(cache=True, nogil=True, fastmath={"contract", "reassoc"})
@@ -64,68 +44,6 @@ def _dot_row(a, k, h, start):
     for j in range(len(h)):
         acc += h[j] * a[k, j]
     return acc
-
-
-@njit(cache=True, nogil=True, fastmath={"contract"}, **NOALIAS)
-def _forward(fwd, w1p, width, gptr, grow, esam, evals, g0, g1):
-    """Add each entry of groups g0:g1 times its two rows of ``w1p`` to its sample's row of ``fwd`` (flat
-    arrays, rows ``width`` apart). A separate function so that LLVM knows its arrays apart (noalias); it
-    cannot tell the kernel's own buffers apart, and inside the kernel each step reloaded the rows of w1p."""
-    step = lanes_of(w1p)
-    for g in range(g0, g1):  # each pair of rows of w1 read once for the whole block
-        ra, rb = grow[g, 0] * width, grow[g, 1] * width
-        p, stop = gptr[g], gptr[g + 1]
-        while p + 4 <= stop:
-            a0, a1, a2, a3 = evals[p, 0], evals[p + 1, 0], evals[p + 2, 0], evals[p + 3, 0]
-            b0, b1, b2, b3 = evals[p, 1], evals[p + 1, 1], evals[p + 2, 1], evals[p + 3, 1]
-            o0, o1, o2, o3 = esam[p] * width, esam[p + 1] * width, esam[p + 2] * width, esam[p + 3] * width
-            for j in range(0, width, step):  # pixel by pixel, as the reference sums: one store per sample
-                axpy(fwd, o0 + j, a0, w1p, ra + j)
-                axpy(fwd, o0 + j, b0, w1p, rb + j)
-                axpy(fwd, o1 + j, a1, w1p, ra + j)
-                axpy(fwd, o1 + j, b1, w1p, rb + j)
-                axpy(fwd, o2 + j, a2, w1p, ra + j)
-                axpy(fwd, o2 + j, b2, w1p, rb + j)
-                axpy(fwd, o3 + j, a3, w1p, ra + j)
-                axpy(fwd, o3 + j, b3, w1p, rb + j)
-            p += 4
-        while p < stop:
-            a0, b0, o0 = evals[p, 0], evals[p, 1], esam[p] * width
-            for j in range(0, width, step):
-                axpy(fwd, o0 + j, a0, w1p, ra + j)
-                axpy(fwd, o0 + j, b0, w1p, rb + j)
-            p += 1
-
-
-@njit(cache=True, nogil=True, fastmath={"contract"}, **NOALIAS)
-def _update(w1p, delta, lr, width, gptr, grow, esam, evals, g0, g1):
-    """Apply the deferred updates of groups g0:g1: each of a group's two rows of ``w1p`` gains lr times
-    its entries' values times their samples' rows of ``delta``. Separate for the same reason as
-    ``_forward``: a pass's four updates of a row then share one load and one store of it."""
-    step = lanes_of(w1p)
-    for g in range(g0, g1):  # each row written once
-        ra, rb = grow[g, 0] * width, grow[g, 1] * width
-        p, stop = gptr[g], gptr[g + 1]
-        while p + 4 <= stop:
-            a0, a1, a2, a3 = lr * evals[p, 0], lr * evals[p + 1, 0], lr * evals[p + 2, 0], lr * evals[p + 3, 0]
-            b0, b1, b2, b3 = lr * evals[p, 1], lr * evals[p + 1, 1], lr * evals[p + 2, 1], lr * evals[p + 3, 1]
-            o0, o1, o2, o3 = esam[p] * width, esam[p + 1] * width, esam[p + 2] * width, esam[p + 3] * width
-            for j in range(0, width, step):
-                axpy(w1p, ra + j, a0, delta, o0 + j)
-                axpy(w1p, ra + j, a1, delta, o1 + j)
-                axpy(w1p, ra + j, a2, delta, o2 + j)
-                axpy(w1p, ra + j, a3, delta, o3 + j)
-                axpy(w1p, rb + j, b0, delta, o0 + j)
-                axpy(w1p, rb + j, b1, delta, o1 + j)
-                axpy(w1p, rb + j, b2, delta, o2 + j)
-                axpy(w1p, rb + j, b3, delta, o3 + j)
-            p += 4
-        while p < stop:
-            a0, b0, o0 = lr * evals[p, 0], lr * evals[p, 1], esam[p] * width
-            for j in range(0, width, step):
-                axpy(w1p, ra + j, a0, delta, o0 + j)
-                axpy(w1p, rb + j, b0, delta, o0 + j)
-            p += 1
 
 
 @njit(cache=True, nogil=True)
@@ -171,7 +89,8 @@ def sgd_epoch(gptr, grow, esam, evals, bgrp, gram, labels, masks, use_masks, sca
     w2t = np.ascontiguousarray(w2.T)  # rows of 100 (one per output) instead of 100 rows of 10: long vectorized loops
     sample = [host_aligned_zeros(size, w1.dtype) for size in (hidden, hidden, hidden, w2.shape[1], w2.shape[1])]
     out = epoch_kernel(int(activation), int(loss), bool(use_masks), bool(use_bias))(
-        gptr, grow, esam, evals, bgrp, gram, labels, masks, scale, w1p, width, fwd, delta, b1, w2t, b2, lr, *sample)
+        gptr, grow, esam, evals, bgrp, gram, labels, masks, scale, w1p, width, fwd, delta, b1, w2t, b2, lr, *sample,
+        address(w1.dtype))
     w1[...] = rows[:n_features, :hidden]
     w2[...] = w2t.T
     return out
@@ -190,7 +109,7 @@ def epoch_kernel(activation: int, loss: int, use_masks: bool, use_bias: bool):
 
     @njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"}, **NOALIAS)
     def kernel(gptr, grow, esam, evals, bgrp, gram, labels, masks, scale, w1p, width, fwd_flat, delta_flat, b1,
-               w2t, b2, lr, h, deriv, back, out, d2):
+               w2t, b2, lr, h, deriv, back, out, d2, passes):
         n_out, hidden = w2t.shape
         block = gram.shape[1]
         dt = w1p.dtype.type
@@ -205,7 +124,7 @@ def epoch_kernel(activation: int, loss: int, use_masks: bool, use_bias: bool):
         for b in range(len(bgrp) - 1):
             for j in range(len(fwd_flat)):
                 fwd_flat[j] = 0
-            _forward(fwd_flat, w1p, width, gptr, grow, esam, evals, bgrp[b], bgrp[b + 1])
+            call(passes, FORWARD, fwd_flat, w1p, gptr, grow, esam, evals, width, bgrp[b], bgrp[b + 1], lr)
             lo = b * block
             for m in range(min(block, n - lo)):
                 i = lo + m
@@ -275,7 +194,7 @@ def epoch_kernel(activation: int, loss: int, use_masks: bool, use_bias: bool):
                         b1[j] += lr * delta[m, j]
                     for k in range(n_out):
                         b2[k] += lr * d2[k]
-            _update(w1p, delta_flat, lr, width, gptr, grow, esam, evals, bgrp[b], bgrp[b + 1])
+            call(passes, UPDATE, w1p, delta_flat, gptr, grow, esam, evals, width, bgrp[b], bgrp[b + 1], lr)
         return total, correct, bad
 
     return kernel

@@ -21,8 +21,9 @@ import numpy as np
 from numba import njit
 
 from .. import ACTIVATION_CODES
-from .loop_cpu import NOALIAS, _dot_row, _forward, _update, padded_state, unpad
+from .loop_cpu import _dot_row, padded_state, unpad
 from .loop_loss import output_delta
+from .loop_rows import FORWARD, NOALIAS, UPDATE, address, call
 from .vmath import exp
 
 RELU, TANH = ACTIVATION_CODES["relu"], ACTIVATION_CODES["tanh"]
@@ -111,7 +112,6 @@ def _gather(w, h, d, back, lr):
         back[j] = acc
 
 
-@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"}, **NOALIAS)
 def sgd_epoch(gptr, grow, esam, evals, bgrp, gram, labels, masks, use_masks, scale, w1, b1, wd, bd, widths,
               use_bias, lr, activation, loss):
     """Train one epoch in place on ``loop_layout.prepare``'s arrays; returns (summed loss, correct count,
@@ -121,6 +121,14 @@ def sgd_epoch(gptr, grow, esam, evals, bgrp, gram, labels, masks, use_masks, sca
     ``use_masks``); biases are ignored unless ``use_bias``. ``activation`` and ``loss`` take the integer
     codes of ``ACTIVATION_CODES`` and ``LOOP_LOSS_CODES``.
     """
+    return _epoch(gptr, grow, esam, evals, bgrp, gram, labels, masks, use_masks, scale, w1, b1, wd, bd, widths,
+                  use_bias, lr, activation, loss, address(w1.dtype))
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"}, **NOALIAS)
+def _epoch(gptr, grow, esam, evals, bgrp, gram, labels, masks, use_masks, scale, w1, b1, wd, bd, widths,
+           use_bias, lr, activation, loss, passes):
+    """``sgd_epoch``, given the address of the row passes (``loop_rows``)."""
     layers = len(widths) - 1  # dense layers after the first
     hidden, n_out, last = widths[0], widths[layers], widths[layers - 1]
     at = np.zeros(layers + 2, np.int64)  # hidden layer l's units: columns at[l]:at[l + 1] of masks and acts
@@ -144,7 +152,7 @@ def sgd_epoch(gptr, grow, esam, evals, bgrp, gram, labels, masks, use_masks, sca
     n = len(labels)
     for b in range(len(bgrp) - 1):
         fwd_flat[:] = 0
-        _forward(fwd_flat, w1p, width, gptr, grow, esam, evals, bgrp[b], bgrp[b + 1])
+        call(passes, FORWARD, fwd_flat, w1p, gptr, grow, esam, evals, width, bgrp[b], bgrp[b + 1], lr)
         lo = b * block
         for m in range(min(block, n - lo)):
             i = lo + m
@@ -194,7 +202,7 @@ def sgd_epoch(gptr, grow, esam, evals, bgrp, gram, labels, masks, use_masks, sca
             if use_bias:
                 for j in range(hidden):
                     b1[j] += lr * delta[m, j]
-        _update(w1p, delta_flat, lr, width, gptr, grow, esam, evals, bgrp[b], bgrp[b + 1])
+        call(passes, UPDATE, w1p, delta_flat, gptr, grow, esam, evals, width, bgrp[b], bgrp[b + 1], lr)
     unpad(w1p, width, w1)
     out = wd[wat[layers - 1]:].reshape((last, n_out))
     for j in range(last):  # a loop, not a slice assignment: see ``loop_cpu.unpad``

@@ -144,7 +144,8 @@ def mse_grad(z, labels, grad):
 
 @njit(cache=True, nogil=True)
 def column_sums(a, out):
-    out[:] = 0
+    for j in range(len(out)):  # a loop: a slice assignment brings in more of Numba's code to compile
+        out[j] = 0
     for i in range(a.shape[0]):
         for j in range(a.shape[1]):
             out[j] += a[i, j]

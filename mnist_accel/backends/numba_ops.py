@@ -178,13 +178,12 @@ class NumbaOps(XpOps):
         n, f = len(batch), inputs.shape[1]
         if n not in self._x:
             self._x[n] = (self.empty((n, f), self.dtype), np.empty(f, np.int64), self.empty(n * f, self.dtype),
-                          self.empty(w.size, self.dtype), self.empty(w.size, self.dtype))
-        x, active, xc, wc, gc = self._x[n]
-        lit = inputs_cpu.gather(inputs, batch, self._divisor, x, active)
-        if lit < inputs_cpu.COMPACT_BELOW * f:
-            xc, wc = xc[:n * lit].reshape(n, lit), wc[:lit * w.shape[1]].reshape(lit, w.shape[1])
-            inputs_cpu.compact(x, w, active, xc, wc)
-            x, w, rows = xc, wc, active[:lit]
+                          self.empty(w.size, self.dtype), self.empty(w.size, self.dtype), np.empty(f, np.bool_))
+        x, active, xc, wc, gc, scratch = self._x[n]
+        below = inputs_cpu.COMPACT_BELOW * f
+        lit = inputs_cpu.gather(inputs, batch, self._divisor, x, active, scratch, w, xc, wc, below)
+        if lit < below:  # compacted by the gather
+            x, w, rows = xc[:n * lit].reshape(n, lit), wc[:lit * w.shape[1]].reshape(lit, w.shape[1]), active[:lit]
         else:
             rows = None
         self._last_x = (x, rows, gc)

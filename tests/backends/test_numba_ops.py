@@ -65,7 +65,7 @@ def test_batches_compile_the_runs_kernels_once_each_and_no_others():
     assert out["epoch_compiles"] == 0
     assert out["variants"] == {"loop": 0, "bias_act": 1, "act_backward": 1}
     for name in ("vectorized_cpu.adam", "vectorized_cpu.xent_shift", "vectorized_cpu.xent_finish",
-                 "vectorized_cpu.column_sums", "inputs_cpu.gather", "inputs_cpu.compact"):
+                 "vectorized_cpu.column_sums", "inputs_cpu.gather"):
         assert out["counts"].get(name) == 1, (name, out)  # one signature: the run's types, read-only pixels too
     for name in ("vectorized_cpu.sgd", "vectorized_cpu.momentum", "vectorized_cpu.mse_grad", "whole_cpu.step_rows",
                  "loop_cpu.sgd_epoch", "gemm_cpu._serial"):
@@ -96,5 +96,5 @@ def test_the_loop_compiles_in_its_warm_up():
     out = _warm(path="loop", hidden=(20,), activation="relu", loss="mse", dropout=0.5, bias=False,
                 dtype="float64", optimizer="sgd")
     assert out["epoch_compiles"] == 0
-    assert out["variants"]["loop"] == 1 and "loop_cpu_deep.sgd_epoch" not in out["compiled"]
+    assert out["variants"]["loop"] == 1 and "loop_cpu_deep._epoch" not in out["compiled"]
     assert "loop_loss.output_delta" not in out["compiled"]  # the squared error: no softmax compiled

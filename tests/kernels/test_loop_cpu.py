@@ -8,7 +8,7 @@ import pytest
 
 from mnist_accel import model
 from mnist_accel.kernels import loop_layout
-from mnist_accel.kernels.cpu import loop_cpu
+from mnist_accel.kernels.cpu import loop_cpu, loop_rows
 from mnist_accel.trainers.loop import LoopTrainer, draw_masks, epoch_reference, keep_scale
 
 
@@ -33,12 +33,15 @@ def test_deferred_updates_are_exact_sgd_for_any_block_size(block, hidden):
 
 
 def test_the_epoch_kernel_promises_llvm_its_arrays_never_overlap():
-    """Where Numba has the noalias flag, the kernel and its two row passes are compiled with it (else LLVM
-    re-checks for overlap before short loops, and stores a row after each update); results: the tests above."""
+    """Where Numba has the noalias flag, the kernel and its row passes' callback are compiled with it (else
+    LLVM re-checks for overlap before short loops, and stores a row after each update); results: the tests
+    above."""
     from numba.core import compiler
 
-    for kernel in (loop_cpu.epoch_kernel(0, 0, True, True), loop_cpu._forward, loop_cpu._update):
-        assert kernel.targetoptions.get("noalias", False) == ("noalias" in compiler.Flags.options)
+    has = "noalias" in compiler.Flags.options
+    assert loop_cpu.epoch_kernel(0, 0, True, True).targetoptions.get("noalias", False) == has
+    for dtype in (np.float32, np.float64):
+        assert loop_rows.compiled(dtype)._compiler.targetoptions.get("noalias", False) == has
 
 
 @pytest.mark.parametrize("x", [np.zeros((5, 20)), np.ones((1, 20)), np.eye(20)[:3]],

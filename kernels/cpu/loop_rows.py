@@ -1,0 +1,163 @@
+"""The per-sample loop's two row passes over the first layer, compiled once and called through an address.
+
+``loop_cpu`` and ``loop_cpu_deep`` run each block of samples between two passes over the rows of ``w1``
+that the block touches: ``forward`` adds each entry's rows to its sample's forward product, ``update``
+applies the block's deferred updates. Both are most of an epoch and are bound by stores (``loop_cpu``
+explains the layout).
+
+Numba compiles every function into a module of its own and optimizes and emits every callee again inside
+each caller: as plain callees, the two passes were compiled again in every setting's epoch kernel. Here each
+is a C callback (Numba's public ``cfunc``), compiled once per dtype and cached, that the kernels call through
+its address (``call``), as ``gemm_cpu`` does its tiles. Their arguments are pointers, which LLVM is told
+never overlap (``NOALIAS``, the flag the passes had as functions), so a pass's updates of a row still share
+one load and one store of it.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from llvmlite import ir
+from numba import carray, cfunc, njit, types
+from numba.extending import intrinsic
+
+from .simd import axpy, lanes_of
+
+
+def _noalias_option() -> dict:
+    """``{"noalias": True}`` where this Numba can compile with it, else ``{}``.
+
+    The loop's arrays never overlap; told so (LLVM's noalias on every array or pointer argument), LLVM drops
+    the overlap checks it otherwise runs before each of the epoch's millions of short vectorized loops.
+    Numba compiles its parallel loops with this flag but does not offer it to ``njit`` or ``cfunc``, so the
+    option is registered here; a Numba without the flag gets the plain kernels.
+    """
+    try:
+        from numba.core import compiler, cpu, options
+    except ImportError:
+        return {}
+    if "noalias" not in getattr(compiler.Flags, "options", {}):
+        return {}
+    if not hasattr(cpu.CPUTargetOptions, "noalias"):
+        cpu.CPUTargetOptions.noalias = options.TargetOptions.Mapping("noalias")
+    return {"noalias": True}
+
+
+NOALIAS = _noalias_option()
+FORWARD, UPDATE = 0, 1  # the callback's passes
+
+
+def _passes(pass_, px, py, pgptr, pgrow, pesam, pevals, width, nx, ny, groups, entries, g0, g1, lr):
+    """Both passes in one callback (compiled once, not twice): ``FORWARD`` (``px`` the block's forward
+    rows, ``py`` w1; ``lr`` unused) or ``UPDATE`` (``px`` w1, ``py`` the block's deltas)."""
+    x, y = carray(px, nx), carray(py, ny)
+    gptr, grow = carray(pgptr, groups + 1), carray(pgrow, (groups, 2))
+    esam, evals = carray(pesam, entries), carray(pevals, (entries, 2))
+    if pass_ == FORWARD:
+        _forward(x, y, gptr, grow, esam, evals, width, g0, g1)
+    else:
+        _update(x, y, gptr, grow, esam, evals, width, g0, g1, lr)
+
+
+@njit(inline="always")
+def _forward(fwd, w1p, gptr, grow, esam, evals, width, g0, g1):
+    """Add each entry of groups g0:g1 times its two rows of ``w1p`` to its sample's row of ``fwd`` (rows
+    ``width`` apart)."""
+    step = lanes_of(w1p)
+    for g in range(g0, g1):  # each pair of rows of w1 read once for the whole block
+        ra, rb = grow[g, 0] * width, grow[g, 1] * width
+        p, stop = gptr[g], gptr[g + 1]
+        while p + 4 <= stop:
+            a0, a1, a2, a3 = evals[p, 0], evals[p + 1, 0], evals[p + 2, 0], evals[p + 3, 0]
+            b0, b1, b2, b3 = evals[p, 1], evals[p + 1, 1], evals[p + 2, 1], evals[p + 3, 1]
+            o0, o1, o2, o3 = esam[p] * width, esam[p + 1] * width, esam[p + 2] * width, esam[p + 3] * width
+            for j in range(0, width, step):  # pixel by pixel, as the reference sums: one store per sample
+                axpy(fwd, o0 + j, a0, w1p, ra + j)
+                axpy(fwd, o0 + j, b0, w1p, rb + j)
+                axpy(fwd, o1 + j, a1, w1p, ra + j)
+                axpy(fwd, o1 + j, b1, w1p, rb + j)
+                axpy(fwd, o2 + j, a2, w1p, ra + j)
+                axpy(fwd, o2 + j, b2, w1p, rb + j)
+                axpy(fwd, o3 + j, a3, w1p, ra + j)
+                axpy(fwd, o3 + j, b3, w1p, rb + j)
+            p += 4
+        while p < stop:
+            a0, b0, o0 = evals[p, 0], evals[p, 1], esam[p] * width
+            for j in range(0, width, step):
+                axpy(fwd, o0 + j, a0, w1p, ra + j)
+                axpy(fwd, o0 + j, b0, w1p, rb + j)
+            p += 1
+
+
+@njit(inline="always")
+def _update(w1p, delta, gptr, grow, esam, evals, width, g0, g1, lr):
+    """Apply the deferred updates of groups g0:g1: each of a group's two rows of ``w1p`` gains lr times
+    its entries' values times their samples' rows of ``delta``. A pass's four updates of a row share one
+    load and one store of it."""
+    step = lanes_of(w1p)
+    for g in range(g0, g1):  # each row written once
+        ra, rb = grow[g, 0] * width, grow[g, 1] * width
+        p, stop = gptr[g], gptr[g + 1]
+        while p + 4 <= stop:
+            a0, a1, a2, a3 = lr * evals[p, 0], lr * evals[p + 1, 0], lr * evals[p + 2, 0], lr * evals[p + 3, 0]
+            b0, b1, b2, b3 = lr * evals[p, 1], lr * evals[p + 1, 1], lr * evals[p + 2, 1], lr * evals[p + 3, 1]
+            o0, o1, o2, o3 = esam[p] * width, esam[p + 1] * width, esam[p + 2] * width, esam[p + 3] * width
+            for j in range(0, width, step):
+                axpy(w1p, ra + j, a0, delta, o0 + j)
+                axpy(w1p, ra + j, a1, delta, o1 + j)
+                axpy(w1p, ra + j, a2, delta, o2 + j)
+                axpy(w1p, ra + j, a3, delta, o3 + j)
+                axpy(w1p, rb + j, b0, delta, o0 + j)
+                axpy(w1p, rb + j, b1, delta, o1 + j)
+                axpy(w1p, rb + j, b2, delta, o2 + j)
+                axpy(w1p, rb + j, b3, delta, o3 + j)
+            p += 4
+        while p < stop:
+            a0, b0, o0 = lr * evals[p, 0], lr * evals[p, 1], esam[p] * width
+            for j in range(0, width, step):
+                axpy(w1p, ra + j, a0, delta, o0 + j)
+                axpy(w1p, rb + j, b0, delta, o0 + j)
+            p += 1
+
+
+@functools.cache
+def compiled(dtype: np.dtype):
+    """Both passes as one C callback for float ``dtype`` (compiled on first use: a run compiles its own
+    dtype only; Numba caches it on disk)."""
+    dt = types.float32 if np.dtype(dtype) == np.float32 else types.float64
+    p, i64 = types.CPointer(dt), types.int64
+    sig = types.void(i64, p, p, types.CPointer(i64), types.CPointer(types.int32), types.CPointer(types.int32), p,
+                     *[i64] * 7, dt)
+    return cfunc(sig, cache=True, nogil=True, fastmath={"contract"}, **NOALIAS)(_passes)
+
+
+def address(dtype: np.dtype) -> int:
+    """The address of ``compiled(dtype)``, for ``call``."""
+    return compiled(dtype).address
+
+
+@intrinsic
+def call(typingctx, fn, pass_, x, y, gptr, grow, esam, evals, width, g0, g1, lr):
+    """Run pass ``pass_`` (``FORWARD`` or ``UPDATE``) of the callback at address ``fn`` on arrays ``x`` and
+    ``y`` (``fwd`` and ``w1p``, or ``w1p`` and ``delta``) for groups g0:g1 of the layout (``gptr``,
+    ``grow``, ``esam``, ``evals``). The arrays must be C-contiguous with the dtypes of ``compiled``'s
+    signature (``x``, ``y``, ``evals`` and ``lr`` of one float dtype)."""
+    arrays = (x, y, gptr, grow, esam, evals)
+    if not (isinstance(pass_, types.Integer) and all(isinstance(a, types.Array) and a.layout == "C" for a in arrays)
+            and x.dtype == y.dtype == evals.dtype and x.ndim == y.ndim == 1 and evals.ndim == grow.ndim == 2
+            and gptr.dtype == types.int64 and grow.dtype == esam.dtype == types.int32):
+        return None
+    sig = types.none(fn, pass_, *arrays, width, g0, g1, x.dtype)
+
+    def codegen(context, builder, sig, args):
+        i64 = lambda k: context.cast(builder, args[k], sig.args[k], types.int64)  # noqa: E731
+        structs = [context.make_array(t)(context, builder, v) for t, v in zip(sig.args[2:8], args[2:8])]
+        sizes = [builder.extract_value(structs[k].shape, 0) for k in (0, 1, 3, 4)]  # x, y, groups, entries
+        values = [i64(1)] + [s.data for s in structs] + [i64(8)] + sizes + [i64(9), i64(10), args[11]]
+        fntype = ir.FunctionType(ir.VoidType(), [v.type for v in values])
+        target = builder.inttoptr(context.cast(builder, args[0], sig.args[0], types.int64), fntype.as_pointer())
+        builder.call(target, values)
+        return context.get_dummy_value()
+
+    return sig, codegen
