@@ -11,6 +11,7 @@ the contrast stretched so the strongest ink is 1, as in MNIST.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import warnings
@@ -77,47 +78,57 @@ def load_digit(path: str | os.PathLike, framing: str = "digit") -> np.ndarray:
     """Read a PNG, JPEG, BMP, GIF or WebP file (any mode; alpha composited on white) as an MNIST-style
     (28, 28) array (``framing``: see ``to_mnist``). A file that cannot give one (missing, not an image,
     damaged, too large, blank) is a DataError whose one-line message names the file and the reason."""
-    gray = _read_gray(path)
+    if not os.path.isfile(path):  # a folder fails to open, but a pipe or device would block or never end
+        raise DataError(f"{path}: no such file" if not os.path.exists(path) else f"{path} is not a regular file")
+    return _digit(path, str(path), framing)
+
+
+def digit_from_bytes(data: bytes, framing: str = "digit", name: str = "the image") -> np.ndarray:
+    """``load_digit`` for a picture already in memory (an upload): the same decoding, checks and framing;
+    the messages start with ``name`` instead of a file's."""
+    return _digit(io.BytesIO(data), name, framing)
+
+
+def _digit(source, name: str, framing: str) -> np.ndarray:
+    gray = _read_gray(source, name)
     try:
         return to_mnist(gray, framing)
     except ValueError as exc:
-        raise DataError(f"{path}: {exc}") from None
+        raise DataError(f"{name}: {exc}") from None
 
 
-def _read_gray(path: str | os.PathLike) -> np.ndarray:
+def _read_gray(source, name: str) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
-    if not os.path.isfile(path):  # a folder fails to open, but a pipe or device would block or never end
-        raise DataError(f"{path}: no such file" if not os.path.exists(path) else f"{path} is not a regular file")
     try:
         with warnings.catch_warnings():
             # between the limit and twice it Pillow only warns, and would decode the whole picture
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path, formats=FORMATS) as img:
+            with Image.open(source, formats=FORMATS) as img:
                 width, height = img.size
                 if width * height > MAX_PIXELS:  # checked before decoding, whatever Image.MAX_IMAGE_PIXELS says
-                    raise DataError(_too_large(path, f"{width} x {height} pixels, "))
+                    raise DataError(_too_large(name, f"{width} x {height} pixels, "))
                 return _grayscale(img)
     except DataError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # Pillow's own check, at open
         found = re.search(r"\((\d+) pixels\)", str(exc))
-        raise DataError(_too_large(path, f"{int(found[1]):,} pixels, " if found else "")) from None
+        raise DataError(_too_large(name, f"{int(found[1]):,} pixels, " if found else "")) from None
     except FileNotFoundError:  # removed since the check above
-        raise DataError(f"{path}: no such file") from None
+        raise DataError(f"{name}: no such file") from None
     except PermissionError:
-        raise DataError(f"{path}: permission denied") from None
+        raise DataError(f"{name}: permission denied") from None
     except MemoryError:  # under the pixel limit, but this machine has less to spare than decoding needs
-        raise DataError(f"{path}: not enough memory to decode the image; scale it down") from None
+        raise DataError(f"{name}: not enough memory to decode the image; scale it down") from None
     except UnidentifiedImageError:
-        raise DataError(f"{path}: not a readable PNG, JPEG, BMP, GIF or WebP image") from None
+        raise DataError(f"{name}: not a readable PNG, JPEG, BMP, GIF or WebP image") from None
     except Exception as exc:  # decoders raise many types (OSError, SyntaxError, ValueError...) on damaged bytes
         detail = " ".join(f"{type(exc).__name__}: {exc}".split())  # one line, whatever the decoder said
-        raise DataError(f"{path}: damaged or unsupported image ({detail})") from None
+        raise DataError(f"{name}: damaged or unsupported image ({detail})") from None
 
 
-def _too_large(path: str | os.PathLike, size: str = "") -> str:
-    return (f"{path}: the image is too large ({size}over {MAX_PIXELS / 1e6:.0f} megapixels, the limit "
+def _too_large(name: str, size: str = "") -> str:
+    return (f"{name}: the image is too large ({size}over {MAX_PIXELS / 1e6:.0f} megapixels, the limit "
             "against decompression bombs); scale it down")
 
 

@@ -1,11 +1,11 @@
 """What the drawing pad's server computes: a saved model's answer for a picture or for 784 pixels.
 
-A picture goes through ``mnist_accel.data.images.load_digit``, the very function ``python -m
-mnist_accel.predict`` reads files with, framed as the model's dataset was (a Fashion-MNIST model's
-articles fill the field, digits sit in a 20x20 box), and the bytes are written to a private temporary file
-for it: the 28x28 image the pad shows is exactly the input ``predict`` would give the model for the same
-PNG. Pixels are already that input: 784 brightness values in [0, 1], white on black, row by row. Labels
-and their names are predict's too: the metadata's ``classes`` and ``persist.class_names``.
+A picture goes through ``mnist_accel.data.images.digit_from_bytes``, the decoding and framing ``python -m
+mnist_accel.predict`` reads files with (``load_digit``), framed as the model's dataset was (a Fashion-MNIST
+model's articles fill the field, digits sit in a 20x20 box): the 28x28 image the pad shows is exactly the
+input ``predict`` would give the model for the same PNG. Pixels are already that input: 784 brightness
+values in [0, 1], white on black, row by row. Labels and their names are predict's too: the metadata's
+``classes`` and ``persist.class_names``; the framing is ``persist.framing``.
 
 Every method is safe to call from many threads at once: the parameters are only read.
 """
@@ -13,7 +13,6 @@ Every method is safe to call from many threads at once: the parameters are only 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,10 @@ import numpy as np
 
 from mnist_accel import model
 from mnist_accel.errors import DataError
-from mnist_accel.persist import class_names, load_model
+from mnist_accel.persist import class_names, framing, load_model
 
 PIXELS = 784
+UPLOAD = "the upload"  # how a picture's messages name it, before the name is taken off
 
 
 class BadInput(ValueError):
@@ -62,18 +62,12 @@ class Predictor:
         """The answer for a PNG, JPEG, BMP, GIF or WebP picture, prepared as ``predict`` prepares a file."""
         if not data:
             raise BadInput("the image is empty")
-        fd, tmp = tempfile.mkstemp(prefix="mnist-accel-pad-", suffix=".img")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            from mnist_accel.data.images import load_digit
+        from mnist_accel.data.images import digit_from_bytes
 
-            try:
-                image = load_digit(tmp, self.framing)
-            except DataError as exc:  # its message starts with the file's name, which means nothing here
-                raise BadInput(str(exc).removeprefix(f"{tmp}: ")) from None
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        try:
+            image = digit_from_bytes(data, self.framing, name=UPLOAD)
+        except DataError as exc:  # without the name, which means nothing to the page
+            raise BadInput(str(exc).removeprefix(f"{UPLOAD}: ")) from None
         return self._answer(image)
 
     def predict_pixels(self, pixels: Any) -> dict[str, Any]:
@@ -95,13 +89,3 @@ class Predictor:
         return {"label": self.classes[best], "name": self.names[best], "index": best, "probability": float(row[best]),
                 "probabilities": {str(c): float(q) for c, q in zip(self.classes, row)},
                 "image": np.round(image, 4).tolist()}
-
-
-
-def framing(meta: dict[str, Any]) -> str:
-    """How a picture becomes this model's input: its dataset's framing (``images.to_mnist``), as predict
-    frames pictures for it; a model that names no known dataset was trained on digits."""
-    from mnist_accel.data.datasets import MNIST, REGISTRY
-
-    dataset = meta.get("dataset")
-    return REGISTRY.get(dataset, MNIST).framing if isinstance(dataset, str) else MNIST.framing
