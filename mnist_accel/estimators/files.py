@@ -12,10 +12,10 @@ from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.validation import check_is_fitted
 
 from mnist_accel.errors import DataError
+from mnist_accel.estimators.base import ACTIVATIONS
 from mnist_accel.persist import load_model, save_model
 from mnist_accel.version import __version__
 
-_OURS = {"relu": "relu", "tanh": "tanh", "logistic": "sigmoid", "identity": "identity"}  # as base.ACTIVATIONS
 HISTORY = ("loss_curve_", "n_iter_", "t_", "loss_", "best_loss_", "validation_scores_", "best_validation_score_")
 _PLAIN = (int, float, str, bool, type(None), tuple, list)
 
@@ -35,7 +35,7 @@ class FileMixin:
     def save(self, path) -> None:
         """Weights plus JSON metadata in one .npz (no pickle), written atomically."""
         check_is_fitted(self, "coefs_")
-        meta = {"activation": _OURS[self.activation], "dtype": str(self.coefs_[0].dtype),
+        meta = {"activation": ACTIVATIONS[self.activation], "dtype": str(self.coefs_[0].dtype),
                 "n_features_in": int(self.n_features_in_), "normalisation": getattr(self, "normalisation_", "none"),
                 "task": "classification" if is_classifier(self) else "regression",
                 "out_activation": self.out_activation_, "n_outputs": int(self.n_outputs_),
@@ -59,7 +59,7 @@ class FileMixin:
         if task != ("classification" if classifier else "regression"):
             other = "MLPClassifier" if task == "classification" else "MLPRegressor"
             raise DataError(f"{path}: a {task} model; load it with {other}.load")
-        activation = {v: k for k, v in _OURS.items()}.get(meta.get("activation"))
+        activation = {v: k for k, v in ACTIVATIONS.items()}.get(meta.get("activation"))
         if activation is None or len(params) % 2 or (classifier and "classes" not in meta):
             raise DataError(f"{path}: model metadata lacks a known activation, classes, or biases")
         _check_shapes(path, params)

@@ -26,9 +26,12 @@ from skl2onnx.common.shape_calculator import (
 )
 from skl2onnx.proto import onnx_proto
 
+from mnist_accel.estimators.base import ACTIVATIONS
+from mnist_accel.onnx_export.graph import ONNX_OPS
+
 ALIASES = {"MLPClassifier": "MnistAccelMLPClassifier", "MLPRegressor": "MnistAccelMLPRegressor"}
 OPTIONS = {"zipmap": [True, False, "columns"], "output_class_labels": [False, True], "nocl": [True, False]}
-_HIDDEN = {"relu": "Relu", "tanh": "Tanh", "logistic": "Sigmoid", "identity": None}  # scikit-learn's names
+_HIDDEN = {name: ONNX_OPS[ours] for name, ours in ACTIVATIONS.items()}  # by scikit-learn's names
 _OUT = {"softmax": "Softmax", "logistic": "Sigmoid", "exp": "Exp", "identity": "Identity"}
 _T = onnx_proto.TensorProto
 
