@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-# Sparse products below this share of nonzero entries, dense BLAS products above. Between about 0.1 and
-# 0.2 the two take about as long at batch 128-200 (a busy 2-core EPYC, one BLAS thread); BLAS's threads
-# favour the dense side, so the cut sits at the lower end.
+# Sparse products below this share of nonzero entries, dense BLAS products above: the cut sits at the lower
+# end of the range where the two are level, because BLAS's threads favour the dense side (the measurement is
+# in docs/design/engine-notes-2026-12.md, "Sparse training sets").
 PRODUCT_BELOW = 0.1
 
 
