@@ -19,7 +19,7 @@ import numpy as np
 from sklearn.base import is_classifier
 from sklearn.exceptions import ConvergenceWarning
 
-from mnist_accel import losses, model
+from mnist_accel import model
 from mnist_accel.backends.selection import Backend, to_host
 from mnist_accel.config import resolve
 from mnist_accel.estimators.base import ACTIVATIONS, EXTRA_SCHEDULES, features
@@ -61,23 +61,13 @@ def config(est, n_samples: int, epochs: int):
 
 
 def reference_loss(est, params, X, targets) -> float:
-    """The divergence rule's reference (``training.divergence``): the untrained model's mean loss on the
-    first samples, floored by what a model that knows nothing scores. For regression, infinity: only a NaN
-    or infinite loss counts, since a regression's loss may legitimately swing by orders of magnitude in its
-    first epochs (scikit-learn's SGD on uncentred inputs spikes hundredfold and recovers), which
-    scikit-learn's regressor rides out."""
+    """The divergence rule's reference (``training.divergence.reference_loss``). For regression, infinity:
+    only a NaN or infinite loss counts, since a regression's loss may legitimately swing by orders of
+    magnitude in its first epochs (scikit-learn's SGD on uncentred inputs spikes hundredfold and recovers),
+    which scikit-learn's regressor rides out."""
     if not is_classifier(est):
         return math.inf
-    n = min(X.shape[0], divergence.REFERENCE_SAMPLES)
-    x = features(X[:n], params[0].dtype, np)
-    y = targets[:n]
-    if y.ndim == 1:
-        y = (y[:, None] == np.arange(params[-1].shape[-1])).astype(params[0].dtype)
-    with np.errstate(all="ignore"):
-        out, _ = model.forward(params, x, ACTIVATIONS[est.activation], np)
-        measured = float(losses.loss_sum(out, y, est._loss, np)) / n
-    floor = divergence.trivial_loss(est._loss, params[-1].shape[-1])
-    return max(measured, floor) if np.isfinite(measured) else floor
+    return divergence.reference_loss(params, X, targets, ACTIVATIONS[est.activation], est._loss)
 
 
 def fit_stochastic(est, X, Y, be: Backend, incremental: bool) -> None:

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from mnist_accel import model
-from mnist_accel.data.mnist import normalize, one_hot
+from mnist_accel.data.mnist import one_hot
+from mnist_accel.trainers.training_set import as_features
 
 LIMIT = 100.0
 REFERENCE_SAMPLES = 512  # enough for a stable mean; few enough to cost nothing beside an epoch
@@ -42,19 +44,20 @@ def trivial_loss(loss: str, n_classes: int) -> float:
     return 1.0
 
 
-def reference_loss(params: Sequence[np.ndarray], images: np.ndarray, labels: np.ndarray, activation: str,
+def reference_loss(params: Sequence[np.ndarray], images: Any, targets: np.ndarray, activation: str,
                    loss: str) -> float:
-    """The untrained model's mean loss on the first images (host arrays: uint8 pixels, scaled as training
-    scales them, or rows of features), floored by ``trivial_loss``."""
-    n = min(len(images), REFERENCE_SAMPLES)
+    """The untrained model's mean loss on the first rows, floored by ``trivial_loss``. Host arrays: uint8
+    pixels (scaled as training scales them) or rows of features, dense or scipy.sparse; class labels, or
+    float targets (samples, outputs)."""
+    n = min(images.shape[0], REFERENCE_SAMPLES)
     dtype = params[0].dtype
-    n_classes = params[-1].shape[-1]
-    x = normalize(images[:n], dtype) if images.dtype == np.uint8 else images[:n].reshape(n, -1).astype(dtype)
-    y = one_hot(labels[:n], dtype, np, n_classes)
+    n_out = params[-1].shape[-1]
+    x = as_features(images[:n], dtype, np)
+    y = one_hot(targets[:n], dtype, np, n_out) if targets.ndim == 1 else np.asarray(targets[:n], dtype)
     with np.errstate(all="ignore"):
         total, _ = model.evaluate(params, x, y, activation, loss, np)
     measured = float(total) / n
-    floor = trivial_loss(loss, n_classes)
+    floor = trivial_loss(loss, n_out)
     return max(measured, floor) if math.isfinite(measured) else floor
 
 
