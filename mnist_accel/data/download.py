@@ -8,7 +8,6 @@ where a later run would trust it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 import urllib.error
@@ -22,10 +21,6 @@ from mnist_accel.errors import DataError
 
 _TIMEOUT_S = 30
 _BLOCK = 1 << 16
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _stream_to_temp(url: str, dest: Path, progress: bool) -> Path:
