@@ -49,32 +49,43 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def answers(params: list[np.ndarray], meta: dict, pictures: np.ndarray) -> list[dict]:
+    """For each prepared picture (rows of 784 values in [0, 1]): its ``label``, the label's ``name``, its
+    ``probability`` and every class's ``probabilities``."""
+    classes = meta.get("classes") or list(range(params[-1].shape[-1]))
+    names = class_names(meta, classes)
+    x = np.asarray(pictures).reshape(len(pictures), -1).astype(params[0].dtype)
+    proba = model.probabilities(params, x, meta.get("activation", "relu"), np, len(classes))
+    return [{"label": classes[int(row.argmax())], "name": names[int(row.argmax())], "probability": float(row.max()),
+             "probabilities": {str(c): float(q) for c, q in zip(classes, row)}} for row in proba]
+
+
+def check_pictures_fit(params: list[np.ndarray], source: str | None = None) -> None:
+    """DataError unless the model takes the 784 pixels of a 28x28 picture (``source``: the model's file)."""
+    if params[0].ndim != 2 or params[0].shape[0] != 784:
+        who = f"{source}:" if source else "the model"
+        raise DataError(f"{who} takes {params[0].shape[0]} inputs, not 784 pixels: it was not trained on 28x28 "
+                        "images")
+
+
 def predict_images(params: list[np.ndarray], meta: dict, paths: Sequence[str]) -> list[dict]:
     """One record per path, in order: its prediction, or ``{"file", "error"}`` if it could not be read."""
     from mnist_accel.data.images import load_digit
 
-    if params[0].shape[0] != 784:
-        raise DataError(f"the model takes {params[0].shape[0]} inputs, not 784 pixels: "
-                        "it was not trained on 28x28 images")
-    classes = meta.get("classes") or list(range(params[-1].shape[-1]))
-    names = class_names(meta, classes)
+    check_pictures_fit(params)
     results: list[dict] = []
     readable, inputs = [], []
     for path in paths:
         results.append({"file": str(path)})
         try:
-            inputs.append(load_digit(path, framing(meta)).reshape(784))
+            inputs.append(load_digit(path, framing(meta)))
         except DataError as exc:  # one bad file must not cost the others their answers
             results[-1]["error"] = str(exc)
             continue
         readable.append(results[-1])
     if inputs:
-        x = np.stack(inputs).astype(params[0].dtype)
-        proba = model.probabilities(params, x, meta.get("activation", "relu"), np, len(classes))
-        for record, row in zip(readable, proba):
-            best = int(row.argmax())
-            record.update({"label": classes[best], "name": names[best], "probability": float(row[best]),
-                           "probabilities": {str(c): float(q) for c, q in zip(classes, row)}})
+        for record, answer in zip(readable, answers(params, meta, np.stack(inputs))):
+            record.update(answer)
     return results
 
 

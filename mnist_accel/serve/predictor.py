@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from mnist_accel import model
+from mnist_accel.cli.predict import answers, check_pictures_fit
 from mnist_accel.errors import DataError
 from mnist_accel.persist import class_names, framing, load_model
 
@@ -36,9 +37,7 @@ class Predictor:
     picture becomes its input), and ``predict_image``/``predict_pixels``."""
 
     def __init__(self, params: Sequence[np.ndarray], meta: dict[str, Any], source: str = "") -> None:
-        if params[0].ndim != 2 or params[0].shape[0] != PIXELS:
-            raise DataError(f"{source or 'the model'}: takes {params[0].shape[0]} inputs, not 784 pixels: "
-                            "it was not trained on 28x28 images")
+        check_pictures_fit(params, source)
         self.params, self.meta, self.source = list(params), dict(meta), source
         self.activation = meta.get("activation", "relu")
         self.classes = meta.get("classes") or list(range(params[-1].shape[-1]))  # as predict reads them
@@ -83,9 +82,5 @@ class Predictor:
         return self._answer(x.reshape(28, 28))
 
     def _answer(self, image: np.ndarray) -> dict[str, Any]:
-        x = image.reshape(1, PIXELS).astype(self.params[0].dtype)
-        row = model.probabilities(self.params, x, self.activation, np, len(self.classes))[0]
-        best = int(row.argmax())
-        return {"label": self.classes[best], "name": self.names[best], "index": best, "probability": float(row[best]),
-                "probabilities": {str(c): float(q) for c, q in zip(self.classes, row)},
-                "image": np.round(image, 4).tolist()}
+        answer = answers(self.params, self.meta, image.reshape(1, PIXELS))[0]
+        return {**answer, "index": self.classes.index(answer["label"]), "image": np.round(image, 4).tolist()}
