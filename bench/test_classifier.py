@@ -45,22 +45,17 @@ def _images(data, n: int, dtype):
     return normalize(data.train_images[:n], dtype), normalize(data.test_images, dtype)
 
 
-@pytest.mark.benchmark(group="classifier-fit-256-b128-3-epochs")
-@pytest.mark.parametrize("library", LIBRARIES)
-def test_fit(run_epoch, mnist, samples, library):
-    x, xt = _images(mnist, samples, np.float32)
-    cls = _estimator(library, "MLPClassifier")
-    run_epoch(lambda: _run(cls, FIT, x, mnist.train_labels[:samples], xt, mnist.test_labels), 3,
-              3 * flops_per_sample((784, 256, 10)), "float32", "classifier", library, epochs=3)
+GROUPS = {"float32": "classifier-fit-256-b128-3-epochs", "float64": "classifier-float64-fit-256-b128-3-epochs"}
 
 
-@pytest.mark.benchmark(group="classifier-float64-fit-256-b128-3-epochs")
+@pytest.mark.parametrize("dtype", list(GROUPS))
 @pytest.mark.parametrize("library", LIBRARIES)
-def test_fit_float64(run_epoch, mnist, samples, library):
-    x, xt = _images(mnist, samples, np.float64)
+def test_fit(run_epoch, benchmark, mnist, samples, library, dtype):
+    benchmark.group = GROUPS[dtype]
+    x, xt = _images(mnist, samples, np.dtype(dtype))
     cls = _estimator(library, "MLPClassifier")
     run_epoch(lambda: _run(cls, FIT, x, mnist.train_labels[:samples], xt, mnist.test_labels), 3,
-              3 * flops_per_sample((784, 256, 10)), "float64", "classifier", library, epochs=3)
+              3 * flops_per_sample((784, 256, 10)), dtype, "classifier", library, epochs=3)
 
 
 @pytest.mark.benchmark(group="classifier-lbfgs-256-50-iterations")
