@@ -156,17 +156,6 @@ def test_a_whole_set_batch_is_gradient_descent(backend, mnist):
 # "cuda" here is the CuPy stand-in (tests/cuda_standin): CudaOps, its kernels compiled for the CPU, and the
 # step captured as a graph and replayed, as on a GPU.
 
-@pytest.fixture(params=["numpy", "numba", pytest.param("cuda", marks=pytest.mark.standin)])
-def any_backend(request):
-    if request.param != "cuda":
-        yield get_backend(request.param)
-        return
-    from cuda_standin import activate
-
-    with activate():
-        yield get_backend("cuda")
-
-
 def _regression(loss: str, n: int = 64, f: int = 12, k: int = 3, seed: int = 0):
     """Features, and targets of ``loss``'s kind: float targets, or class labels (the label losses)."""
     r = np.random.default_rng(seed)

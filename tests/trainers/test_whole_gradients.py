@@ -15,17 +15,6 @@ from mnist_accel.trainers.vectorized import VectorizedTrainer
 from mnist_accel.trainers.whole_gradients import NOT_WHOLE
 
 
-@pytest.fixture(params=["numpy", "numba", pytest.param("cuda", marks=pytest.mark.standin)])
-def any_backend(request):
-    if request.param != "cuda":
-        yield get_backend(request.param)
-        return
-    from cuda_standin import activate
-
-    with activate():
-        yield get_backend("cuda")
-
-
 def _data(kind: str, loss: str, n: int = 120, f: int = 30, k: int = 4, seed: int = 0):
     """uint8 pixels (a fifth lit, as MNIST) or float features, and targets of ``loss``'s kind."""
     r = np.random.default_rng(seed)
