@@ -74,7 +74,8 @@ def _fill(indptr, indices, values, n_features, block, esam, evals, gptr, grow, b
     e = 0
     for b in range(nb):
         bgrp[b] = ng
-        lo, hi = b * block, min(n, b * block + block)
+        lo = b * block
+        hi = lo + block if lo + block < n else n  # (``min`` compiled code of its own)
         for p in range(indptr[lo], indptr[hi]):
             fill[indices[p]] += 1
         lit = 0
@@ -87,19 +88,26 @@ def _fill(indptr, indices, values, n_features, block, esam, evals, gptr, grow, b
         for i in range(lo, hi):
             for p in range(indptr[i], indptr[i + 1]):
                 q = fill[indices[p]]
-                tsam[q], tval[q] = i - lo, values[p]
+                tsam[q] = i - lo
+                tval[q] = values[p]
                 fill[indices[p]] = q + 1
         for k in range(lit):
             fill[pixels[k]] = 0
             for a in range(start[k], start[k + 1]):
                 for c in range(start[k], a):
                     gram[b, tsam[a], tsam[c]] += tval[a] * tval[c]
-        pixels[lit], start[lit + 1] = n_features, start[lit]  # an odd one out pairs with the zero row
+        pixels[lit] = n_features  # an odd one out pairs with the zero row
+        start[lit + 1] = start[lit]
         for k in range(0, lit, 2):
-            gptr[ng], grow[ng, 0], grow[ng, 1] = e, pixels[k], pixels[k + 1]
-            a, a_end, c, c_end = start[k], start[k + 1], start[k + 1], start[k + 2]
+            gptr[ng] = e
+            grow[ng, 0] = pixels[k]
+            grow[ng, 1] = pixels[k + 1]
+            a = start[k]
+            a_end = c = start[k + 1]
+            c_end = start[k + 2]
             while a < a_end or c < c_end:  # merge the two pixels' samples, in order
-                m = min(tsam[a] if a < a_end else block, tsam[c] if c < c_end else block)
+                m = tsam[a] if a < a_end else block
+                m = tsam[c] if c < c_end and tsam[c] < m else m
                 esam[e] = m
                 if a < a_end and tsam[a] == m:
                     evals[e, 0] = tval[a]

@@ -89,8 +89,8 @@ def sgd_epoch(gptr, grow, esam, evals, bgrp, gram, labels, masks, use_masks, sca
     w2t = np.ascontiguousarray(w2.T)  # rows of 100 (one per output) instead of 100 rows of 10: long vectorized loops
     sample = [host_aligned_zeros(size, w1.dtype) for size in (hidden, hidden, hidden, w2.shape[1], w2.shape[1])]
     out = epoch_kernel(int(activation), int(loss), bool(use_masks), bool(use_bias))(
-        gptr, grow, esam, evals, bgrp, gram, labels, masks, scale, w1p, width, fwd, delta, b1, w2t, b2, lr, *sample,
-        address(w1.dtype))
+        gptr, grow, esam, evals, bgrp, gram, labels, masks, scale, w1p, width, fwd, delta, fwd.reshape(block, width),
+        delta.reshape(block, width), b1, w2t, b2, lr, *sample, address(w1.dtype))
     w1[...] = rows[:n_features, :hidden]
     w2[...] = w2t.T
     return out
@@ -105,17 +105,18 @@ def epoch_kernel(activation: int, loss: int, use_masks: bool, use_bias: bool):
     brings in code of Numba's own to compile (allocation, slice assignment), which took longer than the
     loops that use it. A sample's hidden and output rows come as arrays apart (``h``, ``deriv``, ``back``;
     ``out``, ``d2``), which LLVM then knows never overlap (noalias; views of one array would not), and
-    aligned to cache lines as the kernel's own allocations were (unaligned, the epoch was slower)."""
+    aligned to cache lines as the kernel's own allocations were (unaligned, the epoch was slower). Its sums
+    may be reordered (``reassoc``): the output products then vectorize in partial sums, as ``_dot_row``'s do
+    for the deep kernel, with no function of their own to compile; rounding-level differences."""
 
-    @njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"}, **NOALIAS)
-    def kernel(gptr, grow, esam, evals, bgrp, gram, labels, masks, scale, w1p, width, fwd_flat, delta_flat, b1,
-               w2t, b2, lr, h, deriv, back, out, d2, passes):
+    @njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract", "reassoc"}, **NOALIAS)
+    def kernel(gptr, grow, esam, evals, bgrp, gram, labels, masks, scale, w1p, width, fwd_flat, delta_flat, fwd,
+               delta, b1, w2t, b2, lr, h, deriv, back, out, d2, passes):
+        # fwd: x_m @ w1 at the block's start; delta: the block's first-layer deltas, applied at its end (each
+        # also flat, as the row passes take them); back: the output layer's error sent back to each hidden unit
         n_out, hidden = w2t.shape
         block = gram.shape[1]
         dt = w1p.dtype.type
-        fwd = fwd_flat.reshape((block, width))  # x_m @ w1 at the block's start
-        delta = delta_flat.reshape((block, width))  # the block's first-layer deltas, applied at its end
-        # back: the output layer's error sent back to each hidden unit
         total = 0.0
         correct = 0
         bad = -1
@@ -126,7 +127,7 @@ def epoch_kernel(activation: int, loss: int, use_masks: bool, use_bias: bool):
                 fwd_flat[j] = 0
             call(passes, FORWARD, fwd_flat, w1p, gptr, grow, esam, evals, width, bgrp[b], bgrp[b + 1], lr)
             lo = b * block
-            for m in range(min(block, n - lo)):
+            for m in range(n - lo if n - lo < block else block):  # (``min`` compiled code of its own)
                 i = lo + m
                 for j in range(hidden):
                     h[j] = b1[j] + fwd[m, j] if use_bias else fwd[m, j]
@@ -135,17 +136,14 @@ def epoch_kernel(activation: int, loss: int, use_masks: bool, use_bias: bool):
                     if c != 0:
                         for j in range(hidden):
                             h[j] += c * delta[l, j]
-                if activation == RELU:  # one loop per activation: with no call left in it, the loop vectorizes
-                    for j in range(hidden):
-                        h[j] = h[j] if h[j] >= 0 else dt(0.0)
-                elif activation == TANH:
-                    for j in range(hidden):
-                        h[j] = math.tanh(h[j])
-                else:
-                    for j in range(hidden):
-                        h[j] = one / (one + exp(-h[j]))  # vmath's exp: the loop vectorizes
-                for j in range(hidden):
+                for j in range(hidden):  # the activation, its derivative and dropout: one loop that vectorizes
                     a = h[j]
+                    if activation == RELU:
+                        a = a if a >= 0 else dt(0.0)
+                    elif activation == TANH:
+                        a = math.tanh(a)
+                    else:
+                        a = one / (one + exp(-a))  # vmath's exp, which vectorizes (libm's is a call)
                     a_dropped = a * (masks[i, j] * scale) if use_masks else a
                     if activation == RELU:
                         deriv[j] = one if a_dropped >= 0 else dt(0.0)
@@ -155,7 +153,10 @@ def epoch_kernel(activation: int, loss: int, use_masks: bool, use_bias: bool):
                         deriv[j] = a * (one - a)
                     h[j] = a_dropped
                 for k in range(n_out):
-                    out[k] = _dot_row(w2t, k, h, b2[k] if use_bias else dt(0.0))
+                    acc = b2[k] if use_bias else dt(0.0)
+                    for j in range(hidden):
+                        acc += h[j] * w2t[k, j]
+                    out[k] = acc
                 best = 0
                 for k in range(n_out):
                     if out[k] > out[best]:

@@ -19,7 +19,7 @@ import functools
 
 import numpy as np
 from llvmlite import ir
-from numba import carray, cfunc, njit, types
+from numba import cfunc, types
 from numba.extending import intrinsic
 
 from .simd import axpy, lanes_of
@@ -48,77 +48,68 @@ NOALIAS = _noalias_option()
 FORWARD, UPDATE = 0, 1  # the callback's passes
 
 
-def _passes(pass_, px, py, pgptr, pgrow, pesam, pevals, width, nx, ny, groups, entries, g0, g1, lr):
-    """Both passes in one callback (compiled once, not twice): ``FORWARD`` (``px`` the block's forward
-    rows, ``py`` w1; ``lr`` unused) or ``UPDATE`` (``px`` w1, ``py`` the block's deltas)."""
-    x, y = carray(px, nx), carray(py, ny)
-    gptr, grow = carray(pgptr, groups + 1), carray(pgrow, (groups, 2))
-    esam, evals = carray(pesam, entries), carray(pevals, (entries, 2))
+def _passes(pass_, x, y, gptr, grow, esam, evals, width, g0, g1, lr):
+    """Both passes in one callback (compiled once, not twice), on pointers (``grow`` and ``evals`` two per
+    entry, row-major), indexed directly (``carray`` views compiled code of their own, per pointer type):
+
+    - ``FORWARD`` (``x`` the block's forward rows, ``y`` w1; ``lr`` unused): each entry of groups g0:g1 adds
+      its two rows of w1 times its values to its sample's forward row (rows ``width`` apart), pixel by pixel
+      as the reference sums, one store per sample;
+    - ``UPDATE`` (``x`` w1, ``y`` the block's deltas): each of a group's two rows of w1 gains lr times its
+      entries' values times their samples' rows of deltas, each row written once.
+
+    Entries go four at a time, so a pass's four products with a row share one load (forward) or one load
+    and one store (update) of it."""
+    step = lanes_of(x)
     if pass_ == FORWARD:
-        _forward(x, y, gptr, grow, esam, evals, width, g0, g1)
+        for g in range(g0, g1):  # each pair of rows of w1 read once for the whole block
+            ra, rb = grow[2 * g] * width, grow[2 * g + 1] * width
+            p, stop = gptr[g], gptr[g + 1]
+            while p + 4 <= stop:
+                a0, a1, a2, a3 = evals[2 * p], evals[2 * p + 2], evals[2 * p + 4], evals[2 * p + 6]
+                b0, b1, b2, b3 = evals[2 * p + 1], evals[2 * p + 3], evals[2 * p + 5], evals[2 * p + 7]
+                o0, o1, o2, o3 = esam[p] * width, esam[p + 1] * width, esam[p + 2] * width, esam[p + 3] * width
+                for j in range(0, width, step):
+                    axpy(x, o0 + j, a0, y, ra + j)
+                    axpy(x, o0 + j, b0, y, rb + j)
+                    axpy(x, o1 + j, a1, y, ra + j)
+                    axpy(x, o1 + j, b1, y, rb + j)
+                    axpy(x, o2 + j, a2, y, ra + j)
+                    axpy(x, o2 + j, b2, y, rb + j)
+                    axpy(x, o3 + j, a3, y, ra + j)
+                    axpy(x, o3 + j, b3, y, rb + j)
+                p += 4
+            while p < stop:
+                a0, b0, o0 = evals[2 * p], evals[2 * p + 1], esam[p] * width
+                for j in range(0, width, step):
+                    axpy(x, o0 + j, a0, y, ra + j)
+                    axpy(x, o0 + j, b0, y, rb + j)
+                p += 1
     else:
-        _update(x, y, gptr, grow, esam, evals, width, g0, g1, lr)
-
-
-@njit(inline="always")
-def _forward(fwd, w1p, gptr, grow, esam, evals, width, g0, g1):
-    """Add each entry of groups g0:g1 times its two rows of ``w1p`` to its sample's row of ``fwd`` (rows
-    ``width`` apart)."""
-    step = lanes_of(w1p)
-    for g in range(g0, g1):  # each pair of rows of w1 read once for the whole block
-        ra, rb = grow[g, 0] * width, grow[g, 1] * width
-        p, stop = gptr[g], gptr[g + 1]
-        while p + 4 <= stop:
-            a0, a1, a2, a3 = evals[p, 0], evals[p + 1, 0], evals[p + 2, 0], evals[p + 3, 0]
-            b0, b1, b2, b3 = evals[p, 1], evals[p + 1, 1], evals[p + 2, 1], evals[p + 3, 1]
-            o0, o1, o2, o3 = esam[p] * width, esam[p + 1] * width, esam[p + 2] * width, esam[p + 3] * width
-            for j in range(0, width, step):  # pixel by pixel, as the reference sums: one store per sample
-                axpy(fwd, o0 + j, a0, w1p, ra + j)
-                axpy(fwd, o0 + j, b0, w1p, rb + j)
-                axpy(fwd, o1 + j, a1, w1p, ra + j)
-                axpy(fwd, o1 + j, b1, w1p, rb + j)
-                axpy(fwd, o2 + j, a2, w1p, ra + j)
-                axpy(fwd, o2 + j, b2, w1p, rb + j)
-                axpy(fwd, o3 + j, a3, w1p, ra + j)
-                axpy(fwd, o3 + j, b3, w1p, rb + j)
-            p += 4
-        while p < stop:
-            a0, b0, o0 = evals[p, 0], evals[p, 1], esam[p] * width
-            for j in range(0, width, step):
-                axpy(fwd, o0 + j, a0, w1p, ra + j)
-                axpy(fwd, o0 + j, b0, w1p, rb + j)
-            p += 1
-
-
-@njit(inline="always")
-def _update(w1p, delta, gptr, grow, esam, evals, width, g0, g1, lr):
-    """Apply the deferred updates of groups g0:g1: each of a group's two rows of ``w1p`` gains lr times
-    its entries' values times their samples' rows of ``delta``. A pass's four updates of a row share one
-    load and one store of it."""
-    step = lanes_of(w1p)
-    for g in range(g0, g1):  # each row written once
-        ra, rb = grow[g, 0] * width, grow[g, 1] * width
-        p, stop = gptr[g], gptr[g + 1]
-        while p + 4 <= stop:
-            a0, a1, a2, a3 = lr * evals[p, 0], lr * evals[p + 1, 0], lr * evals[p + 2, 0], lr * evals[p + 3, 0]
-            b0, b1, b2, b3 = lr * evals[p, 1], lr * evals[p + 1, 1], lr * evals[p + 2, 1], lr * evals[p + 3, 1]
-            o0, o1, o2, o3 = esam[p] * width, esam[p + 1] * width, esam[p + 2] * width, esam[p + 3] * width
-            for j in range(0, width, step):
-                axpy(w1p, ra + j, a0, delta, o0 + j)
-                axpy(w1p, ra + j, a1, delta, o1 + j)
-                axpy(w1p, ra + j, a2, delta, o2 + j)
-                axpy(w1p, ra + j, a3, delta, o3 + j)
-                axpy(w1p, rb + j, b0, delta, o0 + j)
-                axpy(w1p, rb + j, b1, delta, o1 + j)
-                axpy(w1p, rb + j, b2, delta, o2 + j)
-                axpy(w1p, rb + j, b3, delta, o3 + j)
-            p += 4
-        while p < stop:
-            a0, b0, o0 = lr * evals[p, 0], lr * evals[p, 1], esam[p] * width
-            for j in range(0, width, step):
-                axpy(w1p, ra + j, a0, delta, o0 + j)
-                axpy(w1p, rb + j, b0, delta, o0 + j)
-            p += 1
+        for g in range(g0, g1):
+            ra, rb = grow[2 * g] * width, grow[2 * g + 1] * width
+            p, stop = gptr[g], gptr[g + 1]
+            while p + 4 <= stop:
+                a0, a1, a2, a3 = lr * evals[2 * p], lr * evals[2 * p + 2], lr * evals[2 * p + 4], lr * evals[2 * p + 6]
+                b0, b1 = lr * evals[2 * p + 1], lr * evals[2 * p + 3]
+                b2, b3 = lr * evals[2 * p + 5], lr * evals[2 * p + 7]
+                o0, o1, o2, o3 = esam[p] * width, esam[p + 1] * width, esam[p + 2] * width, esam[p + 3] * width
+                for j in range(0, width, step):
+                    axpy(x, ra + j, a0, y, o0 + j)
+                    axpy(x, ra + j, a1, y, o1 + j)
+                    axpy(x, ra + j, a2, y, o2 + j)
+                    axpy(x, ra + j, a3, y, o3 + j)
+                    axpy(x, rb + j, b0, y, o0 + j)
+                    axpy(x, rb + j, b1, y, o1 + j)
+                    axpy(x, rb + j, b2, y, o2 + j)
+                    axpy(x, rb + j, b3, y, o3 + j)
+                p += 4
+            while p < stop:
+                a0, b0, o0 = lr * evals[2 * p], lr * evals[2 * p + 1], esam[p] * width
+                for j in range(0, width, step):
+                    axpy(x, ra + j, a0, y, o0 + j)
+                    axpy(x, rb + j, b0, y, o0 + j)
+                p += 1
 
 
 @functools.cache
@@ -126,9 +117,8 @@ def compiled(dtype: np.dtype):
     """Both passes as one C callback for float ``dtype`` (compiled on first use: a run compiles its own
     dtype only; Numba caches it on disk)."""
     dt = types.float32 if np.dtype(dtype) == np.float32 else types.float64
-    p, i64 = types.CPointer(dt), types.int64
-    sig = types.void(i64, p, p, types.CPointer(i64), types.CPointer(types.int32), types.CPointer(types.int32), p,
-                     *[i64] * 7, dt)
+    p, i64, i32 = types.CPointer(dt), types.int64, types.CPointer(types.int32)
+    sig = types.void(i64, p, p, types.CPointer(i64), i32, i32, p, i64, i64, i64, dt)
     return cfunc(sig, cache=True, nogil=True, fastmath={"contract"}, **NOALIAS)(_passes)
 
 
@@ -153,8 +143,7 @@ def call(typingctx, fn, pass_, x, y, gptr, grow, esam, evals, width, g0, g1, lr)
     def codegen(context, builder, sig, args):
         i64 = lambda k: context.cast(builder, args[k], sig.args[k], types.int64)  # noqa: E731
         structs = [context.make_array(t)(context, builder, v) for t, v in zip(sig.args[2:8], args[2:8])]
-        sizes = [builder.extract_value(structs[k].shape, 0) for k in (0, 1, 3, 4)]  # x, y, groups, entries
-        values = [i64(1)] + [s.data for s in structs] + [i64(8)] + sizes + [i64(9), i64(10), args[11]]
+        values = [i64(1)] + [s.data for s in structs] + [i64(8), i64(9), i64(10), args[11]]
         fntype = ir.FunctionType(ir.VoidType(), [v.type for v in values])
         target = builder.inttoptr(context.cast(builder, args[0], sig.args[0], types.int64), fntype.as_pointer())
         builder.call(target, values)

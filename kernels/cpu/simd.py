@@ -20,26 +20,34 @@ from numba.extending import intrinsic
 LINE = 64  # bytes per vector step: one cache line, one AVX-512 register
 
 
+def _memory(t):
+    """The element type of an array (1-D) or pointer ``t`` that ``axpy`` can step, else None."""
+    if isinstance(t, types.Array) and t.ndim == 1:
+        return t.dtype
+    return t.dtype if isinstance(t, types.CPointer) else None
+
+
 @intrinsic
 def axpy(typingctx, dst, d, a, src, s):
     """``dst[d:d + L] += a * src[s:s + L]`` as one vector step (multiply-add may fuse), where L is
-    ``LINE`` bytes of the arrays' dtype. No bounds checks: callers keep both ranges inside their arrays."""
-    if not (isinstance(dst, types.Array) and isinstance(src, types.Array) and dst.ndim == src.ndim == 1
-            and dst.dtype == src.dtype and dst.dtype in (types.float32, types.float64)
+    ``LINE`` bytes of the dtype; ``dst`` and ``src`` are 1-D arrays or pointers (``carray``-free callbacks
+    index their pointers). No bounds checks: callers keep both ranges inside their memory."""
+    dtype = _memory(dst)
+    if not (dtype in (types.float32, types.float64) and _memory(src) == dtype
             and isinstance(d, types.Integer) and isinstance(s, types.Integer) and isinstance(a, types.Number)):
         return None
-    lanes = LINE // (dst.dtype.bitwidth // 8)
+    lanes = LINE // (dtype.bitwidth // 8)
 
     def codegen(context, builder, signature, args):
-        vec = ir.VectorType(context.get_value_type(dst.dtype), lanes)
-        align = dst.dtype.bitwidth // 8  # element alignment: correct on any address, as fast when aligned
+        vec = ir.VectorType(context.get_value_type(dtype), lanes)
+        align = dtype.bitwidth // 8  # element alignment: correct on any address, as fast when aligned
 
-        def pointer(aryty, ary, offset):
-            data = context.make_array(aryty)(context, builder, ary).data
+        def pointer(kind, where, offset):
+            data = context.make_array(kind)(context, builder, where).data if isinstance(kind, types.Array) else where
             return builder.bitcast(builder.gep(data, [offset]), vec.as_pointer())
 
         out = pointer(dst, args[0], args[1])
-        scale = context.cast(builder, args[2], signature.args[2], dst.dtype)
+        scale = context.cast(builder, args[2], signature.args[2], dtype)
         splat = builder.insert_element(ir.Constant(vec, ir.Undefined), scale, ir.Constant(ir.IntType(32), 0))
         splat = builder.shuffle_vector(splat, ir.Constant(vec, ir.Undefined), ir.Constant(
             ir.VectorType(ir.IntType(32), lanes), [0] * lanes))
@@ -52,10 +60,19 @@ def axpy(typingctx, dst, d, a, src, s):
     return types.none(dst, d, a, src, s), codegen
 
 
-@njit(cache=True, nogil=True)
-def lanes_of(x):
-    """Elements of ``x``'s dtype per vector step."""
-    return LINE // x.itemsize
+@intrinsic
+def lanes_of(typingctx, x):
+    """Elements of array or pointer ``x``'s dtype per vector step: a constant, with nothing to compile (a
+    function of its own compiled for longer than the loops that read it)."""
+    dtype = x.dtype if isinstance(x, (types.Array, types.CPointer)) else None
+    if not isinstance(dtype, types.Number):
+        return None
+    lanes = LINE // (dtype.bitwidth // 8)
+
+    def codegen(context, builder, signature, args):
+        return context.get_constant(types.int64, lanes)
+
+    return types.int64(x), codegen
 
 
 @njit(cache=True, nogil=True)
