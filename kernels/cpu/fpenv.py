@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import platform
 
-import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
@@ -30,45 +29,33 @@ def _mxcsr_call(builder, name: str, slot) -> None:
     builder.call(cgutils.get_or_insert_function(builder.module, fnty, name), [builder.bitcast(slot, cgutils.voidptr_t)])
 
 
-if X86:
-    @intrinsic
-    def get_fpcr(typingctx):
-        """The calling thread's MXCSR."""
-        def codegen(context, builder, signature, args):
-            slot = cgutils.alloca_once(builder, ir.IntType(32))
-            _mxcsr_call(builder, "llvm.x86.sse.stmxcsr", slot)
-            return builder.load(slot)
+# Intrinsics, not small jitted functions: those were inlined into each kernel at a cost in compile time.
+@intrinsic
+def flush_subnormals(typingctx):
+    """Set FTZ and DAZ; returns the previous register (0 where there is none), for ``restore``."""
+    def codegen(context, builder, signature, args):
+        i32 = ir.IntType(32)
+        if not X86:
+            return ir.Constant(i32, 0)
+        slot = cgutils.alloca_once(builder, i32)
+        _mxcsr_call(builder, "llvm.x86.sse.stmxcsr", slot)
+        saved = builder.load(slot)
+        _mxcsr_call(builder, "llvm.x86.sse.ldmxcsr", cgutils.alloca_once_value(
+            builder, builder.or_(saved, ir.Constant(i32, FTZ_DAZ))))
+        return saved
 
-        return types.uint32(), codegen
+    return types.uint32(), codegen
 
-    @intrinsic
-    def set_fpcr(typingctx, value):
-        """Load ``value`` into the calling thread's MXCSR."""
-        def codegen(context, builder, signature, args):
-            _mxcsr_call(builder, "llvm.x86.sse.ldmxcsr", cgutils.alloca_once_value(builder, args[0]))
-            return context.get_dummy_value()
 
-        return types.none(types.uint32), codegen
-else:
-    @njit(inline="always")
-    def get_fpcr():
-        return np.uint32(0)
-
-    @njit(inline="always")
-    def set_fpcr(value):
+@intrinsic
+def restore(typingctx, saved):
+    """Load ``saved`` (``flush_subnormals``'s answer) back into the register."""
+    if saved != types.uint32:
         return None
 
+    def codegen(context, builder, signature, args):
+        if X86:
+            _mxcsr_call(builder, "llvm.x86.sse.ldmxcsr", cgutils.alloca_once_value(builder, args[0]))
+        return context.get_dummy_value()
 
-@njit(inline="always")
-def flush_subnormals():
-    """Set FTZ and DAZ; returns the previous register, for ``restore``."""
-    saved = get_fpcr()
-    if X86:
-        set_fpcr(saved | np.uint32(FTZ_DAZ))
-    return saved
-
-
-@njit(inline="always")
-def restore(saved):
-    if X86:
-        set_fpcr(saved)
+    return types.none(saved), codegen

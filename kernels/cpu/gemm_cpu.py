@@ -31,7 +31,7 @@ import functools
 import numba
 import numpy as np
 from llvmlite import ir
-from numba import carray, cfunc, njit, prange, types
+from numba import cfunc, guvectorize, types
 from numba.extending import intrinsic
 
 from .gemm_calls import call
@@ -49,18 +49,18 @@ WIDE, NARROW = 0, 1  # kinds of column tile: two vectors, one vector
 
 @intrinsic
 def _claim(typingctx, counter):
-    """Atomically add one to ``counter[0]`` (int64) and return its value before: the next work unit."""
-    if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
+    """Atomically add one to ``counter[0]`` (a pointer to int64) and return its value before: the next work
+    unit."""
+    if counter != types.CPointer(types.int64):
         return None
 
     def codegen(context, builder, sig, args):
-        data = context.make_array(sig.args[0])(context, builder, args[0]).data
-        return builder.atomic_rmw("add", data, ir.Constant(ir.IntType(64), 1), "monotonic")
+        return builder.atomic_rmw("add", args[0], ir.Constant(ir.IntType(64), 1), "monotonic")
 
     return types.int64(counter), codegen
 
 
-def _work(pa, pb, pc, pbp, pcp, pstarts, pkinds, pcounter, ai, ak, k, m, n, pad, tiles, whole):
+def _work(a, b, c, bp, cp, starts, kinds, counter, ai, ak, k, m, n, pad, tiles, whole):
     """Claim work units from the counter until none is left, and do each: a (block of rows, column tile)
     pair, in row-block order so that a's block stays in cache; the tail's tile runs on the padded copies
     (``pad`` columns). Within a unit, blocked as BLAS does: a block of the inner dimension (b's part of it
@@ -69,22 +69,20 @@ def _work(pa, pb, pc, pbp, pcp, pstarts, pkinds, pcounter, ai, ak, k, m, n, pad,
 
     Compiled as a C callback (``_work_address``), once per dtype, and called through its address: Numba
     compiles each function into a module of its own and optimizes every callee again, and emits its machine
-    code again, inside each caller's module, so the tiles here, most of the GEMM's code, were compiled in
-    every layer of the parallel launcher. Behind an address they are compiled once. One call site per
-    tile kind for the same reason."""
-    a, b, c = carray(pa, m * k), carray(pb, k * n), carray(pc, m * n)
-    bp, cp = carray(pbp, k * pad), carray(pcp, m * pad)
-    starts, kinds, counter = carray(pstarts, tiles), carray(pkinds, tiles), carray(pcounter, 1)
+    code again, inside each caller's module. Behind an address the tiles, most of the GEMM's code, are
+    compiled once. One call site per tile kind for the same reason. Its arguments are pointers, indexed
+    directly, and it calls neither ``min`` nor ``max``: each (like ``carray`` views) compiled code of its own."""
     units = tiles * ((m + CHUNK - 1) // CHUNK)
-    blocks = max(1, (k + DEPTH - 1) // DEPTH)
-    depth = max(1, (k + blocks - 1) // blocks)  # even blocks: 532 steps as 266 + 266, not 256 + 256 + 20
+    blocks = (k + DEPTH - 1) // DEPTH if k > DEPTH else 1
+    depth = (k + blocks - 1) // blocks if k > 0 else 1  # even blocks: 532 steps as 266 + 266, not 256 + 256 + 20
     u = _claim(counter)
     while u < units:
         lo, tile = u // tiles * CHUNK, u % tiles
-        hi, j, kind = min(lo + CHUNK, m), starts[tile], kinds[tile]
+        hi = lo + CHUNK if lo + CHUNK < m else m
+        j, kind = starts[tile], kinds[tile]
         bb, cc, w = (b, c, n) if tile < whole else (bp, cp, pad)
-        for t0 in range(0, max(k, 1), depth):
-            t, more = min(depth, k - t0), t0 > 0
+        for t0 in range(0, k if k > 0 else 1, depth):
+            t, more = (depth if t0 + depth < k else k - t0), t0 > 0
             r = lo
             while r < hi:
                 full = r + ROWS <= hi
@@ -141,6 +139,8 @@ def _plan(a: np.ndarray, transpose_a: bool, b: np.ndarray, c: np.ndarray) -> tup
     n = c.shape[1]
     if b.shape[0] != k or c.shape[0] != m or n != b.shape[1]:
         raise ValueError("gemm: shapes do not chain")
+    if not (a.flags.c_contiguous and b.flags.c_contiguous and c.flags.c_contiguous):
+        raise ValueError("gemm: every array must be C-contiguous")  # the work reads and writes their memory
     ai, ak = (1, m) if transpose_a else (k, 1)
     starts, kinds, whole, r = _tiles(n, c.itemsize)
     if r:
@@ -152,30 +152,38 @@ def _plan(a: np.ndarray, transpose_a: bool, b: np.ndarray, c: np.ndarray) -> tup
     return ai, ak, bp, cp, k, m, n, pad, starts, kinds, whole, r
 
 
-@njit(cache=True, nogil=True)
-def _serial(work, a, b, c, bp, cp, starts, kinds, counter, ai, ak, k, m, n, pad, whole):
-    """``_work`` at address ``work`` on the calling thread; ``counter`` (one int64) starts at zero. (Allocated
-    by the caller: ``np.zeros`` here would bring Numba's allocation code into the launcher to compile.)"""
-    call(work, a, b, c, bp, cp, starts, kinds, counter, ai, ak, k, m, n, pad, len(starts), whole)
+def _launch(unit, a, b, c, bp, cp, starts, kinds, counter, ints, done):
+    """One worker of ``_launcher``'s: ``_work`` at address ``ints[0]`` on the arrays' data and the integers
+    ``ints[1:]`` (``_run`` packs them: as gufunc operands apart, each cost the call more); ``unit`` (the
+    worker's index) and ``done`` (its output) are the gufunc's loop and are not read."""
+    call(ints[0], a, b, c, bp, cp, starts, kinds, counter, ints[1], ints[2], ints[3], ints[4], ints[5], ints[6],
+         ints[7], ints[8])
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def _parallel(work, a, b, c, bp, cp, starts, kinds, counter, ai, ak, k, m, n, pad, whole, workers):
-    """``_work`` at address ``work`` on ``workers`` of Numba's threads, which claim its work units from one
-    shared counter (one int64 that starts at zero). The caller allocates the counter and counts the workers:
-    in here each brings in more of Numba's code to compile (``np.zeros``, ``min``, ``max``)."""
-    tiles = len(starts)
-    for _ in prange(workers):
-        call(work, a, b, c, bp, cp, starts, kinds, counter, ai, ak, k, m, n, pad, tiles, whole)
+@functools.cache
+def _launcher(dtype: np.dtype):
+    """``_launch`` as a parallel gufunc for ``dtype`` (built on first use: a run builds its own dtype only; Numba
+    caches it on disk): called over ``workers`` indices, it runs ``_work`` once per index on Numba's threads,
+    as many at once as Numba's thread count allows (``numba.set_num_threads``). A gufunc, not a ``prange``
+    loop: Numba compiled the loop's function and the parallel region it outlines in about four times as long."""
+    grid, ints = numba.from_dtype(dtype)[:, ::1], types.int64[::1]
+    sig = types.void(types.int64, *[grid] * 5, ints, ints, ints, ints, ints)
+    return guvectorize([sig], "(),(a,b),(c,d),(e,f),(g,h),(i,j),(t),(t),(o),(p)->()", target="parallel",
+                       cache=True)(_launch)
+
+
+def _run(a: np.ndarray, transpose_a: bool, b: np.ndarray, c: np.ndarray, threads: int) -> None:
+    ai, ak, bp, cp, k, m, n, pad, starts, kinds, whole, r = _plan(a, transpose_a, b, c)
+    workers = max(1, min(threads, len(starts) * ((m + CHUNK - 1) // CHUNK)))  # no more than work units
+    ints = np.array([_work_address(c.dtype), ai, ak, k, m, n, pad, len(starts), whole], np.int64)
+    _launcher(c.dtype)(np.arange(workers), a, b, c, bp, cp, starts, kinds, np.zeros(1, np.int64), ints)
+    if r:
+        c[:, n - r:] = cp[:, :r]
 
 
 def gemm(a: np.ndarray, transpose_a: bool, b: np.ndarray, c: np.ndarray) -> None:
-    """c <- op(a) @ b on the calling thread; every array C-contiguous."""
-    ai, ak, bp, cp, k, m, n, pad, starts, kinds, whole, r = _plan(a, transpose_a, b, c)
-    _serial(_work_address(c.dtype), a, b, c, bp, cp, starts, kinds, np.zeros(1, np.int64), ai, ak, k, m, n, pad,
-            whole)
-    if r:
-        c[:, n - r:] = cp[:, :r]
+    """c <- op(a) @ b by one worker; every array C-contiguous."""
+    _run(a, transpose_a, b, c, 1)
 
 
 def gemm_parallel(a: np.ndarray, transpose_a: bool, b: np.ndarray, c: np.ndarray, threads: int) -> None:
@@ -183,9 +191,4 @@ def gemm_parallel(a: np.ndarray, transpose_a: bool, b: np.ndarray, c: np.ndarray
     are claimed one at a time from a shared counter (``_work``), not split in equal shares: a thread that
     wakes late still finds work, where with shares the caller would do the late thread's share after its
     own (under TBB on the EPYC a parallel call often took as long as a serial one)."""
-    ai, ak, bp, cp, k, m, n, pad, starts, kinds, whole, r = _plan(a, transpose_a, b, c)
-    workers = max(1, min(threads, len(starts) * ((m + CHUNK - 1) // CHUNK)))  # no more than work units
-    _parallel(_work_address(c.dtype), a, b, c, bp, cp, starts, kinds, np.zeros(1, np.int64), ai, ak, k, m, n, pad,
-              whole, workers)
-    if r:
-        c[:, n - r:] = cp[:, :r]
+    _run(a, transpose_a, b, c, threads)

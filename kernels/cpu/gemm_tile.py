@@ -12,28 +12,29 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .simd import LINE
+from .simd import LINE, data_pointer, memory_dtype
 
 
 def tile(rows: int, vectors: int):
     """An intrinsic ``tile(a, a0, ai, ak, b, b0, bk, c, c0, cs, k, more)``: for r < rows and the ``vectors``
     64-byte vectors of columns from b0 and c0, ``c[c0 + r*cs + j] = sum_t a[a0 + r*ai + t*ak] *
     b[b0 + t*bk + j]`` over t < k in order, added to what c holds when ``more`` is true (flat element
-    offsets; no bounds checks)."""
+    offsets into arrays or pointers; no bounds checks)."""
 
     @intrinsic
     def tile(typingctx, a, a0, ai, ak, b, b0, bk, c, c0, cs, k, more):
-        if not all(isinstance(x, types.Array) and x.dtype == a.dtype for x in (a, b, c)) or \
-                a.dtype not in (types.float32, types.float64):
+        dtype = memory_dtype(a, a.ndim if isinstance(a, types.Array) else 1)
+        if dtype not in (types.float32, types.float64) or any(
+                memory_dtype(x, x.ndim if isinstance(x, types.Array) else 1) != dtype for x in (b, c)):
             return None
 
         def codegen(context, builder, sig, args):
-            dt = sig.args[0].dtype
+            dt = dtype
             lanes, size = LINE * 8 // dt.bitwidth, dt.bitwidth // 8
             vec, i64 = ir.VectorType(context.get_value_type(dt), lanes), ir.IntType(64)
             a0, ai, ak, b0, bk, c0, cs, kn = (context.cast(builder, args[i], sig.args[i], types.int64)
                                               for i in (1, 2, 3, 5, 6, 8, 9, 10))
-            data = [context.make_array(sig.args[i])(context, builder, args[i]).data for i in (0, 4, 7)]
+            data = [data_pointer(context, builder, sig.args[i], args[i]) for i in (0, 4, 7)]
 
             def at(base, *terms):
                 offset = ir.Constant(i64, 0)

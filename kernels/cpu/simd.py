@@ -20,11 +20,17 @@ from numba.extending import intrinsic
 LINE = 64  # bytes per vector step: one cache line, one AVX-512 register
 
 
-def _memory(t):
-    """The element type of an array (1-D) or pointer ``t`` that ``axpy`` can step, else None."""
-    if isinstance(t, types.Array) and t.ndim == 1:
+def memory_dtype(t, ndim: int = 1):
+    """The element type of ``t`` where it is an ``ndim``-dimensional array or a pointer, else None: what the
+    intrinsics here and in ``gemm_tile`` step through (arrays in kernels, pointers in C callbacks)."""
+    if isinstance(t, types.Array) and t.ndim == ndim:
         return t.dtype
     return t.dtype if isinstance(t, types.CPointer) else None
+
+
+def data_pointer(context, builder, kind, value):
+    """The address of element 0 of ``value``, an array or pointer of Numba type ``kind`` (in codegen)."""
+    return context.make_array(kind)(context, builder, value).data if isinstance(kind, types.Array) else value
 
 
 @intrinsic
@@ -32,8 +38,8 @@ def axpy(typingctx, dst, d, a, src, s):
     """``dst[d:d + L] += a * src[s:s + L]`` as one vector step (multiply-add may fuse), where L is
     ``LINE`` bytes of the dtype; ``dst`` and ``src`` are 1-D arrays or pointers (``carray``-free callbacks
     index their pointers). No bounds checks: callers keep both ranges inside their memory."""
-    dtype = _memory(dst)
-    if not (dtype in (types.float32, types.float64) and _memory(src) == dtype
+    dtype = memory_dtype(dst)
+    if not (dtype in (types.float32, types.float64) and memory_dtype(src) == dtype
             and isinstance(d, types.Integer) and isinstance(s, types.Integer) and isinstance(a, types.Number)):
         return None
     lanes = LINE // (dtype.bitwidth // 8)
@@ -43,8 +49,7 @@ def axpy(typingctx, dst, d, a, src, s):
         align = dtype.bitwidth // 8  # element alignment: correct on any address, as fast when aligned
 
         def pointer(kind, where, offset):
-            data = context.make_array(kind)(context, builder, where).data if isinstance(kind, types.Array) else where
-            return builder.bitcast(builder.gep(data, [offset]), vec.as_pointer())
+            return builder.bitcast(builder.gep(data_pointer(context, builder, kind, where), [offset]), vec.as_pointer())
 
         out = pointer(dst, args[0], args[1])
         scale = context.cast(builder, args[2], signature.args[2], dtype)

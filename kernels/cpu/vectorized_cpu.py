@@ -75,51 +75,39 @@ def _row_argmax(z, i):
     return best
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _row_max(z, i):
-    """The row's largest score, branch-free (a compare-and-branch per score mispredicts on real scores)."""
-    peak = z[i, 0]
-    for j in range(1, z.shape[1]):
-        peak = max(peak, z[i, j])
-    return peak
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _first_at(z, i, peak):
-    """The first column holding ``peak`` (argmax's answer), by selects rather than branches."""
-    first = 0
-    for j in range(z.shape[1] - 1, -1, -1):
-        first = j if z[i, j] == peak else first
-    return first
-
-
-# Softmax cross-entropy as two kernels around NumPy's exp (``NumbaOps.loss_grad``): Numba calls the C
-# library's exp once per score (no SVML here), NumPy's is a SIMD loop.
+# Softmax cross-entropy in two calls of one kernel around NumPy's exp (``NumbaOps.loss_grad``): Numba calls the
+# C library's exp once per score (no SVML here), NumPy's is a SIMD loop. One kernel, not one per call: a first
+# run pays for each compiled function.
 @njit(cache=True, nogil=True, error_model="numpy")
-def xent_shift(z, grad):
-    """grad <- z minus its row's largest score (the caller then takes exp in place)."""
-    n, k = z.shape
-    for i in range(n):
-        peak = _row_max(z, i)
-        for j in range(k):
-            grad[i, j] = z[i, j] - peak
+def xent(z, labels, grad, finish):
+    """First call (``finish`` False): grad <- z minus its row's largest score, and the caller then takes exp
+    in place. Second call (``finish`` True), grad holding exp(z - row max): grad <- d(mean loss)/dz. Returns
+    (summed loss, correct count), (0.0, 0) from the first call.
 
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def xent_finish(z, labels, grad):
-    """grad holds exp(z - row max): make it d(mean loss)/dz; returns (summed loss, correct count)."""
+    The row's largest score and its first column are found by selects, not branches: a compare-and-branch
+    per score mispredicts on real scores."""
     n, k = z.shape
     inv_n = 1.0 / n
     total = 0.0
     correct = 0
     for i in range(n):
-        peak = _row_max(z, i)
+        peak = z[i, 0]
+        for j in range(1, k):
+            v = z[i, j]
+            peak = v if v > peak else peak
+        if not finish:
+            for j in range(k):
+                grad[i, j] = z[i, j] - peak
+            continue
         norm = 0.0
         for j in range(k):
             norm += grad[i, j]
         label = labels[i]
         total += math.log(norm) + peak - z[i, label]
-        correct += _first_at(z, i, peak) == label
+        first = 0
+        for j in range(k - 1, -1, -1):
+            first = j if z[i, j] == peak else first
+        correct += first == label
         scale = inv_n / norm
         for j in range(k):
             grad[i, j] *= scale

@@ -31,8 +31,7 @@ from mnist_accel.kernels.cpu.vectorized_cpu import (
     mse_grad,
     sgd,
     sklearn_momentum,
-    xent_finish,
-    xent_shift,
+    xent,
 )
 
 LATER_SHARE = 0.5  # BLAS keeps its threads beside gemm_cpu when the later layers hold this share of W1's weights
@@ -153,9 +152,9 @@ class NumbaOps(XpOps):
             return super().loss_grad(z, labels, grad, loss)
         if loss == "mse":
             return mse_grad(z, labels, grad)
-        xent_shift(z, grad)
-        np.exp(grad, out=grad)  # NumPy's SIMD exp: see xent_shift
-        return xent_finish(z, labels, grad)
+        xent(z, labels, grad, False)
+        np.exp(grad, out=grad)  # NumPy's SIMD exp: see xent
+        return xent(z, labels, grad, True)
 
     def input_matmul(self, inputs: np.ndarray, batch: np.ndarray, w: np.ndarray, out: np.ndarray) -> None:
         """out <- x[batch] @ w, over only the batch's lit columns when they are few enough to pay; ``batch``

@@ -48,8 +48,10 @@ with ev.install_recorder("numba:compile") as rec:
     trainer.train_epoch()
 # kernels made one per setting (closures): how many settings were made
 variants = {name: f.cache_info().currsize for name, f in (("loop", loop_cpu.epoch_kernel),
-            ("bias_act", vectorized_cpu.bias_act), ("act_backward", vectorized_cpu.act_backward))}
-print(json.dumps({"compiled": compiled, "counts": counts, "epoch_compiles": len(rec.buffer), "variants": variants}))
+            ("bias_act", vectorized_cpu.bias_act), ("act_backward", vectorized_cpu.act_backward),
+            ("gemm", gemm_cpu._launcher))}
+print(json.dumps({"compiled": compiled, "counts": counts, "epoch_compiles": len(rec.buffer), "variants": variants,
+                  "gemm_cpu": getattr(getattr(trainer, "ops", None), "_gemm", None) is not None}))
 """
 
 
@@ -63,13 +65,14 @@ def _warm(**config) -> dict:
 def test_batches_compile_the_runs_kernels_once_each_and_no_others():
     out = _warm(hidden=(32,), batch_size=64, optimizer="adam", loss="cross-entropy", activation="relu")
     assert out["epoch_compiles"] == 0
-    assert out["variants"] == {"loop": 0, "bias_act": 1, "act_backward": 1}
-    for name in ("vectorized_cpu.adam", "vectorized_cpu.xent_shift", "vectorized_cpu.xent_finish",
-                 "vectorized_cpu.column_sums", "inputs_cpu.gather"):
+    assert {k: out["variants"][k] for k in ("loop", "bias_act", "act_backward")} == \
+        {"loop": 0, "bias_act": 1, "act_backward": 1}
+    for name in ("vectorized_cpu.adam", "vectorized_cpu.xent", "vectorized_cpu.column_sums", "inputs_cpu.gather"):
         assert out["counts"].get(name) == 1, (name, out)  # one signature: the run's types, read-only pixels too
     for name in ("vectorized_cpu.sgd", "vectorized_cpu.momentum", "vectorized_cpu.mse_grad", "whole_cpu.step_rows",
-                 "loop_cpu.sgd_epoch", "gemm_cpu._serial"):
+                 "loop_cpu.sgd_epoch"):
         assert name not in out["compiled"], (name, out)
+    assert out["variants"]["gemm"] == int(out["gemm_cpu"])  # the launcher of the run's dtype alone
 
 
 def test_another_configuration_compiles_its_own_variants():
@@ -78,8 +81,8 @@ def test_another_configuration_compiles_its_own_variants():
     assert out["epoch_compiles"] == 0
     assert "vectorized_cpu.sgd" in out["compiled"] and "vectorized_cpu.mse_grad" in out["compiled"]
     # no bias: no bias gradient; tanh: NumPy's SIMD tanh does the forward
-    assert out["variants"] == {"loop": 0, "bias_act": 0, "act_backward": 1}
-    for name in ("vectorized_cpu.adam", "vectorized_cpu.xent_shift", "vectorized_cpu.column_sums"):
+    assert out["variants"] == {"loop": 0, "bias_act": 0, "act_backward": 1, "gemm": int(out["gemm_cpu"])}
+    for name in ("vectorized_cpu.adam", "vectorized_cpu.xent", "vectorized_cpu.column_sums"):
         assert name not in out["compiled"], (name, out)
 
 
@@ -87,9 +90,10 @@ def test_a_fused_full_batch_step_compiles_its_kernel_and_the_update_alone():
     out = _warm(hidden=(16, 16), batch_size=300, optimizer="sgd", loss="cross-entropy", activation="tanh")
     assert out["epoch_compiles"] == 0
     assert "whole_cpu.step_rows" in out["compiled"] and "vectorized_cpu.sgd" in out["compiled"]
-    assert out["variants"] == {"loop": 0, "bias_act": 0, "act_backward": 0}
-    for name in ("inputs_cpu.gather", "vectorized_cpu.xent_finish", "gemm_cpu._parallel"):
+    assert out["variants"] == {"loop": 0, "bias_act": 0, "act_backward": 0, "gemm": 0}
+    for name in ("inputs_cpu.gather", "vectorized_cpu.xent"):
         assert name not in out["compiled"], (name, out)
+    assert out["variants"]["gemm"] == 0
 
 
 def test_the_loop_compiles_in_its_warm_up():

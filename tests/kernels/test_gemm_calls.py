@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from numba import njit
 
 from mnist_accel.backends import gemm_policy
 from mnist_accel.kernels.cpu import gemm_calls, gemm_cpu
@@ -17,7 +18,7 @@ from mnist_accel.kernels.cpu import gemm_calls, gemm_cpu
 gemm_policy.parallel_ok()  # Numba's threads as the ops start them
 
 
-@gemm_cpu.njit
+@njit
 def _launch(work, a, b, c, bp, cp, starts, kinds, counter, ai, ak, k, m, n, pad, whole, calls):
     for _ in range(calls):
         gemm_calls.call(work, a, b, c, bp, cp, starts, kinds, counter, ai, ak, k, m, n, pad, len(starts), whole)
