@@ -12,8 +12,11 @@ blocks for its deferred updates and Gram corrections, and CSR rows for its forwa
 
 from __future__ import annotations
 
+import functools
+
+import numba
 import numpy as np
-from numba import njit
+from numba import types
 
 BLOCK = 32  # samples per deferred update (neither 16 nor 64 was faster); its deltas stay in L1 cache
 
@@ -44,7 +47,8 @@ def blocks(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, n_featur
     Block b owns groups ``bgrp[b]:bgrp[b + 1]``; ``gram[b, m, l]`` is ``x_m . x_l`` for l < m (else 0).
 
     NumPy allocates every array (at its largest size) and trims them; ``_fill`` (compiled) only fills them:
-    allocations, reshapes and slice copies inside it took Numba longer to compile than its loops.
+    allocations, reshapes and slice copies inside it took Numba longer to compile than its loops. The
+    indices must be int32 and the values float32 or float64.
     """
     n = len(indptr) - 1
     nb = (n + block - 1) // block
@@ -59,17 +63,29 @@ def blocks(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, n_featur
     start = np.zeros(n_features + 2, np.int64)  # lit pixel k's entries: tsam/tval[start[k]:start[k + 1]]
     fill = np.zeros(n_features, np.int64)
     tsam, tval = np.empty(most, np.int32), np.empty(most, values.dtype)  # a block's entries grouped by pixel
-    ng, e = _fill(indptr, indices, values, n_features, block, esam, evals, gptr, grow, bgrp, gram, pixels, start,
-                  fill, tsam, tval)
+    out = np.zeros(2, np.int64)
+    _filler(values.dtype).call(indptr, indices, values, n, n_features, block, nb, esam, evals, gptr, grow, bgrp, gram,
+                          pixels, start, fill, tsam, tval, out)
+    ng, e = int(out[0]), int(out[1])
     return gptr[:ng + 1].copy(), grow[:ng].copy(), esam[:e].copy(), evals[:e].copy(), bgrp, gram
 
 
-@njit(cache=True, nogil=True)
-def _fill(indptr, indices, values, n_features, block, esam, evals, gptr, grow, bgrp, gram, pixels, start, fill,
-          tsam, tval):
-    """``blocks``' arrays, filled; returns the numbers of groups and of entries."""
-    n = len(indptr) - 1
-    nb = len(bgrp) - 1
+@functools.cache
+def _filler(dtype: np.dtype):
+    """``_fill`` compiled as a C callback for values of ``dtype`` (see ``kernels.cpu.ccall``), on first use."""
+    from .cpu.ccall import c_kernel
+
+    p, i64, i32 = types.CPointer, types.int64, types.int32
+    dt = numba.from_dtype(np.dtype(dtype))
+    sig = types.void(p(i64), p(i32), p(dt), i64, i64, i64, i64, p(i32), p(dt), p(i64), p(i32), p(i64), p(dt), p(i64),
+                     p(i64), p(i64), p(i32), p(dt), p(i64))
+    return c_kernel(_fill, sig)
+
+
+def _fill(indptr, indices, values, n, n_features, block, nb, esam, evals, gptr, grow, bgrp, gram, pixels, start,
+          fill, tsam, tval, out):
+    """``blocks``' arrays, filled (on pointers: ``grow``, ``evals`` two per group or entry, ``gram`` block by
+    block, row-major); ``out`` gets the numbers of groups and of entries."""
     ng = 0
     e = 0
     for b in range(nb):
@@ -91,17 +107,19 @@ def _fill(indptr, indices, values, n_features, block, esam, evals, gptr, grow, b
                 tsam[q] = i - lo
                 tval[q] = values[p]
                 fill[indices[p]] = q + 1
+        gram_at = b * block * block  # block b's Gram matrix
         for k in range(lit):
             fill[pixels[k]] = 0
             for a in range(start[k], start[k + 1]):
+                g = gram_at + tsam[a] * block
                 for c in range(start[k], a):
-                    gram[b, tsam[a], tsam[c]] += tval[a] * tval[c]
+                    gram[g + tsam[c]] += tval[a] * tval[c]
         pixels[lit] = n_features  # an odd one out pairs with the zero row
         start[lit + 1] = start[lit]
         for k in range(0, lit, 2):
             gptr[ng] = e
-            grow[ng, 0] = pixels[k]
-            grow[ng, 1] = pixels[k + 1]
+            grow[2 * ng] = pixels[k]
+            grow[2 * ng + 1] = pixels[k + 1]
             a = start[k]
             a_end = c = start[k + 1]
             c_end = start[k + 2]
@@ -110,13 +128,14 @@ def _fill(indptr, indices, values, n_features, block, esam, evals, gptr, grow, b
                 m = tsam[c] if c < c_end and tsam[c] < m else m
                 esam[e] = m
                 if a < a_end and tsam[a] == m:
-                    evals[e, 0] = tval[a]
+                    evals[2 * e] = tval[a]
                     a += 1
                 if c < c_end and tsam[c] == m:
-                    evals[e, 1] = tval[c]
+                    evals[2 * e + 1] = tval[c]
                     c += 1
                 e += 1
             ng += 1
     gptr[ng] = e
     bgrp[nb] = ng
-    return ng, e
+    out[0] = ng
+    out[1] = e

@@ -21,12 +21,47 @@ import numpy as np
 from numba import njit
 
 from .. import ACTIVATION_CODES
-from .loop_cpu import _dot_row, padded_state, unpad
 from .loop_loss import output_delta
 from .loop_rows import FORWARD, NOALIAS, UPDATE, address, call
+from .simd import aligned_zeros, padded
 from .vmath import exp
 
 RELU, TANH = ACTIVATION_CODES["relu"], ACTIVATION_CODES["tanh"]
+
+
+@njit(cache=True, nogil=True, fastmath={"contract", "reassoc"})
+def _dot_row(a, k, h, start):
+    """start + a[k] . h. A reduction vectorizes only where its sum may be reordered (partial sums in four
+    lanes instead of one chain of dependent FMAs): rounding-level differences, for a shorter epoch (with
+    the transposed w2, whose rows it then reads contiguously)."""
+    acc = start
+    for j in range(len(h)):
+        acc += h[j] * a[k, j]
+    return acc
+
+
+@njit(cache=True, nogil=True)
+def padded_state(w1, block):
+    """(row stride, w1's padded copy for the epoch, the block's forward products, its deltas), the last two
+    in the same stride. The copy has a last row of zeros that an odd pixel out pairs with (its padding,
+    like the deltas', stays zero; the zero row gains only zero updates)."""
+    n_features, hidden = w1.shape
+    width = padded(hidden, w1)
+    w1p = aligned_zeros((n_features + 1) * width, w1)
+    for r in range(n_features):  # element by element: see ``unpad``
+        for j in range(hidden):
+            w1p[r * width + j] = w1[r, j]
+    return width, w1p, aligned_zeros(block * width, w1), aligned_zeros(block * width, w1)
+
+
+@njit(cache=True, nogil=True)
+def unpad(w1p, width, w1):
+    """w1 <- the padded copy's rows, at the epoch's end. (Copies in this module are loops: a slice
+    assignment brings in Numba's shape-mismatch message, whose string formatting took longer to compile
+    than the kernel.)"""
+    for r in range(w1.shape[0]):
+        for j in range(w1.shape[1]):
+            w1[r, j] = w1p[r * width + j]
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"}, **NOALIAS)
@@ -102,7 +137,7 @@ def _spread(w, h, out, b, use_bias):
 def _gather(w, h, d, back, lr):
     """back <- w d with the weights as the sample saw them, and w += lr * outer(h, d), a row of ``w`` (as
     stored) at a time: read once and written once, where the transposed form stores each unit's sum once
-    per output. Each sum is reordered across vector lanes (as ``loop_cpu._dot_row``)."""
+    per output. Each sum is reordered across vector lanes (as ``_dot_row``)."""
     for j in range(len(h)):
         hj = h[j]
         acc = h.dtype.type(0.0)
@@ -205,7 +240,7 @@ def _epoch(gptr, grow, esam, evals, bgrp, gram, labels, masks, use_masks, scale,
         call(passes, UPDATE, w1p, delta_flat, gptr, grow, esam, evals, width, bgrp[b], bgrp[b + 1], lr)
     unpad(w1p, width, w1)
     out = wd[wat[layers - 1]:].reshape((last, n_out))
-    for j in range(last):  # a loop, not a slice assignment: see ``loop_cpu.unpad``
+    for j in range(last):  # a loop, not a slice assignment: see ``unpad``
         for k in range(n_out):
             out[j, k] = wt[k, j]
     return total, correct, bad

@@ -22,7 +22,7 @@ from llvmlite import ir
 from numba import cfunc, types
 from numba.extending import intrinsic
 
-from .simd import axpy, lanes_of
+from .simd import axpy, data_pointer, lanes_of, memory_dtype
 
 
 def _noalias_option() -> dict:
@@ -129,21 +129,23 @@ def address(dtype: np.dtype) -> int:
 
 @intrinsic
 def call(typingctx, fn, pass_, x, y, gptr, grow, esam, evals, width, g0, g1, lr):
-    """Run pass ``pass_`` (``FORWARD`` or ``UPDATE``) of the callback at address ``fn`` on arrays ``x`` and
-    ``y`` (``fwd`` and ``w1p``, or ``w1p`` and ``delta``) for groups g0:g1 of the layout (``gptr``,
-    ``grow``, ``esam``, ``evals``). The arrays must be C-contiguous with the dtypes of ``compiled``'s
-    signature (``x``, ``y``, ``evals`` and ``lr`` of one float dtype)."""
+    """Run pass ``pass_`` (``FORWARD`` or ``UPDATE``) of the callback at address ``fn`` on ``x`` and ``y``
+    (``fwd`` and ``w1p``, or ``w1p`` and ``delta``) for groups g0:g1 of the layout (``gptr``, ``grow``,
+    ``esam``, ``evals``): C-contiguous arrays (``x``, ``y`` 1-D, ``grow``, ``evals`` 2-D) or pointers, of the
+    dtypes of ``compiled``'s signature (``x``, ``y``, ``evals`` and ``lr`` of one float dtype)."""
     arrays = (x, y, gptr, grow, esam, evals)
-    if not (isinstance(pass_, types.Integer) and all(isinstance(a, types.Array) and a.layout == "C" for a in arrays)
-            and x.dtype == y.dtype == evals.dtype and x.ndim == y.ndim == 1 and evals.ndim == grow.ndim == 2
-            and gptr.dtype == types.int64 and grow.dtype == esam.dtype == types.int32):
+    dims = (1, 1, 1, 2, 1, 2)
+    kinds = [memory_dtype(a, d) for a, d in zip(arrays, dims)]
+    if not (isinstance(pass_, types.Integer) and all(not isinstance(a, types.Array) or a.layout == "C" for a in arrays)
+            and kinds[0] in (types.float32, types.float64) and kinds[0] == kinds[1] == kinds[5]
+            and kinds[2] == types.int64 and kinds[3] == kinds[4] == types.int32):
         return None
-    sig = types.none(fn, pass_, *arrays, width, g0, g1, x.dtype)
+    sig = types.none(fn, pass_, *arrays, width, g0, g1, kinds[0])
 
     def codegen(context, builder, sig, args):
         i64 = lambda k: context.cast(builder, args[k], sig.args[k], types.int64)  # noqa: E731
-        structs = [context.make_array(t)(context, builder, v) for t, v in zip(sig.args[2:8], args[2:8])]
-        values = [i64(1)] + [s.data for s in structs] + [i64(8), i64(9), i64(10), args[11]]
+        pointers = [data_pointer(context, builder, t, v) for t, v in zip(sig.args[2:8], args[2:8])]
+        values = [i64(1)] + pointers + [i64(8), i64(9), i64(10), args[11]]
         fntype = ir.FunctionType(ir.VoidType(), [v.type for v in values])
         target = builder.inttoptr(context.cast(builder, args[0], sig.args[0], types.int64), fntype.as_pointer())
         builder.call(target, values)

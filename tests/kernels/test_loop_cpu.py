@@ -39,7 +39,8 @@ def test_the_epoch_kernel_promises_llvm_its_arrays_never_overlap():
     from numba.core import compiler
 
     has = "noalias" in compiler.Flags.options
-    assert loop_cpu.epoch_kernel(0, 0, True, True).targetoptions.get("noalias", False) == has
+    kernel = loop_cpu.epoch_kernel(0, 0, True, True, np.dtype(np.float64)).cfunc
+    assert kernel._compiler.targetoptions.get("noalias", False) == has
     for dtype in (np.float32, np.float64):
         assert loop_rows.compiled(dtype)._compiler.targetoptions.get("noalias", False) == has
 
