@@ -1,8 +1,9 @@
-"""How ``gemm_cpu``'s compiled launchers reach its work function: through its address.
+"""How ``gemm_cpu``'s compiled launcher reaches its work function: through its address.
 
 Numba compiles every function into a module of its own and optimizes and emits every callee again inside
-each caller, and a ``parallel=True`` function compiles several layers that each copy what its loop calls. A
-call through an address (a ``cfunc``'s, Numba's public C-callback API) compiles the callee once.
+each caller, and a parallel gufunc compiles its kernel again into its loop (with the work as the gufunc's
+kernel, the launcher took twice as long to compile). A call through an address (a ``cfunc``'s, Numba's
+public C-callback API) compiles the callee once.
 ``gemm_cpu._work`` is the callee: 8 pointers (a, b, c, the padded copies, the tiles' starts and kinds, the
 counter) and 8 integers.
 """

@@ -1,4 +1,4 @@
-"""gemm_cpu's calls through addresses (``kernels.cpu.gemm_calls``): the parallel launcher's threads each call
+"""gemm_cpu's calls through addresses (``kernels.cpu.gemm_calls``): the parallel launcher's workers each call
 the work function through its address and claim work units from one shared counter.
 
 Each call claims units until none is left, so the counter ends at the number of units plus one failed claim

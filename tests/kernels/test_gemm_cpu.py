@@ -86,3 +86,12 @@ def test_shapes_that_do_not_chain_are_refused(kernel):
     a = np.ones((4, 6), np.float32)
     with pytest.raises(ValueError, match="do not chain"):
         kernel(a, False, np.ones((5, 16), np.float32), np.empty((4, 16), np.float32))
+
+
+def test_an_array_that_is_not_c_contiguous_is_refused():
+    """The work reads and writes the arrays' memory in C order: a transposed view would be read wrongly."""
+    a, b = np.ones((8, 4), np.float32), np.ones((4, 16), np.float32)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        gemm_cpu.gemm(a, False, b, np.zeros((16, 8), np.float32).T)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        gemm_cpu.gemm(np.ones((4, 8), np.float32).T, False, b, np.zeros((8, 16), np.float32))
