@@ -46,13 +46,28 @@ def prefetch(typingctx, arr, row, col):
     return types.none(arr, row, col), codegen
 
 
+@intrinsic
+def _integers(typingctx, arr):
+    """Whether ``arr`` holds integers (pixels, to be scaled), as a constant of the compiled code: LLVM then
+    compiles the copy for the inputs' kind alone (a test at run time had it compile both copies)."""
+    if not isinstance(arr, types.Array):
+        return None
+    flag = isinstance(arr.dtype, types.Integer)
+
+    def codegen(context, builder, sig, args):
+        return context.get_constant(types.boolean, flag)
+
+    return types.boolean(arr), codegen
+
+
 @njit(cache=True, nogil=True)
 def gather(inputs, batch, divisor, x, active, lit, w, xc, wc, below):
     """x[s] <- inputs[batch[s]] / divisor; ``active`` gets the lit columns in order. Returns their count.
     When the count is under ``below``, also compacts both operands into the flat buffers ``xc`` and ``wc``:
     their first n * count and count * w.shape[1] entries become x[:, active] and w[active], C order.
 
-    ``divisor`` has x's dtype, so uint8 pixels are scaled exactly as NumPy's ``x / 255`` in that dtype.
+    ``divisor`` has x's dtype, so uint8 pixels are scaled exactly as NumPy's ``x / 255`` in that dtype;
+    float inputs (features) are copied as they are.
     ``lit`` (bool, one per column) is scratch, passed in: an allocation here would bring Numba's
     ``np.zeros`` into the kernel, which compiled for longer than the gather itself. Gather and compaction
     are one kernel because a first run pays for each compiled function.
@@ -60,7 +75,7 @@ def gather(inputs, batch, divisor, x, active, lit, w, xc, wc, below):
     n, f = x.shape
     for j in range(f):
         lit[j] = False
-    scale = divisor != 1  # features: copied as they are (x / 1 is x)
+    scale = _integers(inputs)  # pixels are divided; features are copied as they are
     step = 64 // inputs.itemsize  # elements per cache line
     for s in range(-AHEAD, n):  # ask for row s + AHEAD's lines, then copy row s
         if s + AHEAD < n:
