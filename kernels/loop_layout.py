@@ -64,8 +64,8 @@ def blocks(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, n_featur
     fill = np.zeros(n_features, np.int64)
     tsam, tval = np.empty(most, np.int32), np.empty(most, values.dtype)  # a block's entries grouped by pixel
     out = np.zeros(2, np.int64)
-    _filler(values.dtype).call(indptr, indices, values, n, n_features, block, nb, esam, evals, gptr, grow, bgrp, gram,
-                          pixels, start, fill, tsam, tval, out)
+    _filler(values.dtype).call(indptr, indices, values, n, n_features, block, nb, esam, evals, gptr, grow, bgrp,
+                               gram, pixels, start, fill, tsam, tval, out)
     ng, e = int(out[0]), int(out[1])
     return gptr[:ng + 1].copy(), grow[:ng].copy(), esam[:e].copy(), evals[:e].copy(), bgrp, gram
 

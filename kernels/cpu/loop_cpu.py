@@ -99,9 +99,9 @@ def epoch_kernel(activation: int, loss: int, use_masks: bool, use_bias: bool, dt
             call(passes, FORWARD, fwd, w1p, gptr, grow, esam, evals, width, bgrp[b], bgrp[b + 1], lr)
             lo = b * block
             for m in range(n - lo if n - lo < block else block):  # (``min`` compiled code of its own)
-                i, fm, dm = lo + m, m * width, m * width
+                i, row = lo + m, m * width  # the sample's rows of fwd and delta
                 for j in range(hidden):
-                    h[j] = b1[j] + fwd[fm + j] if use_bias else fwd[fm + j]
+                    h[j] = b1[j] + fwd[row + j] if use_bias else fwd[row + j]
                 g = (b * block + m) * block  # this sample's row of the block's Gram matrix
                 for l in range(m):  # the updates of the block's earlier samples, not yet in w1
                     c = lr * gram[g + l]
@@ -162,10 +162,10 @@ def epoch_kernel(activation: int, loss: int, use_masks: bool, use_bias: bool, dt
                         w2t[k * hidden + j] += lr * (h[j] * dk)
                 for j in range(hidden):
                     s = back[j] * deriv[j]
-                    delta[dm + j] = s * masks[mi + j] if use_masks else s
+                    delta[row + j] = s * masks[mi + j] if use_masks else s
                 if use_bias:
                     for j in range(hidden):
-                        b1[j] += lr * delta[dm + j]
+                        b1[j] += lr * delta[row + j]
                     for k in range(n_out):
                         b2[k] += lr * d2[k]
             call(passes, UPDATE, w1p, delta, gptr, grow, esam, evals, width, bgrp[b], bgrp[b + 1], lr)
