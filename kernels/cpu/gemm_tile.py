@@ -23,9 +23,8 @@ def tile(rows: int, vectors: int):
 
     @intrinsic
     def tile(typingctx, a, a0, ai, ak, b, b0, bk, c, c0, cs, k, more):
-        dtype = memory_dtype(a, a.ndim if isinstance(a, types.Array) else 1)
-        if dtype not in (types.float32, types.float64) or any(
-                memory_dtype(x, x.ndim if isinstance(x, types.Array) else 1) != dtype for x in (b, c)):
+        dtype = memory_dtype(a)
+        if dtype not in (types.float32, types.float64) or memory_dtype(b) != dtype or memory_dtype(c) != dtype:
             return None
 
         def codegen(context, builder, sig, args):

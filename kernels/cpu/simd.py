@@ -20,10 +20,11 @@ from numba.extending import intrinsic
 LINE = 64  # bytes per vector step: one cache line, one AVX-512 register
 
 
-def memory_dtype(t, ndim: int = 1):
-    """The element type of ``t`` where it is an ``ndim``-dimensional array or a pointer, else None: what the
-    intrinsics here and in ``gemm_tile`` step through (arrays in kernels, pointers in C callbacks)."""
-    if isinstance(t, types.Array) and t.ndim == ndim:
+def memory_dtype(t, ndim: int | None = None):
+    """The element type of ``t`` where it is an array (of ``ndim`` dimensions, if given) or a pointer, else
+    None: what the intrinsics here and in ``gemm_tile`` step through (arrays in kernels, pointers in C
+    callbacks)."""
+    if isinstance(t, types.Array) and ndim in (None, t.ndim):
         return t.dtype
     return t.dtype if isinstance(t, types.CPointer) else None
 
@@ -38,8 +39,8 @@ def axpy(typingctx, dst, d, a, src, s):
     """``dst[d:d + L] += a * src[s:s + L]`` as one vector step (multiply-add may fuse), where L is
     ``LINE`` bytes of the dtype; ``dst`` and ``src`` are 1-D arrays or pointers (``carray``-free callbacks
     index their pointers). No bounds checks: callers keep both ranges inside their memory."""
-    dtype = memory_dtype(dst)
-    if not (dtype in (types.float32, types.float64) and memory_dtype(src) == dtype
+    dtype = memory_dtype(dst, 1)
+    if not (dtype in (types.float32, types.float64) and memory_dtype(src, 1) == dtype
             and isinstance(d, types.Integer) and isinstance(s, types.Integer) and isinstance(a, types.Number)):
         return None
     lanes = LINE // (dtype.bitwidth // 8)
