@@ -165,7 +165,8 @@ def _launcher(dtype: np.dtype):
     """``_launch`` as a parallel gufunc for ``dtype`` (built on first use: a run builds its own dtype only; Numba
     caches it on disk): called over ``workers`` indices, it runs ``_work`` once per index on Numba's threads,
     as many at once as Numba's thread count allows (``numba.set_num_threads``). A gufunc, not a ``prange``
-    loop: Numba compiled the loop's function and the parallel region it outlines in about four times as long."""
+    loop: Numba compiles a ``parallel=True`` function as the function and the parallel region it outlines,
+    which took longer (the engine notes, 2026-12, have the figures)."""
     grid, ints = numba.from_dtype(dtype)[:, ::1], types.int64[::1]
     sig = types.void(types.int64, *[grid] * 5, ints, ints, ints, ints, ints)
     return guvectorize([sig], "(),(a,b),(c,d),(e,f),(g,h),(i,j),(t),(t),(o),(p)->()", target="parallel",
