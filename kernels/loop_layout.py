@@ -18,6 +18,8 @@ import numba
 import numpy as np
 from numba import types
 
+from .cpu.ccall import c_kernel
+
 BLOCK = 32  # samples per deferred update (neither 16 nor 64 was faster); its deltas stay in L1 cache
 
 
@@ -73,8 +75,6 @@ def blocks(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, n_featur
 @functools.cache
 def _filler(dtype: np.dtype):
     """``_fill`` compiled as a C callback for values of ``dtype`` (see ``kernels.cpu.ccall``), on first use."""
-    from .cpu.ccall import c_kernel
-
     p, i64, i32 = types.CPointer, types.int64, types.int32
     dt = numba.from_dtype(np.dtype(dtype))
     sig = types.void(p(i64), p(i32), p(dt), i64, i64, i64, i64, p(i32), p(dt), p(i64), p(i32), p(i64), p(dt), p(i64),
